@@ -1,0 +1,146 @@
+"""Process-wide cache of compiled workflows, keyed by workflow and definition version.
+
+:func:`compiled_workflow` returns the compiled form of a workflow row. The workflow's
+``version`` is read together with the instance (one joined query), so a cache hit
+costs no query; a change to any step, status or transition bumps the version and
+every process rebuilds on its next use, without a restart.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from .conf import steps_settings
+from .exceptions import DefinitionError
+from .loading import definition_from_rows, load_workflow_rows
+from .machines.cel import CelLimits
+from .machines.definition import Lifecycle, WorkflowDefinition
+from .machines.runner import MachineState, WorkflowRunner
+from .models import Workflow, WorkflowInstance, WorkflowStep, WorkflowStepStatus
+
+
+@dataclass(frozen=True)
+class CompiledWorkflow:
+    """A workflow's runner and the rows it maps names to (read-only, shared)."""
+
+    workflow_id: Any
+    version: int
+    runner: WorkflowRunner
+    steps: dict[str, WorkflowStep]
+    statuses: dict[tuple[str, str], WorkflowStepStatus]
+    step_names: dict[Any, str]
+    status_names: dict[Any, str]
+
+    @property
+    def definition(self) -> WorkflowDefinition:
+        return self.runner.definition
+
+    def state_of(self, instance: WorkflowInstance) -> MachineState:
+        """The machine state of a stored instance."""
+        try:
+            step = self.step_names[instance.current_step_id]
+            status = self.status_names[instance.current_step_status_id]
+        except KeyError:
+            raise DefinitionError(
+                f"Workflow {self.definition.name!r}: instance {instance.pk} is at a step or "
+                "status that is not part of the workflow.",
+                workflow=self.definition.name,
+            ) from None
+        return MachineState(
+            step=step,
+            status=status,
+            lifecycle=Lifecycle(instance.lifecycle),
+            status_before_hold=self.status_names.get(instance.status_before_hold_id),
+        )
+
+    def step_row(self, name: str | None) -> WorkflowStep | None:
+        return self.steps.get(name) if name is not None else None
+
+    def status_row(self, step: str | None, status: str | None) -> WorkflowStepStatus | None:
+        if step is None or status is None:
+            return None
+        return self.statuses.get((step, status))
+
+
+def current_limits() -> CelLimits:
+    """The CEL limits of the ``DJANGO_STEPS`` settings."""
+    return CelLimits(
+        max_length=steps_settings.CONDITION_MAX_LENGTH,
+        max_depth=steps_settings.CONDITION_MAX_DEPTH,
+        context_max_bytes=steps_settings.CONTEXT_MAX_BYTES,
+        context_max_depth=steps_settings.CONTEXT_MAX_DEPTH,
+    )
+
+
+class WorkflowCache:
+    """A bounded, thread-safe LRU of :class:`CompiledWorkflow` per workflow id."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[Any, CompiledWorkflow] = OrderedDict()
+        self._settings_key: tuple[Any, ...] | None = None
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, workflow: Workflow) -> CompiledWorkflow:
+        """The compiled workflow for this row's version, compiling it on a miss.
+
+        Raises :class:`~django_steps.exceptions.DefinitionError` when the stored
+        definition cannot be compiled.
+        """
+        backend, limits = steps_settings.CEL_BACKEND, current_limits()
+        settings_key = (backend, limits)
+        with self._lock:
+            if settings_key != self._settings_key:
+                self._entries.clear()
+                self._settings_key = settings_key
+            entry = self._entries.get(workflow.pk)
+            if entry is not None and entry.version == workflow.version:
+                self._entries.move_to_end(workflow.pk)
+                self.hits += 1
+                return entry
+        self.misses += 1
+        entry = self._compile(workflow, backend, limits)
+        with self._lock:
+            current = self._entries.get(workflow.pk)
+            if current is None or current.version <= entry.version:
+                self._entries[workflow.pk] = entry
+                self._entries.move_to_end(workflow.pk)
+            while len(self._entries) > max(1, steps_settings.MACHINE_CACHE_SIZE):
+                self._entries.popitem(last=False)
+        return entry
+
+    def _compile(self, workflow: Workflow, backend: str, limits: CelLimits) -> CompiledWorkflow:
+        rows = load_workflow_rows(workflow)
+        definition = definition_from_rows(rows)
+        runner = WorkflowRunner(definition, backend=backend, limits=limits)
+        steps = {step.name: step for step in rows.steps}
+        statuses = {
+            (step.name, status.name): status
+            for step in rows.steps
+            for status in step.possible_statuses.all()
+        }
+        return CompiledWorkflow(
+            workflow_id=workflow.pk,
+            version=workflow.version,
+            runner=runner,
+            steps=steps,
+            statuses=statuses,
+            step_names={step.pk: step.name for step in rows.steps},
+            status_names={status.pk: status.name for status in statuses.values()},
+        )
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+workflow_cache = WorkflowCache()
+
+
+def compiled_workflow(workflow: Workflow) -> CompiledWorkflow:
+    """The compiled form of ``workflow`` (cached per id and version)."""
+    return workflow_cache.get(workflow)

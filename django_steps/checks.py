@@ -1,0 +1,55 @@
+"""System checks on the ``DJANGO_STEPS`` settings (ids ``django_steps.E00x``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core import checks
+
+from .conf import DEFAULTS, steps_settings
+from .exceptions import ConfigurationError
+
+
+@checks.register("django_steps")
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E001: DJANGO_STEPS is not a dict; E002: unknown keys; E003: bad values."""
+    try:
+        unknown = steps_settings.unknown_keys()
+    except ConfigurationError as error:
+        return [checks.Error(str(error), id="django_steps.E001")]
+    messages: list[checks.CheckMessage] = []
+    if unknown:
+        messages.append(
+            checks.Error(
+                f"Unknown DJANGO_STEPS setting(s): {', '.join(unknown)}.",
+                hint=f"Known settings: {', '.join(sorted(DEFAULTS))}.",
+                id="django_steps.E002",
+            )
+        )
+    for name in (
+        "CONDITION_MAX_LENGTH",
+        "CONDITION_MAX_DEPTH",
+        "CONTEXT_MAX_BYTES",
+        "CONTEXT_MAX_DEPTH",
+        "MACHINE_CACHE_SIZE",
+    ):
+        value = getattr(steps_settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            messages.append(
+                checks.Error(
+                    f"DJANGO_STEPS[{name!r}] must be a positive integer, not {value!r}.",
+                    id="django_steps.E003",
+                )
+            )
+    backend = steps_settings.CEL_BACKEND
+    from .machines.cel import get_backend
+
+    try:
+        get_backend(backend)
+    except (LookupError, ImportError) as error:
+        messages.append(
+            checks.Error(
+                f"DJANGO_STEPS['CEL_BACKEND'] is unusable: {error}", id="django_steps.E004"
+            )
+        )
+    return messages

@@ -1,0 +1,277 @@
+"""Strict workflow operations: each one raises a typed error when it is refused.
+
+These are the functions behind :mod:`django_steps.services`: same arguments, but a
+refusal raises a :class:`~django_steps.exceptions.StepsError` subclass that says why
+(and, for transitions, lists every condition tried with its result), and successful
+changes return the :class:`~django_steps.machines.Outcome`.
+
+Every change follows one path: open a transaction, lock the instance row, check,
+change, save, record history, send signals, return. A refused change writes nothing;
+an exception from a signal receiver rolls the whole change back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+from . import signals
+from .cache import CompiledWorkflow, compiled_workflow, current_limits
+from .conf import steps_settings
+from .exceptions import InstanceError, InstanceNotFound, WorkflowNotFound
+from .machines.cel import convert_context
+from .machines.definition import Lifecycle
+from .machines.runner import ChangeKind, MachineState, Outcome, WorkflowRunner
+from .models import Workflow, WorkflowHistory, WorkflowInstance
+
+SIGNALS = {
+    ChangeKind.STARTED: signals.workflow_started,
+    ChangeKind.STATUS_CHANGED: signals.workflow_status_changed,
+    ChangeKind.STEP_CHANGED: signals.workflow_step_changed,
+    ChangeKind.HELD: signals.workflow_held,
+    ChangeKind.RESUMED: signals.workflow_resumed,
+    ChangeKind.CANCELLED: signals.workflow_cancelled,
+    ChangeKind.COMPLETED: signals.workflow_completed,
+}
+
+STATE_FIELDS = (
+    "current_step",
+    "current_step_status",
+    "lifecycle",
+    "status_before_hold",
+    "completed_at",
+    "cancelled_at",
+    "updated_at",
+)
+
+Operation = Callable[[WorkflowRunner, MachineState], Outcome]
+
+
+def start_workflow_instance(
+    workflow_name: str, content_object: models.Model, *, actor: Any = None, note: str = ""
+) -> WorkflowInstance:
+    """Start ``workflow_name`` for ``content_object``, or return its unfinished instance.
+
+    Raises :class:`~django_steps.exceptions.WorkflowNotFound` for an unknown name and
+    :class:`~django_steps.exceptions.DefinitionError` for a workflow that cannot be
+    compiled. Concurrent calls for one object create exactly one instance.
+    """
+    if content_object.pk is None:
+        raise InstanceError(
+            f"Cannot start workflow {workflow_name!r} for an unsaved "
+            f"{type(content_object).__name__}; save it first."
+        )
+    try:
+        workflow = Workflow.objects.get(name=workflow_name)
+    except Workflow.DoesNotExist:
+        raise WorkflowNotFound(workflow_name) from None
+    compiled = compiled_workflow(workflow)
+    content_type = ContentType.objects.get_for_model(content_object)
+    object_id = str(content_object.pk)
+    unfinished = WorkflowInstance.objects.unfinished().filter(
+        workflow=workflow, content_type=content_type, object_id=object_id
+    )
+    with transaction.atomic():
+        existing = unfinished.first()
+        if existing is not None:
+            return existing
+        state, outcome = compiled.runner.start()
+        now = timezone.now()
+        instance = WorkflowInstance(
+            workflow=workflow,
+            content_type=content_type,
+            object_id=object_id,
+            started_at=now,
+        )
+        _copy_state(instance, compiled, state, now)
+        try:
+            with transaction.atomic():
+                instance.save(force_insert=True)
+        except IntegrityError:
+            # Another process started it first; the constraint kept it unique.
+            existing = unfinished.first()
+            if existing is None:
+                raise
+            return existing
+        _record(instance, compiled, outcome, context_data=None, actor=actor, note=note)
+    return instance
+
+
+def update_workflow_step_status(
+    workflow_instance: WorkflowInstance,
+    new_status_name: str,
+    context_data: Mapping[str, Any] | None = None,
+    *,
+    actor: Any = None,
+    note: str = "",
+) -> Outcome:
+    """Set the current step's status; completing a step takes the first passing transition.
+
+    Raises :class:`~django_steps.exceptions.InvalidStatus`,
+    :class:`~django_steps.exceptions.InstanceFinished`,
+    :class:`~django_steps.exceptions.OperationNotAllowed` (on hold),
+    :class:`~django_steps.exceptions.NoTransitionAvailable` or
+    :class:`~django_steps.exceptions.TransitionConditionError` (fail closed), and
+    :class:`~django_steps.exceptions.ContextError` for unusable ``context_data``.
+    """
+    return _change(
+        workflow_instance,
+        lambda runner, state: runner.set_status(state, new_status_name, context_data),
+        context_data=context_data,
+        actor=actor,
+        note=note,
+    )
+
+
+def cancel_workflow_instance(
+    workflow_instance: WorkflowInstance, *, actor: Any = None, note: str = ""
+) -> Outcome:
+    """Cancel an unfinished instance with its step's cancellation status."""
+    return _change(workflow_instance, WorkflowRunner.cancel, actor=actor, note=note)
+
+
+def set_workflow_on_hold(
+    workflow_instance: WorkflowInstance, *, actor: Any = None, note: str = ""
+) -> Outcome:
+    """Put a running instance on hold with its step's on-hold status."""
+    return _change(workflow_instance, WorkflowRunner.hold, actor=actor, note=note)
+
+
+def resume_workflow_instance(
+    workflow_instance: WorkflowInstance, *, actor: Any = None, note: str = ""
+) -> Outcome:
+    """Return an on-hold instance to the status it had before it was held."""
+    return _change(workflow_instance, WorkflowRunner.resume, actor=actor, note=note)
+
+
+def get_workflow_instance_for_object(
+    content_object: models.Model, workflow_name: str | None = None
+) -> WorkflowInstance | None:
+    """The object's unfinished instance, else its most recently started one (one query)."""
+    queryset = WorkflowInstance.objects.for_object(content_object).select_related("workflow")
+    if workflow_name is not None:
+        queryset = queryset.filter(workflow__name=workflow_name)
+    unfinished_first = models.Case(
+        models.When(lifecycle__in=[Lifecycle.RUNNING.value, Lifecycle.ON_HOLD.value], then=0),
+        default=1,
+    )
+    return queryset.order_by(
+        unfinished_first, models.F("started_at").desc(nulls_last=True), "-updated_at"
+    ).first()
+
+
+# --- the one write path ------------------------------------------------------------
+
+
+def _change(
+    instance: WorkflowInstance,
+    operation: Operation,
+    *,
+    context_data: Mapping[str, Any] | None = None,
+    actor: Any = None,
+    note: str = "",
+) -> Outcome:
+    with transaction.atomic():
+        try:
+            locked = (
+                WorkflowInstance.objects.select_for_update(of=("self",))
+                .select_related("workflow")
+                .get(pk=instance.pk)
+            )
+        except WorkflowInstance.DoesNotExist:
+            raise InstanceNotFound(
+                f"Workflow instance {instance.pk} no longer exists.", instance=instance
+            ) from None
+        compiled = compiled_workflow(locked.workflow)
+        state = compiled.state_of(locked)
+        try:
+            outcome = operation(compiled.runner, state)
+        except InstanceError as error:
+            error.instance = instance
+            raise
+        if outcome.changed:
+            _copy_state(locked, compiled, state, timezone.now())
+            locked.save(update_fields=STATE_FIELDS)
+            _record(locked, compiled, outcome, context_data=context_data, actor=actor, note=note)
+    if outcome.changed or instance is not locked:
+        _refresh_in_place(instance, locked)
+    return outcome
+
+
+def _copy_state(
+    instance: WorkflowInstance, compiled: CompiledWorkflow, state: MachineState, now: Any
+) -> None:
+    instance.current_step = compiled.step_row(state.step)
+    instance.current_step_status = compiled.status_row(state.step, state.status)
+    instance.status_before_hold = compiled.status_row(state.step, state.status_before_hold)
+    lifecycle = Lifecycle(state.lifecycle)
+    if lifecycle is Lifecycle.COMPLETED and instance.completed_at is None:
+        instance.completed_at = now
+    if lifecycle is Lifecycle.CANCELLED and instance.cancelled_at is None:
+        instance.cancelled_at = now
+    instance.lifecycle = lifecycle.value
+
+
+def _refresh_in_place(target: WorkflowInstance, source: WorkflowInstance) -> None:
+    """Update the caller's Python object with the saved state (no query)."""
+    target.workflow = source.workflow
+    for name in STATE_FIELDS:
+        setattr(target, name, getattr(source, name))
+
+
+def _record(
+    instance: WorkflowInstance,
+    compiled: CompiledWorkflow,
+    outcome: Outcome,
+    *,
+    context_data: Mapping[str, Any] | None,
+    actor: Any,
+    note: str,
+) -> None:
+    """Write the outcome's history rows in one INSERT, then send its signals."""
+    conditions = [evaluation.as_dict() for evaluation in outcome.evaluations]
+    stored_context = dict(context_data) if context_data is not None else None
+    now = timezone.now()
+    rows = []
+    for change in outcome.changes:
+        rows.append(
+            WorkflowHistory(
+                instance=instance,
+                event=change.kind.value,
+                timestamp=now,
+                from_step=compiled.step_row(change.from_step),
+                from_step_name=change.from_step or "",
+                from_status=compiled.status_row(change.from_step, change.from_status),
+                from_status_name=change.from_status or "",
+                to_step=compiled.step_row(change.to_step),
+                to_step_name=change.to_step or "",
+                to_status=compiled.status_row(change.to_step, change.to_status),
+                to_status_name=change.to_status or "",
+                context_data=stored_context,
+                conditions=conditions if change.kind is ChangeKind.STEP_CHANGED else [],
+                actor=actor if getattr(actor, "pk", None) is not None else None,
+                note=note,
+            )
+        )
+    WorkflowHistory.objects.bulk_create(rows)
+    for change in outcome.changes:
+        SIGNALS[change.kind].send(
+            sender=WorkflowInstance,
+            instance=instance,
+            from_step=compiled.step_row(change.from_step),
+            from_status=compiled.status_row(change.from_step, change.from_status),
+            to_step=compiled.step_row(change.to_step),
+            to_status=compiled.status_row(change.to_step, change.to_status),
+            context_data=context_data,
+            actor=actor,
+            note=note,
+        )
+
+
+def check_context(context_data: Mapping[str, Any] | None) -> None:
+    """Raise :class:`~django_steps.exceptions.ContextError` if conditions cannot use it."""
+    convert_context(context_data, backend=steps_settings.CEL_BACKEND, limits=current_limits())

@@ -1,0 +1,168 @@
+"""Exceptions raised by django-steps.
+
+Every exception derives from :class:`StepsError`. Each one also inherits the
+standard exception that matches its meaning (``ValueError``, ``LookupError``,
+``ImproperlyConfigured``...), so callers can catch either, and carries its context
+(workflow, step, status, expression...) as attributes. This module imports nothing
+that needs configured Django settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class StepsError(Exception):
+    """Base class of every django-steps error."""
+
+
+class ConfigurationError(StepsError, ImproperlyConfigured):
+    """A ``DJANGO_STEPS`` setting is missing, unknown or invalid."""
+
+
+# --- definitions -----------------------------------------------------------------
+
+
+class DefinitionError(StepsError, ValueError):
+    """A workflow definition cannot be used.
+
+    ``problems`` lists every problem found (see :mod:`django_steps.validation`).
+    """
+
+    def __init__(self, message: str, *, workflow: str | None = None, problems: Sequence[Any] = ()):
+        super().__init__(message)
+        self.workflow = workflow
+        self.problems = list(problems)
+
+
+class WorkflowNotFound(StepsError, LookupError):
+    """No workflow has the given name."""
+
+    def __init__(self, workflow: str):
+        super().__init__(f"No workflow named {workflow!r}.")
+        self.workflow = workflow
+
+
+# --- conditions ------------------------------------------------------------------
+
+
+class ConditionError(StepsError, ValueError):
+    """Base class for errors about a CEL condition.
+
+    ``expression`` is the condition text; ``workflow`` and ``transition`` name where
+    it is used when that is known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expression: str,
+        workflow: str | None = None,
+        transition: str | None = None,
+    ):
+        super().__init__(message)
+        self.expression = expression
+        self.workflow = workflow
+        self.transition = transition
+
+
+class ConditionSyntaxError(ConditionError):
+    """A condition does not parse or breaks a limit; ``line`` and ``column`` are 1-based."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expression: str,
+        line: int | None = None,
+        column: int | None = None,
+        workflow: str | None = None,
+        transition: str | None = None,
+    ):
+        super().__init__(message, expression=expression, workflow=workflow, transition=transition)
+        self.line = line
+        self.column = column
+
+
+class ConditionEvaluationError(ConditionError):
+    """A condition could not be evaluated against the context (fail closed)."""
+
+
+class ContextError(StepsError, TypeError):
+    """``context_data`` holds a value that conditions cannot use, or is too large."""
+
+    def __init__(self, message: str, *, path: str = ""):
+        super().__init__(message)
+        self.path = path
+
+
+# --- instances -------------------------------------------------------------------
+
+
+class InstanceError(StepsError):
+    """Base class for refused operations on a workflow instance."""
+
+    def __init__(self, message: str, *, instance: Any = None):
+        super().__init__(message)
+        self.instance = instance
+
+
+class InstanceFinished(InstanceError, ValueError):
+    """The instance is completed or cancelled; nothing more can change it."""
+
+
+class InvalidStatus(InstanceError, LookupError):
+    """The status is not one of the current step's statuses."""
+
+    def __init__(self, message: str, *, instance: Any = None, step: str = "", status: str = ""):
+        super().__init__(message, instance=instance)
+        self.step = step
+        self.status = status
+
+
+class OperationNotAllowed(InstanceError, ValueError):
+    """The operation (hold, resume, cancel, a status while on hold) is not allowed now."""
+
+    def __init__(self, message: str, *, instance: Any = None, operation: str = ""):
+        super().__init__(message, instance=instance)
+        self.operation = operation
+
+
+class NoTransitionAvailable(InstanceError, ValueError):
+    """A step was completed but no outgoing transition's condition passed.
+
+    ``evaluations`` lists each condition tried with its result.
+    """
+
+    def __init__(
+        self, message: str, *, instance: Any = None, step: str = "", evaluations: Sequence[Any] = ()
+    ):
+        super().__init__(message, instance=instance)
+        self.step = step
+        self.evaluations = list(evaluations)
+
+
+class TransitionConditionError(InstanceError, ValueError):
+    """A transition's condition could not be evaluated, so the update was refused."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        instance: Any = None,
+        step: str = "",
+        evaluations: Sequence[Any] = (),
+        error: ConditionError | None = None,
+    ):
+        super().__init__(message, instance=instance)
+        self.step = step
+        self.evaluations = list(evaluations)
+        self.error = error
+
+
+class InstanceNotFound(InstanceError, LookupError):
+    """The workflow instance no longer exists in the database."""

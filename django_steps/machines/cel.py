@@ -1,0 +1,377 @@
+"""CEL conditions: compile once, evaluate against a converted context, fail closed.
+
+A condition is compiled by :func:`compile_condition` (cached per text, backend and
+limits) into a :class:`CompiledCondition`. The context given to the services is
+converted once per update by :func:`convert_context`, which accepts only plain data
+(dict, list, tuple, str, int, float, bool, None, Decimal, date, datetime, UUID) and
+raises :class:`~django_steps.exceptions.ContextError` for anything else. Evaluation
+returns a Python ``bool`` or raises
+:class:`~django_steps.exceptions.ConditionEvaluationError`: a condition that cannot
+be evaluated never counts as true or false.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import functools
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import celpy
+from celpy import celtypes
+from celpy.celparser import CELParseError
+
+from ..exceptions import ConditionEvaluationError, ConditionSyntaxError, ContextError
+
+
+@dataclass(frozen=True)
+class CelLimits:
+    """Limits applied to condition texts and context data.
+
+    The defaults are those of the ``DJANGO_STEPS`` settings of the same names.
+    """
+
+    max_length: int = 1000
+    max_depth: int = 30
+    context_max_bytes: int = 65536
+    context_max_depth: int = 10
+
+
+DEFAULT_LIMITS = CelLimits()
+
+_OPENING = "([{"
+_CLOSING = ")]}"
+
+
+def _check_text(expression: str, limits: CelLimits) -> None:
+    """Reject texts over the length or nesting limits before the parser sees them.
+
+    The parser and evaluator recurse once per nesting level, so the depth is bounded
+    here, in linear time, instead of relying on a ``RecursionError`` deep inside them.
+    """
+    if len(expression) > limits.max_length:
+        raise ConditionSyntaxError(
+            f"Condition is {len(expression)} characters long; the limit is "
+            f"{limits.max_length} (setting CONDITION_MAX_LENGTH).",
+            expression=_shorten(expression),
+        )
+    depth = 0
+    deepest = 0
+    unary_run = 0
+    quote: str | None = None
+    escaped = False
+    line, column = 1, 0
+    for char in expression:
+        column += 1
+        if char == "\n":
+            line, column = line + 1, 0
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = None
+            continue
+        if char in "\"'":
+            quote = char
+        elif char in _OPENING:
+            depth += 1
+        elif char in _CLOSING:
+            depth -= 1
+        if char in "!-":
+            unary_run += 1
+        elif not char.isspace():
+            unary_run = 0
+        level = depth + unary_run
+        if level > deepest:
+            deepest = level
+            if deepest > limits.max_depth:
+                raise ConditionSyntaxError(
+                    f"Condition is nested more than {limits.max_depth} levels deep at line "
+                    f"{line}, column {column} (setting CONDITION_MAX_DEPTH).",
+                    expression=_shorten(expression),
+                    line=line,
+                    column=column,
+                )
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledCondition:
+    """A compiled condition; call :meth:`evaluate` with a converted context."""
+
+    expression: str
+    program: Any
+    backend: CelBackend
+
+    def evaluate(self, activation: Any) -> bool:
+        """Evaluate against a context prepared by :meth:`CelBackend.prepare`.
+
+        Returns ``True`` or ``False``; raises ``ConditionEvaluationError`` when the
+        condition fails or yields something other than a bool.
+        """
+        return self.backend.evaluate(self, activation)
+
+
+class CelBackend:
+    """A CEL implementation. Subclasses compile texts and evaluate programs."""
+
+    name = ""
+
+    def parse(self, expression: str) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def prepare(self, context: Mapping[str, Any], limits: CelLimits = DEFAULT_LIMITS) -> Any:
+        """Convert ``context_data`` once per update into the backend's activation."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def evaluate(self, condition: CompiledCondition, activation: Any) -> bool:
+        raise NotImplementedError  # pragma: no cover - interface
+
+
+class CelPythonBackend(CelBackend):
+    """cel-python (``celpy``) with its interpreted runner, which is thread-safe."""
+
+    name = "celpy"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._environment: celpy.Environment | None = None
+
+    @property
+    def environment(self) -> celpy.Environment:
+        # celpy.Environment() raises the interpreter's recursion limit as a side effect,
+        # so it is built once, on first use, never at import time.
+        if self._environment is None:
+            with self._lock:
+                if self._environment is None:
+                    self._environment = celpy.Environment()
+        return self._environment
+
+    def parse(self, expression: str) -> Any:
+        environment = self.environment
+        try:
+            ast = environment.compile(expression)
+        except CELParseError as error:
+            message = str(error.args[0]).splitlines()[0] if error.args else "syntax error"
+            where = ""
+            if error.line is not None:
+                where = f" at line {error.line}, column {error.column}"
+            raise ConditionSyntaxError(
+                f"Condition does not parse{where}: {message}",
+                expression=_shorten(expression),
+                line=error.line,
+                column=error.column,
+            ) from None
+        except RecursionError:
+            raise ConditionSyntaxError(
+                "Condition is nested too deeply to parse.", expression=_shorten(expression)
+            ) from None
+        return ast
+
+    def program(self, ast: Any) -> Any:
+        return self.environment.program(ast)
+
+    def prepare(self, context: Mapping[str, Any], limits: CelLimits = DEFAULT_LIMITS) -> Any:
+        return _CelPyConverter(limits).convert_root(context)
+
+    def evaluate(self, condition: CompiledCondition, activation: Any) -> bool:
+        try:
+            result = condition.program.evaluate(activation)
+        except celpy.CELEvalError as error:
+            raise _evaluation_error(condition.expression, error) from None
+        except RecursionError:
+            raise ConditionEvaluationError(
+                "evaluation nested too deeply", expression=condition.expression
+            ) from None
+        except (TypeError, ValueError, ArithmeticError, KeyError, AttributeError) as error:
+            # cel-python lets some Python errors escape (e.g. on unusual overloads).
+            raise ConditionEvaluationError(
+                f"{type(error).__name__}: {error}", expression=condition.expression
+            ) from None
+        if isinstance(result, celpy.CELEvalError):
+            raise _evaluation_error(condition.expression, result)
+        if not isinstance(result, celtypes.BoolType):
+            raise ConditionEvaluationError(
+                f"the condition gave {_cel_type_name(result)} {result!s}, not a bool",
+                expression=condition.expression,
+            )
+        return bool(result)
+
+
+def _cel_type_name(value: Any) -> str:
+    names = {
+        celtypes.IntType: "an int",
+        celtypes.UintType: "a uint",
+        celtypes.DoubleType: "a double",
+        celtypes.StringType: "a string",
+        celtypes.ListType: "a list",
+        celtypes.MapType: "a map",
+        celtypes.BytesType: "bytes",
+    }
+    for cel_type, name in names.items():
+        if isinstance(value, cel_type):
+            return name
+    return "null" if value is None else f"a {type(value).__name__}"
+
+
+def _evaluation_error(expression: str, error: Exception) -> ConditionEvaluationError:
+    """cel-python's messages embed the whole activation; keep the first clause only."""
+    raw = str(error.args[0]) if error.args else type(error).__name__
+    raw = raw.split(" (in activation", 1)[0]
+    raw = raw.replace("undeclared reference to", "undefined variable")
+    if "no matching overload" in raw and len(error.args) > 2 and error.args[2]:
+        detail = str(error.args[2][0]) if isinstance(error.args[2], tuple) else str(error.args[2])
+        raw = f"no matching overload: {detail}"
+    return ConditionEvaluationError(_shorten(raw, 300), expression=expression)
+
+
+class _CelPyConverter:
+    """Explicit conversion of plain Python data into cel-python values, with limits."""
+
+    def __init__(self, limits: CelLimits):
+        self.limits = limits
+        self.size = 0
+
+    def convert_root(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        if not isinstance(context, Mapping):
+            raise ContextError(
+                f"context_data must be a dict, not {type(context).__name__}.", path=""
+            )
+        return {
+            self._key(key, ""): self.convert(value, str(key), 1) for key, value in context.items()
+        }
+
+    def _key(self, key: Any, path: str) -> str:
+        if not isinstance(key, str):
+            raise ContextError(
+                f"context_data{_fmt(path)} has a key {key!r} of type {type(key).__name__}; "
+                "keys must be strings.",
+                path=path,
+            )
+        self._grow(len(key))
+        return key
+
+    def _grow(self, amount: int) -> None:
+        self.size += amount
+        if self.size > self.limits.context_max_bytes:
+            raise ContextError(
+                f"context_data is larger than {self.limits.context_max_bytes} bytes "
+                "(setting CONTEXT_MAX_BYTES)."
+            )
+
+    def convert(self, value: Any, path: str, depth: int) -> Any:
+        if depth > self.limits.context_max_depth:
+            raise ContextError(
+                f"context_data is nested deeper than {self.limits.context_max_depth} levels "
+                f"at {path!r} (setting CONTEXT_MAX_DEPTH).",
+                path=path,
+            )
+        self._grow(8)
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return celtypes.BoolType(value)
+        if isinstance(value, int):
+            if not -(2**63) <= value < 2**63:
+                raise ContextError(f"context_data at {path!r}: {value} does not fit in 64 bits.")
+            return celtypes.IntType(value)
+        if isinstance(value, float):
+            return celtypes.DoubleType(value)
+        if isinstance(value, decimal.Decimal):
+            if not value.is_finite():
+                raise ContextError(f"context_data at {path!r}: {value} is not a finite number.")
+            return celtypes.DoubleType(float(value))
+        if isinstance(value, str):
+            self._grow(len(value))
+            return celtypes.StringType(value)
+        if isinstance(value, datetime.datetime):
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=datetime.timezone.utc)
+            return celtypes.TimestampType(value)
+        if isinstance(value, datetime.date):
+            return celtypes.TimestampType(
+                datetime.datetime(value.year, value.month, value.day, tzinfo=datetime.timezone.utc)
+            )
+        if isinstance(value, uuid.UUID):
+            return celtypes.StringType(str(value))
+        if isinstance(value, Mapping):
+            return celtypes.MapType(
+                {
+                    celtypes.StringType(self._key(key, path)): self.convert(
+                        item, f"{path}.{key}", depth + 1
+                    )
+                    for key, item in value.items()
+                }
+            )
+        if isinstance(value, list | tuple):
+            return celtypes.ListType(
+                [self.convert(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+            )
+        raise ContextError(
+            f"context_data at {path!r} is a {type(value).__name__}; conditions accept dict, "
+            "list, str, int, float, bool, None, Decimal, date, datetime and UUID values.",
+            path=path,
+        )
+
+
+def _fmt(path: str) -> str:
+    return f" at {path!r}" if path else ""
+
+
+_BACKEND_FACTORIES: dict[str, Callable[[], CelBackend]] = {"celpy": CelPythonBackend}
+_backends: dict[str, CelBackend] = {}
+
+
+def register_backend(name: str, factory: Callable[[], CelBackend]) -> None:
+    """Make a CEL implementation selectable by name (setting ``CEL_BACKEND``)."""
+    _BACKEND_FACTORIES[name] = factory
+    _backends.pop(name, None)
+
+
+def get_backend(name: str = "celpy") -> CelBackend:
+    """The CEL backend called ``name``; ``LookupError`` naming the choices if unknown."""
+    backend = _backends.get(name)
+    if backend is None:
+        try:
+            factory = _BACKEND_FACTORIES[name]
+        except KeyError:
+            raise LookupError(
+                f"Unknown CEL backend {name!r}; choose one of {sorted(_BACKEND_FACTORIES)}."
+            ) from None
+        backend = _backends[name] = factory()
+    return backend
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_condition(
+    expression: str, *, backend: str = "celpy", limits: CelLimits = DEFAULT_LIMITS
+) -> CompiledCondition:
+    """Compile a condition text, checking the limits first.
+
+    Raises :class:`~django_steps.exceptions.ConditionSyntaxError` (with line and
+    column when known) for a text that does not parse or breaks a limit. Results
+    are cached, so compiling the same text again costs a dictionary look-up.
+    """
+    cel = get_backend(backend)
+    _check_text(expression, limits)
+    ast = cel.parse(expression)
+    from .safety import check_condition_safety
+
+    check_condition_safety(expression, ast)
+    return CompiledCondition(expression=expression, program=cel.program(ast), backend=cel)
+
+
+def convert_context(
+    context: Mapping[str, Any] | None, *, backend: str = "celpy", limits: CelLimits = DEFAULT_LIMITS
+) -> Any:
+    """Convert ``context_data`` for evaluation; ``ContextError`` names the bad value."""
+    return get_backend(backend).prepare(context or {}, limits)

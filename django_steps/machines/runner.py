@@ -1,0 +1,329 @@
+"""Drive a workflow definition through its machine, with no database.
+
+:class:`WorkflowRunner` applies the lifecycle rules (start, set a status, hold,
+resume, cancel) to a :class:`MachineState` and reports what happened as an
+:class:`Outcome`: the list of :class:`Change` s (one per history event) and the
+conditions evaluated. The services run the same runner over a ``WorkflowInstance``
+and persist the outcome; the testing helpers run it over a plain object. A refused
+operation raises a :class:`~django_steps.exceptions.StepsError` and leaves the
+state untouched.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from statemachine.exceptions import TransitionNotAllowed
+
+from ..exceptions import (
+    ConditionEvaluationError,
+    DefinitionError,
+    InstanceFinished,
+    InvalidStatus,
+    NoTransitionAvailable,
+    OperationNotAllowed,
+    TransitionConditionError,
+)
+from .cel import DEFAULT_LIMITS, CelLimits, convert_context
+from .compiler import COMPLETE, Evaluation, WorkflowMachine, compile_workflow
+from .definition import Lifecycle, StatusDefinition, StepDefinition, WorkflowDefinition
+
+
+class ChangeKind(str, enum.Enum):
+    """The kinds of history event."""
+
+    STARTED = "started"
+    STATUS_CHANGED = "status_changed"
+    STEP_CHANGED = "step_changed"
+    HELD = "held"
+    RESUMED = "resumed"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
+@dataclass
+class MachineState:
+    """Where an instance is: the object a workflow machine is bound to.
+
+    ``step`` is the machine's state field (the step name); ``status`` the current
+    status name; ``status_before_hold`` what ``resume`` returns to.
+    """
+
+    step: str | None = None
+    status: str | None = None
+    lifecycle: Lifecycle = Lifecycle.RUNNING
+    status_before_hold: str | None = None
+
+    def __post_init__(self) -> None:
+        self.lifecycle = Lifecycle(self.lifecycle)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One event of an operation, from one (step, status) to another."""
+
+    kind: ChangeKind
+    from_step: str | None
+    from_status: str | None
+    to_step: str | None
+    to_status: str | None
+
+
+@dataclass
+class Outcome:
+    """What an operation did: its changes (empty when nothing changed) and evaluations."""
+
+    changes: list[Change] = field(default_factory=list)
+    evaluations: list[Evaluation] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+    @property
+    def kinds(self) -> list[ChangeKind]:
+        return [change.kind for change in self.changes]
+
+
+class WorkflowRunner:
+    """Apply the workflow rules of one definition to machine states.
+
+    Build it from a definition (compiled here) or from a compiled machine class.
+    Runners hold no per-instance state and are safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        definition_or_machine: WorkflowDefinition | type[WorkflowMachine],
+        *,
+        backend: str = "celpy",
+        limits: CelLimits = DEFAULT_LIMITS,
+    ):
+        if isinstance(definition_or_machine, WorkflowDefinition):
+            machine = compile_workflow(definition_or_machine, backend=backend, limits=limits)
+        else:
+            machine = definition_or_machine
+        self.machine_class: type[WorkflowMachine] = machine
+        self.definition: WorkflowDefinition = machine.definition
+        self.backend = backend
+        self.limits = limits
+
+    # --- reading ------------------------------------------------------------------
+
+    def machine(self, state: MachineState) -> WorkflowMachine:
+        """A machine bound to ``state`` (for introspection; use the runner to change it)."""
+        return self.machine_class(model=state, state_field="step")
+
+    def step_of(self, state: MachineState) -> StepDefinition:
+        if state.step is None:
+            raise DefinitionError(
+                f"Workflow {self.definition.name!r}: the instance has no current step.",
+                workflow=self.definition.name,
+            )
+        return self.definition.get_step(state.step)
+
+    def default_status(self, step: StepDefinition) -> StatusDefinition:
+        status = step.default_status
+        if status is None:
+            raise DefinitionError(
+                f"Workflow {self.definition.name!r}: step {step.name!r} has no default status.",
+                workflow=self.definition.name,
+            )
+        return status
+
+    # --- operations -----------------------------------------------------------------
+
+    def start(self) -> tuple[MachineState, Outcome]:
+        """A new state at the initial step with its default status."""
+        step = self.definition.initial_step
+        if step is None:
+            raise DefinitionError(
+                f"Workflow {self.definition.name!r} has no initial step.",
+                workflow=self.definition.name,
+            )
+        status = self.default_status(step)
+        state = MachineState(step=step.name, status=status.name)
+        outcome = Outcome([Change(ChangeKind.STARTED, None, None, step.name, status.name)])
+        self._complete_if_done(state, step, status, outcome)
+        return state, outcome
+
+    def set_status(
+        self, state: MachineState, status_name: str, context: Mapping[str, Any] | None = None
+    ) -> Outcome:
+        """Give the current step the status ``status_name``; see the services' rules."""
+        self._require_unfinished(state, "set a status")
+        step = self.step_of(state)
+        status = step.status(status_name)
+        if status is None:
+            known = ", ".join(repr(s.name) for s in step.statuses) or "none"
+            raise InvalidStatus(
+                f"Workflow {self.definition.name!r}: step {step.name!r} has no status "
+                f"{status_name!r} (its statuses: {known}).",
+                step=step.name,
+                status=status_name,
+            )
+        if status.name == state.status:
+            return Outcome()
+        if state.lifecycle is Lifecycle.ON_HOLD and not status.is_cancellation:
+            raise OperationNotAllowed(
+                f"Workflow {self.definition.name!r}: the instance is on hold at step "
+                f"{step.name!r}; resume it before setting status {status.name!r} "
+                "(only a cancellation status is accepted while on hold).",
+                operation="set_status",
+            )
+        if status.is_on_hold:
+            return self.hold(state)
+        if status.is_cancellation:
+            return self.cancel(state)
+        if status.is_completion and not step.is_final:
+            return self._take_transition(state, step, status, context)
+
+        if context is not None:  # refuse unusable context even when no condition runs
+            convert_context(context, backend=self.backend, limits=self.limits)
+        kind = ChangeKind.COMPLETED if status.is_completion else ChangeKind.STATUS_CHANGED
+        outcome = Outcome([Change(kind, step.name, state.status, step.name, status.name)])
+        state.status = status.name
+        if status.is_completion:
+            state.lifecycle = Lifecycle.COMPLETED
+        return outcome
+
+    def hold(self, state: MachineState) -> Outcome:
+        """Put a running instance on hold with its step's on-hold status."""
+        self._require_unfinished(state, "put on hold")
+        step = self.step_of(state)
+        if state.lifecycle is Lifecycle.ON_HOLD:
+            raise OperationNotAllowed(
+                f"Workflow {self.definition.name!r}: the instance is already on hold "
+                f"at step {step.name!r}.",
+                operation="hold",
+            )
+        status = step.on_hold_status
+        if status is None:
+            raise OperationNotAllowed(
+                f"Workflow {self.definition.name!r}: step {step.name!r} has no on-hold status, "
+                "so it cannot be put on hold.",
+                operation="hold",
+            )
+        outcome = Outcome(
+            [Change(ChangeKind.HELD, step.name, state.status, step.name, status.name)]
+        )
+        state.status_before_hold = state.status
+        state.status = status.name
+        state.lifecycle = Lifecycle.ON_HOLD
+        return outcome
+
+    def resume(self, state: MachineState) -> Outcome:
+        """Return an on-hold instance to the status it had before (or the default)."""
+        self._require_unfinished(state, "resume")
+        step = self.step_of(state)
+        if state.lifecycle is not Lifecycle.ON_HOLD:
+            raise OperationNotAllowed(
+                f"Workflow {self.definition.name!r}: the instance is not on hold "
+                f"(step {step.name!r}, status {state.status!r}).",
+                operation="resume",
+            )
+        previous = step.status(state.status_before_hold or "")
+        if previous is None or previous.is_on_hold:
+            previous = self.default_status(step)
+        outcome = Outcome(
+            [Change(ChangeKind.RESUMED, step.name, state.status, step.name, previous.name)]
+        )
+        state.status = previous.name
+        state.status_before_hold = None
+        state.lifecycle = Lifecycle.RUNNING
+        return outcome
+
+    def cancel(self, state: MachineState) -> Outcome:
+        """Cancel an unfinished instance with its step's cancellation status."""
+        self._require_unfinished(state, "cancel")
+        step = self.step_of(state)
+        status = step.cancellation_status
+        if status is None:
+            raise OperationNotAllowed(
+                f"Workflow {self.definition.name!r}: step {step.name!r} has no cancellation "
+                "status, so it cannot be cancelled.",
+                operation="cancel",
+            )
+        outcome = Outcome(
+            [Change(ChangeKind.CANCELLED, step.name, state.status, step.name, status.name)]
+        )
+        state.status = status.name
+        state.status_before_hold = None
+        state.lifecycle = Lifecycle.CANCELLED
+        return outcome
+
+    # --- internals ------------------------------------------------------------------
+
+    def _require_unfinished(self, state: MachineState, action: str) -> None:
+        if state.lifecycle.is_finished:
+            raise InstanceFinished(
+                f"Workflow {self.definition.name!r}: cannot {action}; the instance is "
+                f"{state.lifecycle.value} (step {state.step!r}, status {state.status!r})."
+            )
+
+    def _take_transition(
+        self,
+        state: MachineState,
+        step: StepDefinition,
+        status: StatusDefinition,
+        context: Mapping[str, Any] | None,
+    ) -> Outcome:
+        activation = convert_context(context, backend=self.backend, limits=self.limits)
+        work = replace(state)
+        evaluations: list[Evaluation] = []
+        machine = self.machine(work)
+        try:
+            machine.send(COMPLETE, activation=activation, evaluations=evaluations)
+        except ConditionEvaluationError as error:
+            raise TransitionConditionError(
+                f"{error}. Nothing was changed.",
+                step=step.name,
+                evaluations=evaluations,
+                error=error,
+            ) from None
+        except TransitionNotAllowed:
+            if not self.definition.transitions_from(step.name):
+                reason = "it has no outgoing transitions"
+            else:
+                reason = "no transition's condition passed: " + "; ".join(
+                    f"{e.transition.label} [{e.transition.condition}] -> {e.result}"
+                    for e in evaluations
+                )
+            raise NoTransitionAvailable(
+                f"Workflow {self.definition.name!r}: step {step.name!r} cannot be completed "
+                f"with status {status.name!r}; {reason}. Nothing was changed.",
+                step=step.name,
+                evaluations=evaluations,
+            ) from None
+        target = self.definition.get_step(work.step or "")
+        target_status = self.default_status(target)
+        outcome = Outcome(
+            [
+                Change(ChangeKind.STATUS_CHANGED, step.name, state.status, step.name, status.name),
+                Change(
+                    ChangeKind.STEP_CHANGED, step.name, status.name, target.name, target_status.name
+                ),
+            ],
+            evaluations,
+        )
+        state.step = target.name
+        state.status = target_status.name
+        state.status_before_hold = None
+        self._complete_if_done(state, target, target_status, outcome)
+        return outcome
+
+    def _complete_if_done(
+        self, state: MachineState, step: StepDefinition, status: StatusDefinition, outcome: Outcome
+    ) -> None:
+        if step.is_final and status.is_completion:
+            state.lifecycle = Lifecycle.COMPLETED
+            outcome.changes.append(
+                Change(ChangeKind.COMPLETED, step.name, status.name, step.name, status.name)
+            )

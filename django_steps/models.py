@@ -1,0 +1,525 @@
+"""Workflow definitions (workflow, steps, statuses, transitions), instances and history.
+
+The definition models are edited by administrators; every change to a step, status
+or transition bumps :attr:`Workflow.version`, which invalidates compiled machines in
+every process (see :mod:`django_steps.registry`). Instances attach a workflow to any
+object through a generic relation; their state changes only through
+:mod:`django_steps.services`. History rows are append-only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .machines.definition import Lifecycle
+from .machines.runner import ChangeKind
+
+LIFECYCLE_CHOICES = [(item.value, item.label) for item in Lifecycle]
+EVENT_CHOICES = [(item.value, item.label) for item in ChangeKind]
+UNFINISHED = (Lifecycle.RUNNING.value, Lifecycle.ON_HOLD.value)
+
+
+# --- definitions -------------------------------------------------------------------
+
+
+class WorkflowManager(models.Manager["Workflow"]):
+    def get_by_natural_key(self, name: str) -> Workflow:
+        return self.get(name=name)
+
+
+class Workflow(models.Model):
+    """A workflow definition, looked up by its unique name."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    context_variables = models.JSONField(
+        _("context variables"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            'Optional declaration of the variables conditions may use, e.g. {"claim": "map"}. '
+            "When set, conditions naming other variables are rejected."
+        ),
+    )
+    version = models.PositiveIntegerField(
+        _("definition version"),
+        default=1,
+        editable=False,
+        help_text=_("Bumped on every change to the workflow, its steps, statuses or transitions."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = WorkflowManager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("workflow")
+        verbose_name_plural = _("workflows")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._state.adding:
+            super().save(*args, **kwargs)
+            return
+        # The version is only ever bumped in the database (F() + 1), never written from
+        # a possibly stale Python object, so a version number is never reused.
+        if kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                f.name for f in self._meta.concrete_fields if not f.primary_key
+            ]
+        kwargs["update_fields"] = [name for name in kwargs["update_fields"] if name != "version"]
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, **kwargs)
+            bump_version(self.pk)
+        self.refresh_from_db(fields=["version"])
+
+    def natural_key(self) -> tuple[str]:
+        return (self.name,)
+
+
+def bump_version(workflow_id: Any) -> None:
+    """Mark a workflow's definition as changed, so compiled machines are rebuilt."""
+    Workflow.objects.filter(pk=workflow_id).update(
+        version=F("version") + 1, updated_at=timezone.now()
+    )
+
+
+class WorkflowStepManager(models.Manager["WorkflowStep"]):
+    def get_by_natural_key(self, name: str, workflow_name: str) -> WorkflowStep:
+        return self.get(name=name, workflow__name=workflow_name)
+
+
+class WorkflowStep(models.Model):
+    """A step of a workflow; exactly one step of a workflow is its initial step."""
+
+    workflow = models.ForeignKey(
+        Workflow, related_name="steps", on_delete=models.CASCADE, verbose_name=_("workflow")
+    )
+    name = models.CharField(_("name"), max_length=100)
+    description = models.TextField(_("description"), blank=True)
+    order = models.PositiveIntegerField(_("order"))
+    is_initial_step = models.BooleanField(_("initial step"), default=False)
+    is_final_step = models.BooleanField(_("final step"), default=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = WorkflowStepManager()
+
+    class Meta:
+        ordering = ["workflow", "order", "pk"]
+        verbose_name = _("workflow step")
+        verbose_name_plural = _("workflow steps")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow", "name"], name="django_steps_step_name_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["workflow"],
+                condition=Q(is_initial_step=True),
+                name="django_steps_one_initial_step",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id and self.workflow.name}: {self.name}"
+
+    def natural_key(self) -> tuple[str, ...]:
+        return (self.name, *self.workflow.natural_key())
+
+    natural_key.dependencies = ["django_steps.workflow"]  # type: ignore[attr-defined]
+
+    def clean(self) -> None:
+        super().clean()
+        if self.is_initial_step and self.workflow_id:
+            others = WorkflowStep.objects.filter(workflow_id=self.workflow_id, is_initial_step=True)
+            other = others.exclude(pk=self.pk).first()
+            if other is not None:
+                raise ValidationError(
+                    {
+                        "is_initial_step": _(
+                            "Workflow “%(workflow)s” already has an initial step: “%(step)s”."
+                        )
+                        % {"workflow": self.workflow.name, "step": other.name}
+                    }
+                )
+
+
+class WorkflowStepStatusManager(models.Manager["WorkflowStepStatus"]):
+    def get_by_natural_key(
+        self, name: str, step_name: str, workflow_name: str
+    ) -> WorkflowStepStatus:
+        return self.get(name=name, step__name=step_name, step__workflow__name=workflow_name)
+
+
+class WorkflowStepStatus(models.Model):
+    """A status a step can have; exactly one per step is its default."""
+
+    step = models.ForeignKey(
+        WorkflowStep,
+        related_name="possible_statuses",
+        on_delete=models.CASCADE,
+        verbose_name=_("step"),
+    )
+    name = models.CharField(_("name"), max_length=100)
+    description = models.TextField(_("description"), blank=True)
+    is_default_status = models.BooleanField(_("default status"), default=False)
+    is_completion_status = models.BooleanField(_("completion status"), default=False)
+    is_cancellation_status = models.BooleanField(_("cancellation status"), default=False)
+    is_on_hold_status = models.BooleanField(_("on-hold status"), default=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = WorkflowStepStatusManager()
+
+    class Meta:
+        ordering = ["step", "pk"]
+        verbose_name = _("workflow step status")
+        verbose_name_plural = _("workflow step statuses")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["step", "name"], name="django_steps_status_name_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["step"],
+                condition=Q(is_default_status=True),
+                name="django_steps_one_default_status",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def natural_key(self) -> tuple[str, ...]:
+        return (self.name, *self.step.natural_key())
+
+    natural_key.dependencies = ["django_steps.workflowstep"]  # type: ignore[attr-defined]
+
+    def clean(self) -> None:
+        super().clean()
+        flags = [
+            label
+            for flag, label in (
+                (self.is_completion_status, _("completion")),
+                (self.is_cancellation_status, _("cancellation")),
+                (self.is_on_hold_status, _("on-hold")),
+            )
+            if flag
+        ]
+        if len(flags) > 1:
+            raise ValidationError(
+                _(
+                    "A status can be only one of completion, cancellation or on-hold; "
+                    "“%(name)s” is marked %(flags)s."
+                )
+                % {"name": self.name, "flags": " and ".join(str(f) for f in flags)}
+            )
+        if self.is_default_status and self.step_id:
+            other = (
+                WorkflowStepStatus.objects.filter(step_id=self.step_id, is_default_status=True)
+                .exclude(pk=self.pk)
+                .first()
+            )
+            if other is not None:
+                raise ValidationError(
+                    {
+                        "is_default_status": _(
+                            "Step “%(step)s” already has a default status: “%(status)s”."
+                        )
+                        % {"step": self.step.name, "status": other.name}
+                    }
+                )
+
+
+class WorkflowTransitionManager(models.Manager["WorkflowTransition"]):
+    def get_by_natural_key(self, name: str, workflow_name: str) -> WorkflowTransition:
+        return self.get(name=name, workflow__name=workflow_name)
+
+
+class WorkflowTransition(models.Model):
+    """A move between two steps of a workflow, guarded by a CEL condition.
+
+    Transitions from a step are tried when it is completed, highest ``priority``
+    first (ties in creation order); the first whose condition is true is taken. An
+    empty condition always passes. ``name`` (``"From -> To"`` when left blank) is
+    unique within the workflow and identifies the transition in import/export.
+    """
+
+    workflow = models.ForeignKey(
+        Workflow, related_name="transitions", on_delete=models.CASCADE, verbose_name=_("workflow")
+    )
+    name = models.CharField(
+        _("name"),
+        max_length=210,
+        blank=True,
+        help_text=_("Unique within the workflow; “From -> To” when left blank."),
+    )
+    from_step = models.ForeignKey(
+        WorkflowStep,
+        related_name="outgoing_transitions",
+        on_delete=models.CASCADE,
+        verbose_name=_("from step"),
+    )
+    to_step = models.ForeignKey(
+        WorkflowStep,
+        related_name="incoming_transitions",
+        on_delete=models.CASCADE,
+        verbose_name=_("to step"),
+    )
+    condition = models.TextField(
+        _("condition"),
+        blank=True,
+        help_text=_("CEL expression that must evaluate to true for this transition"),
+    )
+    priority = models.IntegerField(
+        _("priority"), default=0, help_text=_("Higher priority transitions are evaluated first")
+    )
+    description = models.TextField(_("description"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = WorkflowTransitionManager()
+
+    class Meta:
+        ordering = ["workflow", "-priority", "pk"]
+        verbose_name = _("workflow transition")
+        verbose_name_plural = _("workflow transitions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow", "name"], name="django_steps_transition_name_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.default_name()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.name:
+            self.name = self.default_name()
+        super().save(*args, **kwargs)
+
+    def default_name(self) -> str:
+        if self.from_step_id and self.to_step_id:
+            return f"{self.from_step.name} -> {self.to_step.name}"
+        return ""
+
+    def natural_key(self) -> tuple[str, ...]:
+        return (self.name, *self.workflow.natural_key())
+
+    natural_key.dependencies = ["django_steps.workflow"]  # type: ignore[attr-defined]
+
+    def clean(self) -> None:
+        super().clean()
+        errors: dict[str, str] = {}
+        for field_name in ("from_step", "to_step"):
+            step_id = getattr(self, f"{field_name}_id")
+            if step_id and self.workflow_id:
+                step = getattr(self, field_name)
+                if step.workflow_id != self.workflow_id:
+                    errors[field_name] = _(
+                        "Step “%(step)s” belongs to workflow “%(other)s”, not to this workflow."
+                    ) % {"step": step.name, "other": step.workflow.name}
+        if errors:
+            raise ValidationError(errors)
+
+
+# --- instances ---------------------------------------------------------------------
+
+
+class WorkflowInstanceQuerySet(models.QuerySet["WorkflowInstance"]):
+    """Queries on instances: ``WorkflowInstance.objects.active().for_object(obj)``."""
+
+    def active(self) -> WorkflowInstanceQuerySet:
+        """Running instances (not on hold, not finished)."""
+        return self.filter(lifecycle=Lifecycle.RUNNING.value)
+
+    def on_hold(self) -> WorkflowInstanceQuerySet:
+        return self.filter(lifecycle=Lifecycle.ON_HOLD.value)
+
+    def completed(self) -> WorkflowInstanceQuerySet:
+        return self.filter(lifecycle=Lifecycle.COMPLETED.value)
+
+    def cancelled(self) -> WorkflowInstanceQuerySet:
+        return self.filter(lifecycle=Lifecycle.CANCELLED.value)
+
+    def unfinished(self) -> WorkflowInstanceQuerySet:
+        """Running or on-hold instances."""
+        return self.filter(lifecycle__in=UNFINISHED)
+
+    def finished(self) -> WorkflowInstanceQuerySet:
+        """Completed or cancelled instances."""
+        return self.exclude(lifecycle__in=UNFINISHED)
+
+    def for_object(self, obj: models.Model) -> WorkflowInstanceQuerySet:
+        """Instances attached to ``obj`` (any model; integer or UUID keys)."""
+        content_type = ContentType.objects.get_for_model(obj)
+        return self.filter(content_type=content_type, object_id=str(obj.pk))
+
+    def for_workflow(self, workflow: Workflow | str) -> WorkflowInstanceQuerySet:
+        """Instances of a workflow, given as an object or by name."""
+        if isinstance(workflow, str):
+            return self.filter(workflow__name=workflow)
+        return self.filter(workflow=workflow)
+
+
+WorkflowInstanceManager = models.Manager.from_queryset(WorkflowInstanceQuerySet)
+
+
+class WorkflowInstance(models.Model):
+    """A workflow attached to an object, moving through its steps."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workflow = models.ForeignKey(
+        Workflow, related_name="instances", on_delete=models.PROTECT, verbose_name=_("workflow")
+    )
+    current_step = models.ForeignKey(
+        WorkflowStep,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        verbose_name=_("current step"),
+    )
+    current_step_status = models.ForeignKey(
+        WorkflowStepStatus,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        verbose_name=_("current status"),
+    )
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, verbose_name=_("content type")
+    )
+    object_id = models.CharField(_("object id"), max_length=255)  # Supporting UUID strings
+    content_object = GenericForeignKey("content_type", "object_id")
+
+    lifecycle = models.CharField(
+        _("lifecycle"),
+        max_length=20,
+        choices=LIFECYCLE_CHOICES,
+        default=Lifecycle.RUNNING.value,
+        db_index=True,
+    )
+    cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
+    status_before_hold = models.ForeignKey(
+        WorkflowStepStatus,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("status before hold"),
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = WorkflowInstanceManager()
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = _("workflow instance")
+        verbose_name_plural = _("workflow instances")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow", "content_type", "object_id"],
+                condition=Q(lifecycle__in=UNFINISHED),
+                name="django_steps_one_unfinished_instance",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["content_type", "object_id"], name="django_steps_instance_object"),
+        ]
+        permissions = [
+            ("hold_workflowinstance", "Can put workflow instances on hold"),
+            ("resume_workflowinstance", "Can resume workflow instances"),
+            ("cancel_workflowinstance", "Can cancel workflow instances"),
+            ("set_status_workflowinstance", "Can set the status of workflow instances"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow.name} for {self.content_type.model} {self.object_id}"
+
+    @property
+    def is_finished(self) -> bool:
+        return Lifecycle(self.lifecycle).is_finished
+
+    @property
+    def is_on_hold(self) -> bool:
+        return self.lifecycle == Lifecycle.ON_HOLD.value
+
+
+class WorkflowHistory(models.Model):
+    """One event in an instance's life; rows are written once and never changed.
+
+    Steps and statuses are kept both as foreign keys (cleared if the definition row
+    is deleted) and as name snapshots, so history survives later edits.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    instance = models.ForeignKey(
+        WorkflowInstance,
+        related_name="history",
+        on_delete=models.CASCADE,
+        verbose_name=_("instance"),
+    )
+    event = models.CharField(_("event"), max_length=20, choices=EVENT_CHOICES)
+    timestamp = models.DateTimeField(_("timestamp"), default=timezone.now, db_index=True)
+    from_step = models.ForeignKey(
+        WorkflowStep, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    from_step_name = models.CharField(_("from step"), max_length=100, blank=True)
+    from_status = models.ForeignKey(
+        WorkflowStepStatus, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    from_status_name = models.CharField(_("from status"), max_length=100, blank=True)
+    to_step = models.ForeignKey(
+        WorkflowStep, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    to_step_name = models.CharField(_("to step"), max_length=100, blank=True)
+    to_status = models.ForeignKey(
+        WorkflowStepStatus, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    to_status_name = models.CharField(_("to status"), max_length=100, blank=True)
+    context_data = models.JSONField(
+        _("context data"), null=True, blank=True, encoder=DjangoJSONEncoder
+    )
+    conditions = models.JSONField(
+        _("conditions evaluated"), default=list, blank=True, encoder=DjangoJSONEncoder
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("actor"),
+    )
+    note = models.TextField(_("note"), blank=True)
+
+    class Meta:
+        ordering = ["timestamp", "id"]
+        verbose_name = _("workflow history entry")
+        verbose_name_plural = _("workflow history")
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_event_display()}: {self.from_step_name}/{self.from_status_name}"
+            f" -> {self.to_step_name}/{self.to_status_name}"
+        )
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ValueError("Workflow history is append-only; rows cannot be changed.")
+        super().save(*args, **kwargs)

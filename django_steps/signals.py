@@ -1,0 +1,42 @@
+"""Signals sent by the engine after each change is saved, inside its transaction.
+
+Every signal is sent with ``sender=WorkflowInstance`` and the same keyword arguments:
+
+``instance``
+    the :class:`~django_steps.models.WorkflowInstance`, already updated.
+``from_step``, ``from_status``
+    the :class:`~django_steps.models.WorkflowStep` and
+    :class:`~django_steps.models.WorkflowStepStatus` before the change (``None`` for
+    ``workflow_started``).
+``to_step``, ``to_status``
+    the step and status after the change.
+``context_data``
+    the dict given to the service (``None`` when none was given).
+``actor``
+    the user given to the service, or ``None``.
+``note``
+    the note given to the service (``""`` when none).
+
+Receivers run inside the change's transaction: a receiver that raises rolls the
+whole change back, and the service refuses it. Treat the step and status objects as
+read-only: they are shared by the process's cache of compiled workflows.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+#: An instance was created at its workflow's initial step.
+workflow_started = Signal()
+#: The status of the current step changed (the step did not).
+workflow_status_changed = Signal()
+#: The instance moved to another step through a transition.
+workflow_step_changed = Signal()
+#: The instance was put on hold.
+workflow_held = Signal()
+#: The instance was resumed from hold.
+workflow_resumed = Signal()
+#: The instance was cancelled.
+workflow_cancelled = Signal()
+#: The instance completed its workflow.
+workflow_completed = Signal()
