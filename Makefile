@@ -1,0 +1,70 @@
+# Developer and CI entry points for django-steps. `make help` lists the targets.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# Interpreter that creates .venv when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Extra arguments for pytest, e.g. make test PYTEST_ARGS="-k transitions -x".
+PYTEST_ARGS ?=
+# Extra arguments for nox, e.g. make matrix NOX_ARGS="-s tests-3.12".
+NOX_ARGS ?=
+
+PYTHON_SOURCES := django_steps tests example_project scripts noxfile.py
+MIGRATED_APPS := django_steps testapp
+
+.PHONY: help test test-sqlite test-postgres lint format matrix demo
+
+help:
+	@echo "make test           run the suite on SQLite, then on a throwaway PostgreSQL cluster"
+	@echo "make test-sqlite    run the suite on SQLite only"
+	@echo "make test-postgres  run the suite on PostgreSQL only"
+	@echo "make lint           ruff check, ruff format --check, mypy, missing-migration check"
+	@echo "make format         apply ruff fixes and formatting"
+	@echo "make matrix         run the suite on SQLite across Django 4.2, 5.2 and 6.x (nox)"
+	@echo "make demo           migrate the example project (SQLite)"
+	@echo "Pass pytest arguments with PYTEST_ARGS=\"...\"."
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# One stamp per dependency group; reinstalled when pyproject.toml changes.
+# pip >= 25.1 is needed for --group.
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet --editable . --group $*
+	@touch $@
+
+test: test-sqlite test-postgres
+
+test-sqlite: $(VENV)/.installed-test
+	@printf '\n===== pytest on SQLite =====\n'
+	DJANGO_STEPS_TEST_DB=sqlite $(BIN)/pytest $(PYTEST_ARGS)
+
+test-postgres: $(VENV)/.installed-test
+	@printf '\n===== pytest on PostgreSQL (throwaway cluster) =====\n'
+	scripts/with-postgres $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-lint
+	$(BIN)/ruff check $(PYTHON_SOURCES)
+	$(BIN)/ruff format --check $(PYTHON_SOURCES)
+	$(BIN)/mypy django_steps
+	DJANGO_SETTINGS_MODULE=tests.settings DJANGO_STEPS_TEST_DB=sqlite \
+		$(BIN)/python -m django makemigrations --check --dry-run $(MIGRATED_APPS)
+
+format: $(VENV)/.installed-lint
+	$(BIN)/ruff check --fix-only $(PYTHON_SOURCES)
+	$(BIN)/ruff format $(PYTHON_SOURCES)
+
+matrix: $(VENV)/.installed-dev
+	$(BIN)/nox $(NOX_ARGS)
+
+demo: $(VENV)/.installed-test
+	cd example_project && $(abspath $(BIN))/python manage.py migrate
+	@echo
+	@echo "The example project is migrated (example_project/db.sqlite3)."
+	@echo "The full demo, with workflows to click through, arrives with the engine."

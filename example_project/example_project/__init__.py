@@ -1,0 +1,1 @@
+"""Example Django project that uses django-steps."""
