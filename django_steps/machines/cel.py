@@ -127,6 +127,11 @@ class CelBackend:
     name = ""
 
     def parse(self, expression: str) -> Any:  # pragma: no cover - interface
+        """Parse a condition text; ``ConditionSyntaxError`` with line and column."""
+        raise NotImplementedError
+
+    def program(self, ast: Any) -> Any:  # pragma: no cover - interface
+        """Turn a parsed condition into something :meth:`evaluate` runs."""
         raise NotImplementedError
 
     def prepare(self, context: Mapping[str, Any], limits: CelLimits = DEFAULT_LIMITS) -> Any:

@@ -1,7 +1,8 @@
 """Compile a :class:`WorkflowDefinition` into a python-statemachine class.
 
-States are the steps (initial and final flags carried over, the step name as label
-and as stored value). Completing a step is the ``complete`` event: its transitions
+States are the steps (initial and final flags carried over, the step name as label,
+a safe id as id and value; :class:`StepBinding` maps it to the step name the bound
+object holds). Completing a step is the ``complete`` event: its transitions
 are the workflow's transitions from that step in priority order, each guarded by its
 compiled CEL condition. ``hold``, ``resume`` and ``cancel`` are self-transitions on
 the non-final steps that have an on-hold or cancellation status, guarded by the
@@ -74,7 +75,36 @@ class WorkflowMachine(StateMachine):
 
     definition: ClassVar[WorkflowDefinition]
     state_ids: ClassVar[Mapping[str, str]]
+    step_names: ClassVar[Mapping[str, str]]
     conditions: ClassVar[Mapping[TransitionDefinition, CompiledCondition | None]]
+
+
+class StepBinding:
+    """What a machine is bound to: exposes a state's step name as the machine's state id.
+
+    ``state`` is any object with ``step`` (a step name) and ``lifecycle`` attributes:
+    a :class:`~django_steps.machines.runner.MachineState` or a user's plain object.
+    """
+
+    __slots__ = ("state", "state_ids", "step_names")
+
+    def __init__(self, state: Any, state_ids: Mapping[str, str], step_names: Mapping[str, str]):
+        self.state = state
+        self.state_ids = state_ids
+        self.step_names = step_names
+
+    @property
+    def state_id(self) -> str | None:
+        step = self.state.step
+        return None if step is None else self.state_ids[step]
+
+    @state_id.setter
+    def state_id(self, value: str | None) -> None:
+        self.state.step = None if value is None else self.step_names[value]
+
+    @property
+    def lifecycle(self) -> Any:
+        return getattr(self.state, "lifecycle", Lifecycle.RUNNING)
 
 
 def state_id_for(name: str, taken: set[str]) -> str:
@@ -250,6 +280,7 @@ def compile_workflow(
         "__module__": __name__,
         "definition": definition,
         "state_ids": state_ids,
+        "step_names": {state_id: name for name, state_id in state_ids.items()},
         "conditions": conditions,
         **{state_ids[name]: state for name, state in states.items()},
         **events,
@@ -259,9 +290,11 @@ def compile_workflow(
 
 
 def _state(step: StepDefinition, state_id: str) -> State:
+    # The value is the safe id too: python-statemachine refuses values that shadow
+    # machine attributes (a step called "model"), so names are labels only.
     return State(
         name=step.name,
-        value=step.name,
+        value=state_id,
         initial=step.is_initial,
         final=step.is_final,
     )

@@ -28,7 +28,7 @@ from ..exceptions import (
     TransitionConditionError,
 )
 from .cel import DEFAULT_LIMITS, CelLimits, convert_context
-from .compiler import COMPLETE, Evaluation, WorkflowMachine, compile_workflow
+from .compiler import COMPLETE, Evaluation, StepBinding, WorkflowMachine, compile_workflow
 from .definition import Lifecycle, StatusDefinition, StepDefinition, WorkflowDefinition
 
 
@@ -118,8 +118,13 @@ class WorkflowRunner:
     # --- reading ------------------------------------------------------------------
 
     def machine(self, state: MachineState) -> WorkflowMachine:
-        """A machine bound to ``state`` (for introspection; use the runner to change it)."""
-        return self.machine_class(model=state, state_field="step")
+        """A machine bound to ``state`` (for introspection; use the runner to change it).
+
+        ``state`` may be any object with ``step`` (a step name) and ``lifecycle``.
+        """
+        machine_class = self.machine_class
+        binding = StepBinding(state, machine_class.state_ids, machine_class.step_names)
+        return machine_class(model=binding, state_field="state_id")
 
     def step_of(self, state: MachineState) -> StepDefinition:
         if state.step is None:
