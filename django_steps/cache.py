@@ -28,11 +28,20 @@ class CompiledWorkflow:
 
     workflow_id: Any
     version: int
+    created_at: Any
     runner: WorkflowRunner
     steps: dict[str, WorkflowStep]
     statuses: dict[tuple[str, str], WorkflowStepStatus]
     step_names: dict[Any, str]
     status_names: dict[Any, str]
+
+    def matches(self, workflow: Workflow) -> bool:
+        """Whether this entry was compiled from this row's current definition.
+
+        ``created_at`` tells a workflow from one deleted and recreated with the same
+        primary key (SQLite reuses them).
+        """
+        return self.version == workflow.version and self.created_at == workflow.created_at
 
     @property
     def definition(self) -> WorkflowDefinition:
@@ -98,7 +107,7 @@ class WorkflowCache:
                 self._entries.clear()
                 self._settings_key = settings_key
             entry = self._entries.get(workflow.pk)
-            if entry is not None and entry.version == workflow.version:
+            if entry is not None and entry.matches(workflow):
                 self._entries.move_to_end(workflow.pk)
                 self.hits += 1
                 return entry
@@ -126,6 +135,7 @@ class WorkflowCache:
         return CompiledWorkflow(
             workflow_id=workflow.pk,
             version=workflow.version,
+            created_at=workflow.created_at,
             runner=runner,
             steps=steps,
             statuses=statuses,

@@ -1,0 +1,225 @@
+"""Signals, definition versions and cache invalidation, natural keys."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import serializers
+from django.core.management import call_command
+
+from django_steps import signals
+from django_steps.cache import workflow_cache
+from django_steps.models import (
+    Workflow,
+    WorkflowHistory,
+    WorkflowInstance,
+    WorkflowStep,
+    WorkflowStepStatus,
+    WorkflowTransition,
+)
+from django_steps.services import (
+    cancel_workflow_instance,
+    start_workflow_instance,
+    update_workflow_step_status,
+)
+from tests.factories import claims_definition, create_workflow
+from tests.testapp.models import Claim
+
+pytestmark = pytest.mark.django_db
+
+LOW = {"claim": {"amount": 500.0, "is_high_risk": False}}
+ALL_SIGNALS = [
+    signals.workflow_started,
+    signals.workflow_status_changed,
+    signals.workflow_step_changed,
+    signals.workflow_held,
+    signals.workflow_resumed,
+    signals.workflow_cancelled,
+    signals.workflow_completed,
+]
+
+
+@pytest.fixture
+def received():
+    calls = []
+
+    def receiver(signal, sender, **kwargs):
+        calls.append((signal, kwargs))
+
+    for signal in ALL_SIGNALS:
+        signal.connect(receiver, weak=False, dispatch_uid=f"test-{id(signal)}")
+    yield calls
+    for signal in ALL_SIGNALS:
+        signal.disconnect(dispatch_uid=f"test-{id(signal)}")
+
+
+@pytest.fixture
+def claim():
+    create_workflow(claims_definition())
+    return Claim.objects.create(title="c")
+
+
+def test_signals_sent_with_one_fixed_set_of_arguments(claim, received):
+    instance = start_workflow_instance("Claims", claim)
+    update_workflow_step_status(instance, "Accepted", {"claim": {}}, note="ok")
+    sent = [signal for signal, _ in received]
+    assert sent == [
+        signals.workflow_started,
+        signals.workflow_status_changed,
+        signals.workflow_step_changed,
+    ]
+    for _, kwargs in received:
+        assert set(kwargs) == {
+            "instance",
+            "from_step",
+            "from_status",
+            "to_step",
+            "to_status",
+            "context_data",
+            "actor",
+            "note",
+        }
+    step_changed = received[-1][1]
+    assert step_changed["instance"] == instance
+    assert (step_changed["from_step"].name, step_changed["to_step"].name) == ("Submitted", "Review")
+    assert step_changed["to_status"].name == "Pending"
+    assert step_changed["context_data"] == {"claim": {}}
+    assert step_changed["note"] == "ok"
+    assert received[0][1]["from_step"] is None
+
+
+def test_hold_resume_cancel_complete_signals(claim, received):
+    from django_steps.services import resume_workflow_instance, set_workflow_on_hold
+
+    instance = start_workflow_instance("Claims", claim)
+    set_workflow_on_hold(instance)
+    resume_workflow_instance(instance)
+    cancel_workflow_instance(instance)
+    assert [s for s, _ in received][1:] == [
+        signals.workflow_held,
+        signals.workflow_resumed,
+        signals.workflow_cancelled,
+    ]
+    other = start_workflow_instance("Claims", Claim.objects.create(title="d"))
+    update_workflow_step_status(other, "Accepted")
+    update_workflow_step_status(other, "Approved", LOW)
+    received.clear()
+    update_workflow_step_status(other, "Paid")
+    assert [s for s, _ in received][-1] is signals.workflow_completed
+
+
+def test_receiver_that_raises_rolls_the_change_back(claim):
+    instance = start_workflow_instance("Claims", claim)
+
+    def boom(**kwargs):
+        raise RuntimeError("receiver failed")
+
+    signals.workflow_step_changed.connect(boom, dispatch_uid="boom")
+    try:
+        with pytest.raises(RuntimeError, match="receiver failed"):
+            update_workflow_step_status(instance, "Accepted")
+    finally:
+        signals.workflow_step_changed.disconnect(dispatch_uid="boom")
+    row = WorkflowInstance.objects.get(pk=instance.pk)
+    assert (row.current_step.name, row.current_step_status.name) == ("Submitted", "New")
+    assert list(row.history.values_list("event", flat=True)) == ["started"]
+
+
+def test_every_definition_change_bumps_the_version(claim):
+    workflow = Workflow.objects.get(name="Claims")
+    versions = [workflow.version]
+
+    def bumped():
+        workflow.refresh_from_db()
+        versions.append(workflow.version)
+        return versions[-1] > versions[-2]
+
+    step = WorkflowStep.objects.get(workflow=workflow, name="Review")
+    step.description = "x"
+    step.save()
+    assert bumped()
+    status = WorkflowStepStatus.objects.create(step=step, name="Escalated")
+    assert bumped()
+    status.delete()
+    assert bumped()
+    transition = WorkflowTransition.objects.filter(workflow=workflow).first()
+    transition.priority = 99
+    transition.save()
+    assert bumped()
+    stale = Workflow.objects.get(pk=workflow.pk)
+    workflow.description = "changed"
+    workflow.save()
+    assert bumped()
+    stale.save()  # a stale object never writes its old version back
+    assert bumped()
+
+
+def test_definition_change_is_seen_without_restart(claim):
+    instance = start_workflow_instance("Claims", claim)
+    update_workflow_step_status(instance, "Accepted")
+    review = WorkflowStep.objects.get(name="Review")
+    WorkflowTransition.objects.filter(from_step=review, condition="").update(
+        condition="claim.fast == true"
+    )
+    # .update() sends no signal: bump as an admin save would.
+    Workflow.objects.get(name="Claims").save()
+    misses = workflow_cache.misses
+    assert update_workflow_step_status(instance, "Approved", LOW) is False  # 'fast' missing
+    assert workflow_cache.misses == misses + 1
+    ok = {"claim": {**LOW["claim"], "fast": True}}
+    assert update_workflow_step_status(instance, "Approved", ok)
+    assert workflow_cache.misses == misses + 1  # compiled once for the new version
+
+
+def test_natural_keys_move_definitions_between_databases(claim):
+    workflow = Workflow.objects.get(name="Claims")
+    objects = [
+        workflow,
+        *workflow.steps.all(),
+        *WorkflowStepStatus.objects.filter(step__workflow=workflow),
+        *workflow.transitions.all(),
+    ]
+    data = serializers.serialize(
+        "json", objects, use_natural_foreign_keys=True, use_natural_primary_keys=True
+    )
+    assert '"pk"' not in data
+    WorkflowHistory.objects.all().delete()
+    WorkflowInstance.objects.all().delete()
+    Workflow.objects.all().delete()
+    for obj in serializers.deserialize("json", data):
+        obj.save()
+    restored = Workflow.objects.get(name="Claims")
+    assert restored.steps.count() == 6
+    assert WorkflowStepStatus.objects.get_by_natural_key("Approved", "Review", "Claims")
+    assert restored.transitions.count() == 7
+    assert start_workflow_instance("Claims", Claim.objects.create(title="n")) is not None
+
+
+def test_dumpdata_with_natural_keys(claim, tmp_path):
+    out = tmp_path / "claims.json"
+    call_command(
+        "dumpdata",
+        "django_steps.workflow",
+        "django_steps.workflowstep",
+        "django_steps.workflowstepstatus",
+        "django_steps.workflowtransition",
+        natural_foreign=True,
+        natural_primary=True,
+        output=str(out),
+    )
+    assert "Senior Review" in out.read_text()
+
+
+def test_history_rows_are_append_only(claim):
+    instance = start_workflow_instance("Claims", claim)
+    entry = instance.history.get()
+    entry.note = "tampered"
+    with pytest.raises(ValueError, match="append-only"):
+        entry.save()
+
+
+def test_history_keeps_names_after_renames(claim):
+    instance = start_workflow_instance("Claims", claim)
+    update_workflow_step_status(instance, "Accepted")
+    WorkflowStep.objects.filter(name="Submitted").update(name="Received")
+    names = list(instance.history.values_list("from_step_name", "to_step_name"))
+    assert names[-1] == ("Submitted", "Review")
