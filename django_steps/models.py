@@ -308,8 +308,17 @@ class WorkflowTransition(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self.name:
-            self.name = self.default_name()
+            self.name = self.unique_default_name()
         super().save(*args, **kwargs)
+
+    def unique_default_name(self) -> str:
+        """``From -> To``, numbered when the workflow already has a transition so named."""
+        base = name = self.default_name()
+        taken = WorkflowTransition.objects.filter(workflow_id=self.workflow_id).exclude(pk=self.pk)
+        counter = 2
+        while taken.filter(name=name).exists():
+            name, counter = f"{base} ({counter})", counter + 1
+        return name
 
     def default_name(self) -> str:
         if self.from_step_id and self.to_step_id:

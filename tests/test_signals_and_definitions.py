@@ -223,3 +223,14 @@ def test_history_keeps_names_after_renames(claim):
     WorkflowStep.objects.filter(name="Submitted").update(name="Received")
     names = list(instance.history.values_list("from_step_name", "to_step_name"))
     assert names[-1] == ("Submitted", "Review")
+
+
+def test_blank_transition_names_are_filled_and_kept_unique(claim):
+    workflow = Workflow.objects.get(name="Claims")
+    review = workflow.steps.get(name="Review")
+    payment = workflow.steps.get(name="Payment")
+    second = WorkflowTransition.objects.create(
+        workflow=workflow, from_step=review, to_step=payment, condition="claim.vip == true"
+    )
+    assert second.name == "Review -> Payment (2)"
+    assert str(second) == "Review -> Payment (2)"
