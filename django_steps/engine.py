@@ -197,8 +197,7 @@ def _change(
             _copy_state(locked, compiled, state, timezone.now())
             locked.save(update_fields=STATE_FIELDS)
             _record(locked, compiled, outcome, context_data=context_data, actor=actor, note=note)
-    if outcome.changed or instance is not locked:
-        _refresh_in_place(instance, locked)
+    _refresh_in_place(instance, locked)  # even unchanged: the caller's object may be stale
     return outcome
 
 
