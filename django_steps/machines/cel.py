@@ -127,11 +127,14 @@ class CelBackend:
     name = ""
 
     def parse(self, expression: str) -> Any:  # pragma: no cover - interface
-        """Parse a condition text; ``ConditionSyntaxError`` with line and column."""
+        """Parse a condition text; ``ConditionSyntaxError`` with line and column.
+
+        The result is what the AST safety checks read (a cel-python tree).
+        """
         raise NotImplementedError
 
-    def program(self, ast: Any) -> Any:  # pragma: no cover - interface
-        """Turn a parsed condition into something :meth:`evaluate` runs."""
+    def program(self, expression: str, ast: Any) -> Any:  # pragma: no cover - interface
+        """Turn a parsed, checked condition (text and tree) into what :meth:`evaluate` runs."""
         raise NotImplementedError
 
     def prepare(self, context: Mapping[str, Any], limits: CelLimits = DEFAULT_LIMITS) -> Any:
@@ -182,7 +185,7 @@ class CelPythonBackend(CelBackend):
             ) from None
         return ast
 
-    def program(self, ast: Any) -> Any:
+    def program(self, expression: str, ast: Any) -> Any:
         return self.environment.program(ast)
 
     def prepare(self, context: Mapping[str, Any], limits: CelLimits = DEFAULT_LIMITS) -> Any:
@@ -239,12 +242,43 @@ def _evaluation_error(expression: str, error: Exception) -> ConditionEvaluationE
     return ConditionEvaluationError(_shorten(raw, 300), expression=expression)
 
 
-class _CelPyConverter:
-    """Explicit conversion of plain Python data into cel-python values, with limits."""
+class ContextConverter:
+    """Explicit, limited conversion of plain Python data into a backend's values.
+
+    The checks (key types, size, depth, 64-bit ints, finite decimals) and the value
+    mapping are the same for every backend: Decimal becomes a double, a naive
+    datetime is taken as UTC, a date becomes midnight UTC, a UUID its string. A
+    backend subclasses this and builds its own value for each CEL type.
+    """
 
     def __init__(self, limits: CelLimits):
         self.limits = limits
         self.size = 0
+
+    # --- the backend's values (overridden) -----------------------------------------
+
+    def make_bool(self, value: bool) -> Any:
+        return value
+
+    def make_int(self, value: int) -> Any:
+        return value
+
+    def make_double(self, value: float) -> Any:
+        return value
+
+    def make_string(self, value: str) -> Any:
+        return value
+
+    def make_timestamp(self, value: datetime.datetime) -> Any:
+        return value
+
+    def make_map(self, items: dict[Any, Any]) -> Any:
+        return items
+
+    def make_list(self, items: list[Any]) -> Any:
+        return items
+
+    # --- the shared walk -----------------------------------------------------------
 
     def convert_root(self, context: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(context, Mapping):
@@ -284,41 +318,41 @@ class _CelPyConverter:
         if value is None:
             return None
         if isinstance(value, bool):
-            return celtypes.BoolType(value)
+            return self.make_bool(value)
         if isinstance(value, int):
             if not -(2**63) <= value < 2**63:
                 raise ContextError(f"context_data at {path!r}: {value} does not fit in 64 bits.")
-            return celtypes.IntType(value)
+            return self.make_int(value)
         if isinstance(value, float):
-            return celtypes.DoubleType(value)
+            return self.make_double(value)
         if isinstance(value, decimal.Decimal):
             if not value.is_finite():
                 raise ContextError(f"context_data at {path!r}: {value} is not a finite number.")
-            return celtypes.DoubleType(float(value))
+            return self.make_double(float(value))
         if isinstance(value, str):
             self._grow(len(value))
-            return celtypes.StringType(value)
+            return self.make_string(value)
         if isinstance(value, datetime.datetime):
             if value.tzinfo is None:
                 value = value.replace(tzinfo=datetime.timezone.utc)
-            return celtypes.TimestampType(value)
+            return self.make_timestamp(value)
         if isinstance(value, datetime.date):
-            return celtypes.TimestampType(
+            return self.make_timestamp(
                 datetime.datetime(value.year, value.month, value.day, tzinfo=datetime.timezone.utc)
             )
         if isinstance(value, uuid.UUID):
-            return celtypes.StringType(str(value))
+            return self.make_string(str(value))
         if isinstance(value, Mapping):
-            return celtypes.MapType(
+            return self.make_map(
                 {
-                    celtypes.StringType(self._key(key, path)): self.convert(
+                    self.make_string(self._key(key, path)): self.convert(
                         item, f"{path}.{key}", depth + 1
                     )
                     for key, item in value.items()
                 }
             )
         if isinstance(value, list | tuple):
-            return celtypes.ListType(
+            return self.make_list(
                 [self.convert(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
             )
         raise ContextError(
@@ -328,8 +362,40 @@ class _CelPyConverter:
         )
 
 
+class _CelPyConverter(ContextConverter):
+    """Context values as cel-python's ``celtypes``."""
+
+    def make_bool(self, value: bool) -> Any:
+        return celtypes.BoolType(value)
+
+    def make_int(self, value: int) -> Any:
+        return celtypes.IntType(value)
+
+    def make_double(self, value: float) -> Any:
+        return celtypes.DoubleType(value)
+
+    def make_string(self, value: str) -> Any:
+        return celtypes.StringType(value)
+
+    def make_timestamp(self, value: datetime.datetime) -> Any:
+        return celtypes.TimestampType(value)
+
+    def make_map(self, items: dict[Any, Any]) -> Any:
+        return celtypes.MapType(items)
+
+    def make_list(self, items: list[Any]) -> Any:
+        return celtypes.ListType(items)
+
+
 def _fmt(path: str) -> str:
     return f" at {path!r}" if path else ""
+
+
+def _cel_expr_backend() -> CelBackend:
+    # Imported on first use: cel-expr-python is an optional extra (django-steps[fast-cel]).
+    from .cel_expr import CelExprBackend
+
+    return CelExprBackend()
 
 
 _BACKEND_FACTORIES: dict[str, Callable[[], CelBackend]] = {"celpy": CelPythonBackend}
@@ -356,6 +422,9 @@ def get_backend(name: str = "celpy") -> CelBackend:
     return backend
 
 
+register_backend("cel-expr", _cel_expr_backend)
+
+
 @functools.lru_cache(maxsize=4096)
 def compile_condition(
     expression: str, *, backend: str = "celpy", limits: CelLimits = DEFAULT_LIMITS
@@ -371,8 +440,10 @@ def compile_condition(
     ast = cel.parse(expression)
     from .safety import check_condition_safety
 
-    check_condition_safety(expression, ast)
-    return CompiledCondition(expression=expression, program=cel.program(ast), backend=cel)
+    check_condition_safety(expression, ast, limits)
+    return CompiledCondition(
+        expression=expression, program=cel.program(expression, ast), backend=cel
+    )
 
 
 def convert_context(
