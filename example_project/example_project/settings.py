@@ -1,7 +1,7 @@
 """Settings for the django-steps example project: local development only, SQLite by default.
 
-``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG`` and ``DJANGO_ALLOWED_HOSTS`` override the
-development defaults.
+``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG``, ``DJANGO_ALLOWED_HOSTS`` and
+``EXAMPLE_DATABASE`` (the SQLite file) override the development defaults.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_steps",
+    "claims",
 ]
 
 MIDDLEWARE = [
@@ -56,7 +57,7 @@ TEMPLATES = [
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": BASE_DIR / "db.sqlite3",
+        "NAME": os.environ.get("EXAMPLE_DATABASE", BASE_DIR / "db.sqlite3"),
     }
 }
 

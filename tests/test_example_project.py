@@ -1,0 +1,78 @@
+"""The example project's ``demo`` command, run as ``make demo`` runs it, on a fresh database."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
+
+
+def manage(*args: str, database: Path) -> str:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
+    environment["EXAMPLE_DATABASE"] = str(database)
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=EXAMPLE,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def demo_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    directory = tmp_path_factory.mktemp("example")
+    database, diagram = directory / "db.sqlite3", directory / "claims.svg"
+    manage("migrate", "--verbosity", "0", database=database)
+    return manage("demo", "--diagram", str(diagram), database=database), diagram
+
+
+def rows(output: str) -> dict[str, list[str]]:
+    """Table rows by claim title: the cells split on runs of two or more spaces."""
+    table = output.split("\n\n", 1)[0].splitlines()[2:]
+    cells = [re.split(r"\s{2,}", line.strip()) for line in table]
+    return {row[1]: row[2:] for row in cells}
+
+
+def test_each_claim_takes_its_path(demo_output: tuple[str, Path]) -> None:
+    table = rows(demo_output[0])
+    path, step, status, lifecycle = 2, 3, 4, 5
+    low = table["Cracked windscreen"]
+    assert low[path] == "Submitted -> Review -> Payment -> Closed"
+    assert (low[step], low[status], low[lifecycle]) == ("Closed", "Closed", "Completed")
+    high = table["Storm damage to roof"]
+    assert high[path].endswith("Review -> Senior Review")
+    risky = table["Warehouse fire"]
+    assert (risky[step], risky[status]) == ("Investigation", "Open")
+    held = table["Burst pipe"]
+    assert (held[step], held[status], held[lifecycle]) == ("Payment", "Scheduled", "Running")
+    cancelled = table["Duplicate of a claim"]
+    assert (cancelled[step], cancelled[status], cancelled[lifecycle]) == (
+        "Review",
+        "Rejected",
+        "Cancelled",
+    )
+    refused = table["Stolen bicycle"]
+    assert (refused[step], refused[status], refused[lifecycle]) == ("Review", "Pending", "Running")
+
+
+def test_notes_explain_hold_and_refusal(demo_output: tuple[str, Path]) -> None:
+    output = demo_output[0]
+    assert "resumed to the status it had before ('In progress')" in output
+    assert "no such member in mapping: 'is_high_risk'" in output
+
+
+def test_the_diagram_is_written(demo_output: tuple[str, Path]) -> None:
+    output, diagram = demo_output
+    assert f"Workflow diagram: {diagram}" in output
+    assert diagram.read_text().lstrip().startswith(("<?xml", "<svg"))
+    assert "Senior Review" in diagram.read_text()
