@@ -41,3 +41,25 @@ def pytest_report_header() -> str:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_sep("=", f"database: {database_label()}", bold=True)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=False,
+        help="also run tests marked slow (the long reliability runs of make reliability)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``postgres`` tests on other databases and ``slow`` ones without --run-slow."""
+    on_postgres = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    run_slow = config.getoption("--run-slow")
+    needs_postgres = pytest.mark.skip(reason="needs PostgreSQL: run with scripts/with-postgres")
+    too_slow = pytest.mark.skip(reason="long run: make reliability (or pytest --run-slow)")
+    for item in items:
+        if item.get_closest_marker("postgres") and not on_postgres:
+            item.add_marker(needs_postgres)
+        if item.get_closest_marker("slow") and not run_slow:
+            item.add_marker(too_slow)

@@ -1,0 +1,1 @@
+"""Reliability tests: many processes against one PostgreSQL database, faults, replay."""
