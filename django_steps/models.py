@@ -18,7 +18,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
-from django.db.models import F, Q
+from django.db.models import F, ProtectedError, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -90,11 +90,36 @@ class Workflow(models.Model):
     def natural_key(self) -> tuple[str]:
         return (self.name,)
 
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        try:
+            return super().delete(*args, **kwargs)
+        except ProtectedError as error:
+            raise explain_protected(error, f"workflow {self.name!r}") from None
+
 
 def bump_version(workflow_id: Any) -> None:
     """Mark a workflow's definition as changed, so compiled machines are rebuilt."""
     Workflow.objects.filter(pk=workflow_id).update(
         version=F("version") + 1, updated_at=timezone.now()
+    )
+
+
+def explain_protected(error: ProtectedError, subject: str) -> ProtectedError:
+    """Django's ``ProtectedError`` with a message that names what is in use, and by what.
+
+    Django's own message names foreign keys only (deleting a workflow even blames
+    ``WorkflowStep.workflow``, a cascade); this one names the workflow, step or status
+    and counts the instances that still point at it.
+    """
+    in_use = {obj.pk for obj in error.protected_objects if isinstance(obj, WorkflowInstance)}
+    if not in_use:
+        return error
+    count = len(in_use)
+    return ProtectedError(
+        f"Cannot delete {subject}: {count} workflow instance{'s' if count > 1 else ''} "
+        f"{'are' if count > 1 else 'is'} at it (finished instances too). Keep it (renaming "
+        "is safe) or delete those instances first.",
+        error.protected_objects,
     )
 
 
@@ -136,6 +161,13 @@ class WorkflowStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workflow_id and self.workflow.name}: {self.name}"
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        try:
+            return super().delete(*args, **kwargs)
+        except ProtectedError as error:
+            subject = f"step {self.name!r} of workflow {self.workflow.name!r}"
+            raise explain_protected(error, subject) from None
 
     def natural_key(self) -> tuple[str, ...]:
         return (self.name, *self.workflow.natural_key())
@@ -207,6 +239,16 @@ class WorkflowStepStatus(models.Model):
         return (self.name, *self.step.natural_key())
 
     natural_key.dependencies = ["django_steps.workflowstep"]  # type: ignore[attr-defined]
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        try:
+            return super().delete(*args, **kwargs)
+        except ProtectedError as error:
+            subject = (
+                f"status {self.name!r} of step {self.step.name!r} "
+                f"(workflow {self.step.workflow.name!r})"
+            )
+            raise explain_protected(error, subject) from None
 
     def clean(self) -> None:
         super().clean()
