@@ -38,6 +38,27 @@ class DefinitionError(StepsError, ValueError):
         self.problems = list(problems)
 
 
+class DefinitionInUse(DefinitionError):
+    """A change to a stored definition would delete a step or status instances are at.
+
+    ``step`` and ``status`` name the row; ``instances`` is how many instances use it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow: str | None = None,
+        step: str = "",
+        status: str = "",
+        instances: int = 0,
+    ):
+        super().__init__(message, workflow=workflow)
+        self.step = step
+        self.status = status
+        self.instances = instances
+
+
 class WorkflowNotFound(StepsError, LookupError):
     """No workflow has the given name."""
 
@@ -166,3 +187,14 @@ class TransitionConditionError(InstanceError, ValueError):
 
 class InstanceNotFound(InstanceError, LookupError):
     """The workflow instance no longer exists in the database."""
+
+
+# --- diagrams --------------------------------------------------------------------
+
+
+class DiagramError(StepsError, RuntimeError):
+    """A diagram cannot be drawn: unknown format, or ``program`` (Graphviz) missing or failing."""
+
+    def __init__(self, message: str, *, program: str = ""):
+        super().__init__(message)
+        self.program = program

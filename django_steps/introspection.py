@@ -1,0 +1,106 @@
+"""Introspection of stored workflows and instances: structure, options now, and ``explain``.
+
+These functions read only; none writes to the database. Workflows are compiled
+through :func:`django_steps.cache.compiled_workflow`, so they honour the
+``DJANGO_STEPS`` settings and cost no query on a cache hit. The results are the
+dataclasses of :mod:`django_steps.machines.introspect` and
+:mod:`django_steps.machines.explain`, which also work on plain definitions with no
+database (see :mod:`django_steps.testing`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .cache import compiled_workflow, current_limits
+from .conf import steps_settings
+from .exceptions import WorkflowNotFound
+from .machines.definition import WorkflowDefinition
+from .machines.explain import Explanation, explain_status
+from .machines.introspect import (
+    StateDescription,
+    WorkflowDescription,
+    describe_definition,
+    describe_state,
+)
+from .machines.runner import MachineState, WorkflowRunner
+from .models import Workflow, WorkflowInstance
+
+WorkflowRef = Workflow | WorkflowDefinition | str
+
+
+def workflow_runner(workflow: WorkflowRef) -> WorkflowRunner:
+    """The runner of a stored workflow (row or name) or of a plain definition.
+
+    Raises :class:`~django_steps.exceptions.WorkflowNotFound` for an unknown name and
+    :class:`~django_steps.exceptions.DefinitionError` when it cannot be compiled.
+    """
+    if isinstance(workflow, WorkflowDefinition):
+        return WorkflowRunner(workflow, backend=steps_settings.CEL_BACKEND, limits=current_limits())
+    if isinstance(workflow, str):
+        name = workflow
+        try:
+            workflow = Workflow.objects.get(name=name)
+        except Workflow.DoesNotExist:
+            raise WorkflowNotFound(name) from None
+    return compiled_workflow(workflow).runner
+
+
+def instance_state(instance: WorkflowInstance) -> tuple[WorkflowRunner, MachineState]:
+    """The runner of an instance's workflow and the instance's machine state."""
+    compiled = compiled_workflow(instance.workflow)
+    return compiled.runner, compiled.state_of(instance)
+
+
+def describe_workflow(workflow: WorkflowRef) -> WorkflowDescription:
+    """A workflow's machine class, steps, statuses and transitions in the order tried."""
+    return describe_definition(workflow_runner(workflow))
+
+
+def describe_instance(instance: WorkflowInstance) -> StateDescription:
+    """The statuses an instance may take now and whether it can be held, resumed, cancelled.
+
+    The answers come from the same :class:`~django_steps.machines.WorkflowRunner`
+    the services use, tried on a copy of the instance's state.
+    """
+    runner, state = instance_state(instance)
+    return describe_state(runner, state)
+
+
+def explain(
+    subject: WorkflowInstance | WorkflowRef,
+    context_data: Mapping[str, Any] | None = None,
+    *,
+    step: str | None = None,
+    status: str | None = None,
+) -> Explanation:
+    """Explain what setting ``status`` would do, evaluating every outgoing condition.
+
+    ``subject`` is an instance (its current step and status are used) or a workflow
+    (row, name or definition; ``step`` defaults to the initial step, at its default
+    status). ``status`` defaults to the step's completion status. Each outgoing
+    transition of the step is evaluated against ``context_data`` in the order the
+    engine tries them, and the result says which one would be taken, or why the
+    update would be refused. Nothing is changed.
+    """
+    if isinstance(subject, WorkflowInstance):
+        if step is not None:
+            raise ValueError(
+                "explain() takes no step for an instance: it explains the instance's current "
+                "step. Pass the workflow instead to explain another step."
+            )
+        runner, state = instance_state(subject)
+    else:
+        runner = workflow_runner(subject)
+        state = _state_at(runner, step)
+    return explain_status(runner, state, context_data, status)
+
+
+def _state_at(runner: WorkflowRunner, step_name: str | None) -> MachineState:
+    """A fresh state at ``step_name`` (default: where a new instance starts)."""
+    if step_name is None:
+        state, _ = runner.start()
+        return state
+    step = runner.definition.get_step(step_name)
+    return MachineState(step=step.name, status=runner.default_status(step).name)

@@ -1,0 +1,177 @@
+"""Draw a compiled workflow machine as DOT, Mermaid, SVG or PNG, with no database.
+
+The structure comes from python-statemachine's diagram extractor
+(:func:`statemachine.contrib.diagram.extract.extract`) run on the compiled machine
+class, or on a machine bound to an instance's state so the current step is
+highlighted. Transitions are relabelled with their CEL condition, their position in
+the order tried and their priority; the ``hold``/``resume``/``cancel``
+self-transitions are left out (they exist on most steps and would hide the flow).
+
+Mermaid text comes from python-statemachine's Mermaid renderer. DOT text is written
+here, so it needs neither pydot nor Graphviz and is byte-for-byte stable (the
+library's pydot renderer names nodes after object ids). SVG and PNG run the
+Graphviz ``dot`` program.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from typing import Literal
+
+from statemachine.contrib.diagram.extract import extract
+from statemachine.contrib.diagram.graphviz import GraphvizError, run_graphviz
+from statemachine.contrib.diagram.model import DiagramGraph, DiagramTransition, StateType
+from statemachine.contrib.diagram.renderers.mermaid import MermaidRenderer
+
+from ..exceptions import DiagramError
+from .definition import Lifecycle, TransitionDefinition
+from .runner import MachineState, WorkflowRunner
+
+DiagramFormat = Literal["dot", "mermaid", "svg", "png"]
+TEXT_FORMATS = ("dot", "mermaid")
+IMAGE_FORMATS = ("svg", "png")
+FORMATS = TEXT_FORMATS + IMAGE_FORMATS
+
+GRAPHVIZ_PROGRAM = "dot"
+GRAPHVIZ_PACKAGE = "graphviz"
+
+_CURRENT_FILL = "#40E0D0"
+
+
+def render_diagram(
+    runner: WorkflowRunner, *, format: str = "dot", state: MachineState | None = None
+) -> str | bytes:
+    """The diagram of ``runner``'s workflow: ``str`` for dot/mermaid, ``bytes`` for svg/png.
+
+    With ``state``, its current step is highlighted and labelled with its status.
+    Raises :class:`~django_steps.exceptions.DiagramError` for an unknown format, or
+    when SVG/PNG is asked for and the Graphviz ``dot`` program is missing or fails.
+    """
+    if format not in FORMATS:
+        raise DiagramError(
+            f"Unknown diagram format {format!r}; choose one of {', '.join(FORMATS)}."
+        )
+    graph = diagram_graph(runner, state)
+    if format == "mermaid":
+        return MermaidRenderer().render(_mermaid_safe(graph))
+    dot = dot_source(graph)
+    if format == "dot":
+        return dot
+    return run_dot(dot, format)
+
+
+def diagram_graph(runner: WorkflowRunner, state: MachineState | None = None) -> DiagramGraph:
+    """python-statemachine's diagram model of the workflow, relabelled for django-steps."""
+    machine = runner.machine_class if state is None else runner.machine(state)
+    graph = extract(machine)
+    definition = runner.definition
+    names = runner.machine_class.step_names
+    transitions: list[DiagramTransition] = []
+    outgoing: dict[str, list[DiagramTransition]] = {}
+    for drawn_transition in graph.transitions:
+        if drawn_transition.is_internal:  # hold / resume / cancel
+            continue
+        outgoing.setdefault(drawn_transition.source, []).append(drawn_transition)
+    for state_id, drawn in outgoing.items():
+        ordered = definition.transitions_from(names[state_id])
+        if len(ordered) != len(drawn):
+            raise DiagramError(
+                f"Workflow {definition.name!r}: the machine of step {names[state_id]!r} has "
+                f"{len(drawn)} transitions but the definition has {len(ordered)}; "
+                "the machine is out of date."
+            )
+        for position, (edge, transition) in enumerate(zip(drawn, ordered, strict=True), start=1):
+            label = transition_label(transition, position, len(ordered))
+            transitions.append(replace(edge, event=label, guards=[]))
+    states = []
+    for item in graph.states:
+        name = item.name
+        if item.is_active and state is not None:
+            name = f"{name}\n({state.status}"
+            if state.lifecycle is not Lifecycle.RUNNING:
+                name += f", {state.lifecycle.value.replace('_', ' ')}"
+            name += ")"
+        states.append(replace(item, name=name, actions=[]))
+    return replace(graph, name=definition.name, states=states, transitions=transitions)
+
+
+def transition_label(transition: TransitionDefinition, position: int, count: int) -> str:
+    """``"1. claim.amount > 10000.0 (priority 20)"``; no number when it is the only one."""
+    condition = " ".join(transition.condition.split()) or "always"
+    default_name = f"{transition.from_step} -> {transition.to_step}"
+    if transition.name and transition.name != default_name:
+        condition = f"{transition.name}: {condition}"
+    if count == 1:
+        return condition
+    return f"{position}. {condition} (priority {transition.priority})"
+
+
+def dot_source(graph: DiagramGraph) -> str:
+    """The graph in the DOT language (steps as rounded boxes, final steps doubled)."""
+    lines = [
+        f"digraph {_quote(graph.name)} {{",
+        f"    graph [label={_quote(graph.name)}, labelloc=t, rankdir=LR, "
+        'fontname="Helvetica", fontsize=12];',
+        '    node [shape=box, style="rounded,filled", fillcolor=white, '
+        'fontname="Helvetica", fontsize=11, penwidth=1.5];',
+        '    edge [fontname="Helvetica", fontsize=9];',
+        '    "__start__" [label="", shape=circle, style=filled, fillcolor=black, '
+        "width=0.15, height=0.15, fixedsize=true];",
+    ]
+    for state in graph.states:
+        attributes = [f"label={_quote(state.name)}"]
+        if state.type is StateType.FINAL:
+            attributes.append("peripheries=2")
+        if state.is_active:
+            attributes += [f"fillcolor={_quote(_CURRENT_FILL)}", "penwidth=3"]
+        lines.append(f"    {_quote(state.id)} [{', '.join(attributes)}];")
+    initial = next((state for state in graph.states if state.is_initial), None)
+    if initial is not None:
+        lines.append(f'    "__start__" -> {_quote(initial.id)};')
+    for transition in graph.transitions:
+        for target in transition.targets:
+            lines.append(
+                f"    {_quote(transition.source)} -> {_quote(target)} "
+                f"[label={_quote(transition.event)}];"
+            )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+_MERMAID_ENTITIES = str.maketrans({"#": "#35;", ";": "#59;", '"': "#quot;", "\n": " "})
+
+
+def _mermaid_safe(graph: DiagramGraph) -> DiagramGraph:
+    """Escape what Mermaid would read as syntax in names and labels (entity codes)."""
+    return replace(
+        graph,
+        states=[replace(s, name=s.name.translate(_MERMAID_ENTITIES)) for s in graph.states],
+        transitions=[
+            replace(t, event=t.event.translate(_MERMAID_ENTITIES)) for t in graph.transitions
+        ],
+    )
+
+
+def _quote(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def run_dot(dot: str, format: str) -> bytes:
+    """Render DOT text with Graphviz; :class:`DiagramError` naming ``dot`` when it is missing."""
+    if shutil.which(GRAPHVIZ_PROGRAM) is None:
+        raise DiagramError(
+            f"Drawing {format.upper()} needs the Graphviz program {GRAPHVIZ_PROGRAM!r}, which "
+            f"is not on PATH. Install Graphviz (Debian/Ubuntu: apt-get install "
+            f"{GRAPHVIZ_PACKAGE}; macOS: brew install graphviz), or use the 'dot' or "
+            "'mermaid' text formats, which need no program.",
+            program=GRAPHVIZ_PROGRAM,
+        )
+    try:
+        return run_graphviz(dot, format, prog=GRAPHVIZ_PROGRAM)
+    except GraphvizError as error:
+        raise DiagramError(
+            f"Graphviz could not draw the diagram as {format.upper()}: {error}",
+            program=GRAPHVIZ_PROGRAM,
+        ) from None

@@ -1,0 +1,240 @@
+"""Diagrams: DOT and Mermaid text always, SVG/PNG through Graphviz, and steps_diagram."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pydot
+import pytest
+from django.core.management import CommandError, call_command
+
+from django_steps.diagrams import workflow_diagram
+from django_steps.exceptions import DiagramError
+from django_steps.machines import MachineState, WorkflowDefinition, WorkflowRunner
+from django_steps.machines.diagram import render_diagram
+from django_steps.services import (
+    set_workflow_on_hold,
+    start_workflow_instance,
+    update_workflow_step_status,
+)
+from tests.factories import claims_definition, create_workflow
+from tests.testapp.models import Claim
+
+needs_graphviz = pytest.mark.skipif(
+    shutil.which("dot") is None, reason="Graphviz 'dot' is not installed"
+)
+
+
+@pytest.fixture
+def definition() -> WorkflowDefinition:
+    return WorkflowDefinition.from_dict(claims_definition())
+
+
+@pytest.fixture
+def workflow(db):
+    return create_workflow(claims_definition())
+
+
+@pytest.fixture
+def instance(workflow):
+    instance = start_workflow_instance("Claims", Claim.objects.create(title="Window"))
+    update_workflow_step_status(instance, "Accepted")
+    instance.refresh_from_db()
+    return instance
+
+
+def parse_dot(text: str) -> pydot.Dot:
+    graphs = pydot.graph_from_dot_data(text)
+    assert graphs, f"pydot could not parse:\n{text}"
+    return graphs[0]
+
+
+def nodes(graph: pydot.Dot) -> dict[str, pydot.Node]:
+    defaults = {"node", "edge", "graph"}  # pydot lists default-attribute statements as nodes
+    return {
+        node.get_name().strip('"'): node
+        for node in graph.get_nodes()
+        if node.get_name() not in defaults
+    }
+
+
+def edges(graph: pydot.Dot) -> dict[tuple[str, str], str]:
+    return {
+        (edge.get_source().strip('"'), edge.get_destination().strip('"')): (
+            edge.get("label") or ""
+        ).strip('"')
+        for edge in graph.get_edges()
+    }
+
+
+def test_dot_has_steps_conditions_priorities_and_final_steps(definition):
+    graph = parse_dot(render_diagram(WorkflowRunner(definition), format="dot"))
+    found = nodes(graph)
+    labels = {name: node.get("label").strip('"') for name, node in found.items()}
+    assert labels["step_senior_review"] == "Senior Review"
+    assert found["step_closed"].get("peripheries") == "2"
+    assert found["step_payment"].get("peripheries") is None
+    drawn = edges(graph)
+    assert drawn[("__start__", "step_submitted")] == ""
+    assert drawn[("step_review", "step_investigation")] == (
+        "1. claim.is_high_risk == true (priority 30)"
+    )
+    assert drawn[("step_review", "step_senior_review")] == (
+        "2. claim.amount > 10000.0 (priority 20)"
+    )
+    assert drawn[("step_review", "step_payment")] == "3. always (priority 0)"
+    assert drawn[("step_payment", "step_closed")] == "always"
+    # hold / resume / cancel self-transitions are left out
+    assert not [pair for pair in drawn if pair[0] == pair[1]]
+    assert len(drawn) == 8
+
+
+def test_dot_text_is_stable_and_needs_neither_pydot_nor_graphviz(definition, monkeypatch):
+    runner = WorkflowRunner(definition)
+    first = render_diagram(runner, format="dot")
+    monkeypatch.setitem(sys.modules, "pydot", None)  # import pydot now fails
+    monkeypatch.setenv("PATH", "")
+    assert render_diagram(WorkflowRunner(definition), format="dot") == first
+
+
+@needs_graphviz
+def test_dot_is_accepted_by_graphviz(definition):
+    dot = render_diagram(WorkflowRunner(definition), format="dot")
+    completed = subprocess.run(
+        ["dot", "-Tsvg"], input=dot.encode(), capture_output=True, check=False
+    )
+    assert completed.returncode == 0, completed.stderr.decode()
+    assert b"<svg" in completed.stdout
+
+
+def test_names_and_conditions_with_quotes_and_backslashes_are_escaped():
+    data = claims_definition()
+    data["steps"][1]["name"] = 'Review "A"\\B'
+    for transition in data["transitions"]:
+        for end in ("from", "to"):
+            if transition[end] == "Review":
+                transition[end] = 'Review "A"\\B'
+    data["transitions"][1]["condition"] = 'claim.kind == "x\\"y" || claim.is_high_risk'
+    runner = WorkflowRunner(WorkflowDefinition.from_dict(data))
+    graph = parse_dot(render_diagram(runner, format="dot"))
+    labels = {name: node.get("label") for name, node in nodes(graph).items()}
+    assert labels["step_review_a_b"] == '"Review \\"A\\"\\\\B"'
+    mermaid = render_diagram(runner, format="mermaid")
+    assert 'state "Review #quot;A#quot;\\B" as step_review_a_b' in mermaid
+    assert "claim.kind == #quot;x\\#quot;y#quot; || claim.is_high_risk" in mermaid
+
+
+def test_mermaid(definition):
+    text = render_diagram(WorkflowRunner(definition), format="mermaid")
+    assert isinstance(text, str)
+    assert text.startswith("stateDiagram-v2\n")
+    lines = text.splitlines()
+    assert '    state "Senior Review" as step_senior_review' in lines
+    assert "    [*] --> step_submitted" in lines
+    assert "    step_closed --> [*]" in lines
+    assert (
+        "    step_review --> step_senior_review : 2. claim.amount > 10000.0 (priority 20)" in lines
+    )
+    assert "active" not in text
+
+
+@pytest.mark.django_db
+def test_instance_diagram_highlights_the_current_step(instance):
+    graph = parse_dot(workflow_diagram(instance=instance))
+    found = nodes(graph)
+    review = found["step_review"]
+    assert review.get("label") == '"Review\\n(Pending)"'
+    assert review.get("fillcolor") == '"#40E0D0"'
+    highlighted = [n for n, node in found.items() if node.get("fillcolor") == '"#40E0D0"']
+    assert highlighted == ["step_review"]
+
+    set_workflow_on_hold(instance)
+    instance.refresh_from_db()
+    mermaid = workflow_diagram("Claims", format="mermaid", instance=instance)
+    assert 'state "Review (On hold, on hold)" as step_review' in mermaid
+    assert "    step_review:::active" in mermaid.splitlines()
+
+
+@pytest.mark.django_db
+def test_instance_of_another_workflow_is_refused(instance):
+    data = claims_definition()
+    data["name"] = "Other"
+    create_workflow(data)
+    with pytest.raises(ValueError, match="belongs to workflow 'Claims'"):
+        workflow_diagram("Other", instance=instance)
+
+
+@needs_graphviz
+@pytest.mark.django_db
+def test_svg_and_png(workflow):
+    svg = workflow_diagram(workflow, format="svg")
+    assert isinstance(svg, bytes)
+    assert b"<svg" in svg
+    assert b"Senior Review" in svg
+    png = workflow_diagram("Claims", format="png")
+    assert isinstance(png, bytes)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+@pytest.mark.parametrize("format", ["svg", "png"])
+def test_missing_graphviz_names_the_program_and_the_package(definition, monkeypatch, format):
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(DiagramError) as raised:
+        render_diagram(WorkflowRunner(definition), format=format)
+    message = str(raised.value)
+    assert "'dot'" in message
+    assert "apt-get install graphviz" in message
+    assert raised.value.program == "dot"
+
+
+def test_unknown_format(definition):
+    with pytest.raises(DiagramError, match="Unknown diagram format 'gif'; choose one of dot,"):
+        render_diagram(WorkflowRunner(definition), format="gif")
+
+
+def test_current_state_may_be_given_without_a_database(definition):
+    runner = WorkflowRunner(definition)
+    dot = render_diagram(runner, state=MachineState(step="Payment", status="Scheduled"))
+    assert '"step_payment" [label="Payment\\n(Scheduled)", fillcolor="#40E0D0"' in dot
+
+
+# --- steps_diagram -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_command_writes_dot_to_stdout(workflow, capsys):
+    call_command("steps_diagram", "Claims")
+    parse_dot(capsys.readouterr().out)
+
+
+@pytest.mark.django_db
+def test_command_writes_mermaid_for_an_instance(instance, capsys):
+    call_command("steps_diagram", "Claims", "--instance", str(instance.pk), "--format", "mermaid")
+    out = capsys.readouterr().out
+    assert out.startswith("stateDiagram-v2")
+    assert "step_review:::active" in out
+
+
+@needs_graphviz
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("filename", "expected"),
+    [("claims.svg", b"<svg"), ("claims.png", b"\x89PNG"), ("claims.dot", b"digraph")],
+)
+def test_command_format_follows_the_output_extension(workflow, tmp_path, filename, expected):
+    target = tmp_path / filename
+    call_command("steps_diagram", "Claims", "-o", str(target))
+    assert expected in target.read_bytes()[:400]
+
+
+@pytest.mark.django_db
+def test_command_errors_name_what_is_missing(workflow, monkeypatch):
+    with pytest.raises(CommandError, match="No workflow named 'Nope'"):
+        call_command("steps_diagram", "Nope")
+    with pytest.raises(CommandError, match="No instance 'not-a-uuid' of workflow 'Claims'"):
+        call_command("steps_diagram", "Claims", "--instance", "not-a-uuid")
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(CommandError, match="apt-get install graphviz"):
+        call_command("steps_diagram", "Claims", "--format", "svg")
