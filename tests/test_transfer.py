@@ -1,0 +1,394 @@
+"""Export and import of definitions: round trips, dry runs, validation, in-place updates."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import yaml
+from django.core.management import CommandError, call_command
+
+from django_steps.exceptions import DefinitionError, DefinitionInUse, WorkflowNotFound
+from django_steps.loading import definition_from_db
+from django_steps.machines import WorkflowDefinition
+from django_steps.machines.serialization import (
+    FORMAT_MARKER,
+    dump_definitions,
+    parse_definitions,
+)
+from django_steps.models import (
+    Workflow,
+    WorkflowHistory,
+    WorkflowInstance,
+    WorkflowStep,
+    WorkflowStepStatus,
+    WorkflowTransition,
+)
+from django_steps.services import start_workflow_instance, update_workflow_step_status
+from django_steps.transfer import export_definitions, import_definitions, import_file
+from tests.factories import claims_definition, create_workflow
+from tests.testapp.models import Claim
+
+pytestmark = pytest.mark.django_db
+
+HIGH = {"claim": {"amount": 50000.0, "is_high_risk": False}}
+MODELS = (Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition, WorkflowInstance)
+
+
+def counts() -> dict[str, int]:
+    return {model.__name__: model.objects.count() for model in MODELS}
+
+
+def definitions(*data: dict) -> list[WorkflowDefinition]:
+    return [WorkflowDefinition.from_dict(item) for item in data]
+
+
+def expense_definition() -> dict:
+    return {
+        "name": "Expenses",
+        "context_variables": {"expense": "map"},
+        "steps": [
+            {
+                "name": "Filed",
+                "order": 1,
+                "initial": True,
+                "statuses": [
+                    {"name": "Draft", "default": True},
+                    {"name": "Submitted", "completion": True},
+                ],
+            },
+            {
+                "name": "Done",
+                "order": 2,
+                "final": True,
+                "statuses": [{"name": "Done", "default": True, "completion": True}],
+            },
+        ],
+        "transitions": [
+            {"name": "file", "from": "Filed", "to": "Done", "condition": "expense.total < 100"}
+        ],
+    }
+
+
+@pytest.fixture
+def claims():
+    return create_workflow(claims_definition())
+
+
+@pytest.fixture
+def instance_at_review(claims):
+    instance = start_workflow_instance("Claims", Claim.objects.create(title="Window"))
+    update_workflow_step_status(instance, "Accepted")
+    instance.refresh_from_db()
+    return instance
+
+
+# --- round trips ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("format", ["yaml", "json"])
+def test_export_import_into_an_empty_database_export_is_identical(claims, format):
+    create_workflow(expense_definition())
+    first = export_definitions(format=format)
+    Workflow.objects.all().delete()
+    assert counts() == dict.fromkeys(counts(), 0)
+
+    import_definitions(parse_definitions(first, format))
+    second = export_definitions(format=format)
+
+    assert second == first
+    assert second.encode() == first.encode()
+    assert Workflow.objects.count() == 2
+
+
+def test_export_format_is_documented_shape(claims):
+    data = yaml.safe_load(export_definitions(["Claims"]))
+    assert list(data) == ["format", "workflows"]
+    assert data["format"] == FORMAT_MARKER == "django-steps/1"
+    (workflow,) = data["workflows"]
+    assert workflow == {**WorkflowDefinition.from_dict(workflow).to_dict()}
+    assert workflow["transitions"][1] == {
+        "name": "Review -> Investigation",
+        "from": "Review",
+        "to": "Investigation",
+        "condition": "claim.is_high_risk == true",
+        "priority": 30,
+        "description": "",
+    }
+    text = export_definitions(["Claims"])
+    assert text.startswith("format: django-steps/1\nworkflows:\n  - name: Claims\n")
+    json_data = json.loads(export_definitions(["Claims"], format="json"))
+    assert json_data == data
+
+
+def test_export_selected_workflows_in_the_order_given(claims):
+    create_workflow(expense_definition())
+    data = yaml.safe_load(export_definitions(["Expenses", "Claims"]))
+    assert [w["name"] for w in data["workflows"]] == ["Expenses", "Claims"]
+    with pytest.raises(WorkflowNotFound, match="'Nope'"):
+        export_definitions(["Claims", "Nope"])
+
+
+def test_reimporting_the_same_file_changes_nothing(claims):
+    version = Workflow.objects.get(name="Claims").version
+    report = import_definitions(parse_definitions(export_definitions()))
+    assert str(report) == "Workflow 'Claims': unchanged."
+    assert Workflow.objects.get(name="Claims").version == version
+
+
+# --- dry runs and invalid files --------------------------------------------------------
+
+
+def test_dry_run_writes_nothing(claims):
+    changed = claims_definition()
+    changed["transitions"][2]["condition"] = "claim.amount > 20000.0"
+    before = counts()
+    version = Workflow.objects.get(name="Claims").version
+
+    report = import_definitions(definitions(changed, expense_definition()), dry_run=True)
+
+    assert counts() == before
+    assert Workflow.objects.get(name="Claims").version == version
+    assert not Workflow.objects.filter(name="Expenses").exists()
+    assert definition_from_db("Claims").transitions[2].condition == "claim.amount > 10000.0"
+    text = str(report)
+    assert "transition 'Review -> Senior Review': condition changed" in text
+    assert "Workflow 'Expenses': created." in text
+    assert text.endswith("Dry run: nothing was written.")
+
+
+def test_invalid_workflow_anywhere_in_the_file_writes_nothing_and_names_it(claims):
+    bad = expense_definition()
+    bad["transitions"][0]["condition"] = "expense.total <"
+    changed = claims_definition()
+    changed["description"] = "Changed"
+    before = counts()
+
+    with pytest.raises(DefinitionError) as raised:
+        import_definitions(definitions(changed, bad))
+
+    message = str(raised.value)
+    assert "Nothing was imported" in message
+    assert "'Expenses'" in message
+    assert "'file'" in message
+    assert counts() == before
+    assert Workflow.objects.get(name="Claims").description != "Changed"
+
+
+def test_duplicate_names_are_reported_before_writing(db):
+    data = claims_definition()
+    data["transitions"].append({"from": "Review", "to": "Payment", "name": "pay"})
+    data["transitions"].append({"from": "Submitted", "to": "Review", "name": "pay"})
+    data["steps"][0]["statuses"].append({"name": "New"})
+    with pytest.raises(DefinitionError) as raised:
+        import_definitions(definitions(data))
+    message = str(raised.value)
+    assert "more than one transition is named 'pay'" in message
+    assert "step 'Submitted' has 2 statuses called 'New'" in message
+    assert Workflow.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("format: django-steps/9\nworkflows: []\n", "Unsupported definitions file format"),
+        ("workflows:\n  - name: X\n    stepz: []\n", "unknown key(s) 'stepz'"),
+        ("name: [unclosed\n", "not valid YAML"),
+        ('{"name": "X",}', "not valid JSON"),
+        ("- just\n- a list\n", "must hold a mapping"),
+    ],
+)
+def test_unreadable_files_name_the_problem(tmp_path, text, problem):
+    path = tmp_path / ("workflows.json" if text.startswith("{") else "workflows.yaml")
+    path.write_text(text)
+    with pytest.raises(DefinitionError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        import_file(path)
+    assert Workflow.objects.count() == 0
+
+
+def test_a_workflow_twice_in_a_file_is_refused():
+    text = dump_definitions(definitions(expense_definition(), expense_definition()))
+    with pytest.raises(DefinitionError, match="'Expenses' appears more than once"):
+        parse_definitions(text)
+
+
+# --- in-place updates ------------------------------------------------------------------
+
+
+def test_update_in_place_keeps_running_instances_working(instance_at_review):
+    instance = instance_at_review
+    rows = {step.name: step.pk for step in WorkflowStep.objects.all()}
+    data = claims_definition()
+    review = data["steps"][1]
+    review["description"] = "A person checks the claim."
+    review["statuses"] = [s for s in review["statuses"] if s["name"] != "In progress"]
+    review["statuses"].append({"name": "Escalated"})
+    data["steps"].insert(
+        3,
+        {
+            "name": "Audit",
+            "order": 4,
+            "statuses": [
+                {"name": "Open", "default": True},
+                {"name": "Done", "completion": True},
+            ],
+        },
+    )
+    data["transitions"][2]["condition"] = "claim.amount > 20000.0"
+    data["transitions"] += [
+        {"from": "Review", "to": "Audit", "condition": "claim.amount > 40000.0", "priority": 25},
+        {"from": "Audit", "to": "Payment"},
+    ]
+
+    report = import_definitions(definitions(data))
+
+    text = str(report)
+    assert "status 'In progress' of step 'Review' deleted" in text
+    assert "step 'Audit' created" in text
+    assert "transition 'Review -> Senior Review': condition changed" in text
+    assert "transition 'Review -> Audit' created" in text
+    assert "recreated" not in text
+    assert "step 'Review': description changed" in text
+    # Kept rows keep their primary keys; the instance is where it was.
+    assert {s.name: s.pk for s in WorkflowStep.objects.exclude(name="Audit")} == rows
+    instance.refresh_from_db()
+    assert (instance.current_step.name, instance.current_step_status.name) == (
+        "Review",
+        "Pending",
+    )
+    # ...and follows the new rules.
+    update_workflow_step_status(instance, "Approved", HIGH)
+    instance.refresh_from_db()
+    assert instance.current_step.name == "Audit"
+    stored = definition_from_db("Claims")
+    assert [t.to_step for t in stored.transitions_from("Review")] == [
+        "Investigation",
+        "Audit",
+        "Senior Review",
+        "Payment",
+    ]
+
+
+def test_initial_step_and_default_status_can_move(claims):
+    data = claims_definition()
+    data["steps"][0]["initial"] = False
+    data["steps"].insert(
+        0,
+        {
+            "name": "Intake",
+            "initial": True,
+            "statuses": [{"name": "New", "default": True}, {"name": "Done", "completion": True}],
+        },
+    )
+    data["transitions"].append({"from": "Intake", "to": "Submitted"})
+    for status in data["steps"][2]["statuses"]:
+        status["default"] = status["name"] == "In progress"
+    import_definitions(definitions(data))
+    stored = definition_from_db("Claims")
+    assert stored.initial_step.name == "Intake"
+    assert stored.get_step("Review").default_status.name == "In progress"
+
+
+def test_equal_priority_transitions_keep_the_file_order(claims):
+    data = claims_definition()
+    for transition in data["transitions"]:
+        if transition["from"] == "Review":
+            transition["priority"] = 0
+            transition["condition"] = transition.get("condition") or "claim.amount < 100.0"
+    import_definitions(definitions(data))
+    reordered = copy.deepcopy(data)
+    review = [t for t in reordered["transitions"] if t["from"] == "Review"]
+    rest = [t for t in reordered["transitions"] if t["from"] != "Review"]
+    reordered["transitions"] = rest[:1] + list(reversed(review)) + rest[1:]
+
+    report = import_definitions(definitions(reordered))
+
+    assert "recreated to keep the order they are tried in" in str(report)
+    stored = definition_from_db("Claims")
+    assert [t.to_step for t in stored.transitions_from("Review")] == [
+        "Payment",
+        "Senior Review",
+        "Investigation",
+    ]
+    again = export_definitions()
+    assert parse_definitions(again)[0].to_dict() == WorkflowDefinition.from_dict(
+        reordered
+    ).to_dict() | {"transitions": parse_definitions(again)[0].to_dict()["transitions"]}
+    assert [t["to"] for t in yaml.safe_load(again)["workflows"][0]["transitions"]] == [
+        t["to"] for t in reordered["transitions"]
+    ]
+
+
+def test_deleting_a_step_in_use_fails_and_rolls_everything_back(instance_at_review):
+    data = claims_definition()
+    data["description"] = "Changed"
+    data["steps"] = [s for s in data["steps"] if s["name"] != "Review"]
+    data["transitions"] = [t for t in data["transitions"] if t["to"] != "Review"]
+    for transition in data["transitions"]:
+        if transition["from"] == "Review":
+            transition["from"] = "Submitted"
+    before = counts()
+    history = WorkflowHistory.objects.count()
+
+    with pytest.raises(DefinitionInUse) as raised:
+        import_definitions(definitions(expense_definition(), data))
+
+    assert str(raised.value) == (
+        "Workflow 'Claims': cannot delete step 'Review': 1 workflow instance(s) are at it. "
+        "Keep it in the file, or move or finish those instances first. Nothing was imported."
+    )
+    assert (raised.value.step, raised.value.instances) == ("Review", 1)
+    assert counts() == before
+    assert WorkflowHistory.objects.count() == history
+    assert Workflow.objects.get(name="Claims").description != "Changed"
+    assert not Workflow.objects.filter(name="Expenses").exists()
+
+
+def test_deleting_a_status_in_use_fails_and_names_it(instance_at_review):
+    data = claims_definition()
+    statuses = data["steps"][1]["statuses"]
+    statuses[:] = [s for s in statuses if s["name"] != "Pending"]
+    statuses[0]["default"] = True
+    before = counts()
+    with pytest.raises(DefinitionInUse, match="cannot delete status 'Pending' of step 'Review'"):
+        import_definitions(definitions(data))
+    assert counts() == before
+
+
+def test_deleting_unused_steps_deletes_their_transitions(claims):
+    data = claims_definition()
+    data["steps"] = [s for s in data["steps"] if s["name"] != "Investigation"]
+    data["transitions"] = [t for t in data["transitions"] if "Investigation" not in t.values()]
+    report = str(import_definitions(definitions(data)))
+    assert "step 'Investigation' deleted" in report
+    assert "transition 'Review -> Investigation' deleted" in report
+    assert not WorkflowTransition.objects.filter(name__contains="Investigation").exists()
+
+
+# --- commands --------------------------------------------------------------------------
+
+
+def test_export_and_import_commands(claims, tmp_path, capsys):
+    yaml_path, json_path = tmp_path / "claims.yaml", tmp_path / "claims.json"
+    call_command("steps_export", "-o", str(yaml_path))
+    call_command("steps_export", "Claims", "-o", str(json_path))
+    assert yaml_path.read_text().startswith("format: django-steps/1\n")
+    assert json.loads(json_path.read_text())["format"] == "django-steps/1"
+    call_command("steps_export", "--format", "json")
+    assert json.loads(capsys.readouterr().out) == json.loads(json_path.read_text())
+
+    Workflow.objects.all().delete()
+    call_command("steps_import", str(json_path), "--dry-run")
+    assert "Workflow 'Claims': created.\nDry run: nothing was written." in capsys.readouterr().out
+    assert not Workflow.objects.exists()
+    call_command("steps_import", str(yaml_path))
+    assert capsys.readouterr().out == "Workflow 'Claims': created.\n"
+    assert export_definitions() == yaml_path.read_text()
+
+
+def test_command_errors(claims, tmp_path):
+    with pytest.raises(CommandError, match="No workflow named 'Nope'"):
+        call_command("steps_export", "Nope")
+    with pytest.raises(CommandError, match="Cannot read definitions file"):
+        call_command("steps_import", str(tmp_path / "missing.yaml"))
