@@ -17,7 +17,7 @@ NOX_ARGS ?=
 PYTHON_SOURCES := django_steps tests example_project scripts noxfile.py
 MIGRATED_APPS := django_steps testapp
 
-.PHONY: help test test-sqlite test-postgres lint format matrix demo
+.PHONY: help test test-sqlite test-postgres lint format matrix demo serve docs docs-serve
 
 help:
 	@echo "make test           run the suite on SQLite, then on a throwaway PostgreSQL cluster"
@@ -26,7 +26,10 @@ help:
 	@echo "make lint           ruff check, ruff format --check, mypy, missing-migration check"
 	@echo "make format         apply ruff fixes and formatting"
 	@echo "make matrix         run the suite on SQLite across Django 4.2, 5.2 and 6.x (nox)"
-	@echo "make demo           migrate the example project (SQLite)"
+	@echo "make demo           run example claims through the workflow on a fresh SQLite database"
+	@echo "make serve          the example project with its admin on http://127.0.0.1:8000/admin/"
+	@echo "make docs           build the documentation strictly into site/"
+	@echo "make docs-serve     serve the documentation on http://127.0.0.1:8001/ while editing"
 	@echo "Pass pytest arguments with PYTEST_ARGS=\"...\"."
 
 $(BIN)/python:
@@ -63,8 +66,27 @@ format: $(VENV)/.installed-lint
 matrix: $(VENV)/.installed-dev
 	$(BIN)/nox $(NOX_ARGS)
 
+# The example project runs from its own directory; its database is example_project/db.sqlite3.
+EXAMPLE := cd example_project && $(abspath $(BIN))/python manage.py
+# Material for MkDocs prints a banner about its successor on every build.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
+
 demo: $(VENV)/.installed-test
-	cd example_project && $(abspath $(BIN))/python manage.py migrate
+	rm -f example_project/db.sqlite3
+	$(EXAMPLE) migrate --verbosity 0
+	$(EXAMPLE) steps_import claims/workflows/claims.yaml
+	$(EXAMPLE) demo
 	@echo
-	@echo "The example project is migrated (example_project/db.sqlite3)."
-	@echo "The full demo, with workflows to click through, arrives with the engine."
+	@echo "See these claims in the admin: run 'make serve', open http://127.0.0.1:8000/admin/"
+	@echo "and log in as demo / demo."
+
+serve: $(VENV)/.installed-test
+	$(EXAMPLE) migrate --verbosity 0
+	$(EXAMPLE) demo_setup
+	$(EXAMPLE) runserver 127.0.0.1:8000
+
+docs: $(VENV)/.installed-docs
+	$(MKDOCS) build --strict
+
+docs-serve: $(VENV)/.installed-docs
+	$(MKDOCS) serve --dev-addr 127.0.0.1:8001

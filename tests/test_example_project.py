@@ -1,4 +1,4 @@
-"""The example project's ``demo`` command, run as ``make demo`` runs it, on a fresh database."""
+"""The example project, run as ``make demo`` runs it (migrate, import, demo) on a fresh database."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ def demo_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     directory = tmp_path_factory.mktemp("example")
     database, diagram = directory / "db.sqlite3", directory / "claims.svg"
     manage("migrate", "--verbosity", "0", database=database)
+    imported = manage("steps_import", "claims/workflows/claims.yaml", database=database)
+    assert imported.strip() == "Workflow 'Claims': created."
     return manage("demo", "--diagram", str(diagram), database=database), diagram
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from django_steps import engine
-from django_steps.exceptions import StepsError
+from django_steps.diagrams import workflow_diagram
+from django_steps.exceptions import DiagramError, StepsError
 from django_steps.models import WorkflowInstance
 from django_steps.services import (
     cancel_workflow_instance,
@@ -200,13 +201,15 @@ def format_table(reports: list[ClaimReport]) -> str:
 
 
 def write_diagram(path: Path) -> Path:
-    """Write the claims workflow's diagram (SVG) to ``path``; returns the path."""
-    from statemachine.contrib.diagram import DotGraphMachine
+    """Write the claims workflow's diagram: SVG at ``path``, or Mermaid text without Graphviz.
 
-    from django_steps.cache import compiled_workflow
-    from django_steps.models import Workflow
-
-    compiled = compiled_workflow(Workflow.objects.get(name=WORKFLOW_NAME))
-    graph = DotGraphMachine(compiled.runner.machine_class).get_graph()
-    path.write_bytes(graph.create_svg())
+    Returns the path written (``path`` with a ``.mmd`` suffix for Mermaid).
+    """
+    try:
+        svg = workflow_diagram(WORKFLOW_NAME, format="svg")
+        assert isinstance(svg, bytes)
+        path.write_bytes(svg)
+    except DiagramError:  # Graphviz's dot program is not installed
+        path = path.with_suffix(".mmd")
+        path.write_text(str(workflow_diagram(WORKFLOW_NAME, format="mermaid")))
     return path
