@@ -19,7 +19,9 @@ from .loading import definition_from_rows, load_workflow_rows
 from .machines.cel import CelLimits
 from .machines.definition import Lifecycle, WorkflowDefinition
 from .machines.runner import MachineState, WorkflowRunner
+from .machines.validation import raise_for_errors
 from .models import Workflow, WorkflowInstance, WorkflowStep, WorkflowStepStatus
+from .validation import validate_rows
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ def current_limits() -> CelLimits:
     return CelLimits(
         max_length=steps_settings.CONDITION_MAX_LENGTH,
         max_depth=steps_settings.CONDITION_MAX_DEPTH,
+        max_comprehensions=steps_settings.CONDITION_MAX_COMPREHENSIONS,
         context_max_bytes=steps_settings.CONTEXT_MAX_BYTES,
         context_max_depth=steps_settings.CONTEXT_MAX_DEPTH,
     )
@@ -124,6 +127,8 @@ class WorkflowCache:
 
     def _compile(self, workflow: Workflow, backend: str, limits: CelLimits) -> CompiledWorkflow:
         rows = load_workflow_rows(workflow)
+        # Validated once per version, on a miss: a definition with errors never runs.
+        raise_for_errors(workflow.name, validate_rows(rows, backend=backend, limits=limits))
         definition = definition_from_rows(rows)
         runner = WorkflowRunner(definition, backend=backend, limits=limits)
         steps = {step.name: step for step in rows.steps}

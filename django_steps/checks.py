@@ -29,6 +29,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     for name in (
         "CONDITION_MAX_LENGTH",
         "CONDITION_MAX_DEPTH",
+        "CONDITION_MAX_COMPREHENSIONS",
         "CONTEXT_MAX_BYTES",
         "CONTEXT_MAX_DEPTH",
         "MACHINE_CACHE_SIZE",

@@ -23,6 +23,9 @@ DEFAULTS: dict[str, Any] = {
     "CONDITION_MAX_LENGTH": 1000,
     # Deepest nesting of parentheses, brackets, braces and operators in a condition.
     "CONDITION_MAX_DEPTH": 30,
+    # Most comprehension macros (all, exists, exists_one, map, filter) in one condition;
+    # each one walks a whole list or map of the context.
+    "CONDITION_MAX_COMPREHENSIONS": 4,
     # Largest context_data accepted, as its JSON size in bytes.
     "CONTEXT_MAX_BYTES": 65536,
     # Deepest nesting of lists and maps in context_data.

@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .machines.definition import Lifecycle
 from .machines.runner import ChangeKind
+from .machines.variables import declaration_errors
 
 LIFECYCLE_CHOICES = [(item.value, item.label) for item in Lifecycle]
 EVENT_CHOICES = [(item.value, item.label) for item in ChangeKind]
@@ -95,6 +96,12 @@ class Workflow(models.Model):
             return super().delete(*args, **kwargs)
         except ProtectedError as error:
             raise explain_protected(error, f"workflow {self.name!r}") from None
+
+    def clean(self) -> None:
+        super().clean()
+        errors = declaration_errors(self.context_variables)
+        if errors:
+            raise ValidationError({"context_variables": errors})
 
 
 def bump_version(workflow_id: Any) -> None:
@@ -188,6 +195,18 @@ class WorkflowStep(models.Model):
                         % {"workflow": self.workflow.name, "step": other.name}
                     }
                 )
+        if self.is_final_step and self.pk is not None:
+            outgoing = list(self.outgoing_transitions.values_list("name", flat=True))
+            if outgoing:
+                raise ValidationError(
+                    {
+                        "is_final_step": _(
+                            "Step “%(step)s” cannot be final: it has outgoing transitions "
+                            "(%(transitions)s), and a final step ends the workflow."
+                        )
+                        % {"step": self.name, "transitions": ", ".join(outgoing)}
+                    }
+                )
 
 
 class WorkflowStepStatusManager(models.Manager["WorkflowStepStatus"]):
@@ -268,6 +287,17 @@ class WorkflowStepStatus(models.Model):
                     "“%(name)s” is marked %(flags)s."
                 )
                 % {"name": self.name, "flags": " and ".join(str(f) for f in flags)}
+            )
+        if self.is_default_status and flags and self.step_id and not self.step.is_final_step:
+            raise ValidationError(
+                {
+                    "is_default_status": _(
+                        "“%(name)s” is a %(flag)s status, so it cannot be the default status of "
+                        "step “%(step)s”, which is not final: instances would leave or stop at "
+                        "the step as soon as they enter it."
+                    )
+                    % {"name": self.name, "flag": flags[0], "step": self.step.name}
+                }
             )
         if self.is_default_status and self.step_id:
             other = (
@@ -374,7 +404,7 @@ class WorkflowTransition(models.Model):
 
     def clean(self) -> None:
         super().clean()
-        errors: dict[str, str] = {}
+        errors: dict[str, Any] = {}
         for field_name in ("from_step", "to_step"):
             step_id = getattr(self, f"{field_name}_id")
             if step_id and self.workflow_id:
@@ -383,8 +413,25 @@ class WorkflowTransition(models.Model):
                     errors[field_name] = _(
                         "Step “%(step)s” belongs to workflow “%(other)s”, not to this workflow."
                     ) % {"step": step.name, "other": step.workflow.name}
+        if self.from_step_id and "from_step" not in errors and self.from_step.is_final_step:
+            errors["from_step"] = _(
+                "Step “%(step)s” is final; a final step ends the workflow and cannot have "
+                "outgoing transitions."
+            ) % {"step": self.from_step.name}
+        condition_errors = self.condition_errors()
+        if condition_errors:
+            errors["condition"] = condition_errors
         if errors:
             raise ValidationError(errors)
+
+    def condition_errors(self) -> list[str]:
+        """Why the condition would be refused (length, depth, syntax, safety, variables)."""
+        from .validation import check_condition
+
+        declared = self.workflow.context_variables if self.workflow_id else None
+        return [
+            issue.message for issue in check_condition(self.condition, context_variables=declared)
+        ]
 
 
 # --- instances ---------------------------------------------------------------------

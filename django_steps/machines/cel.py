@@ -39,6 +39,7 @@ class CelLimits:
     max_depth: int = 30
     context_max_bytes: int = 65536
     context_max_depth: int = 10
+    max_comprehensions: int = 4
 
 
 DEFAULT_LIMITS = CelLimits()

@@ -30,6 +30,7 @@ from ..exceptions import (
 from .cel import DEFAULT_LIMITS, CelLimits, convert_context
 from .compiler import COMPLETE, Evaluation, StepBinding, WorkflowMachine, compile_workflow
 from .definition import Lifecycle, StatusDefinition, StepDefinition, WorkflowDefinition
+from .variables import check_context
 
 
 class ChangeKind(str, enum.Enum):
@@ -187,6 +188,10 @@ class WorkflowRunner:
             return self.hold(state)
         if status.is_cancellation:
             return self.cancel(state)
+        if self.definition.context_variables:
+            context = check_context(
+                self.definition.context_variables, context, workflow=self.definition.name
+            )
         if status.is_completion and not step.is_final:
             return self._take_transition(state, step, status, context)
 

@@ -1,0 +1,561 @@
+"""Validate a workflow definition and report every problem, with no database.
+
+:func:`validate_definition` returns a list of :class:`Problem` s: errors (the
+definition cannot be run) and warnings (it runs, but probably not as meant). The
+admin, the ``steps_check`` command and the compiler all use it, through
+:func:`django_steps.validation.validate_workflow` for stored workflows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..exceptions import ConditionError, ConditionSyntaxError, DefinitionError
+from .cel import DEFAULT_LIMITS, CelLimits, compile_condition
+from .definition import StepDefinition, TransitionDefinition, WorkflowDefinition
+from .safety import parse_tree
+from .variables import VariableReference, declaration_errors, variable_references
+
+ERROR = "error"
+WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a workflow definition.
+
+    ``severity`` is ``"error"`` or ``"warning"``; ``code`` a stable identifier (e.g.
+    ``"no_initial_step"``); ``message`` a sentence naming the workflow and the thing
+    at fault. The location is ``kind`` (``workflow``, ``step``, ``status`` or
+    ``transition``) and ``name``, with ``step`` naming a status's step, ``field`` the
+    model field at fault (e.g. ``"condition"``) and ``line``/``column`` (1-based) the
+    place in a condition. ``id`` is the definition object's id (the database primary
+    key for stored workflows) and ``obj`` the row, when known.
+    """
+
+    severity: str
+    code: str
+    message: str
+    workflow: str
+    kind: str
+    name: str
+    step: str = ""
+    field: str = ""
+    line: int | None = None
+    column: int | None = None
+    id: Any = dataclasses.field(default=None, compare=False)
+    obj: Any = dataclasses.field(default=None, compare=False, repr=False)
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == ERROR
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.message} [{self.code}]"
+
+
+def errors_of(problems: Iterable[Problem]) -> list[Problem]:
+    """The problems that are errors."""
+    return [problem for problem in problems if problem.is_error]
+
+
+def ensure_valid_definition(
+    definition: WorkflowDefinition,
+    *,
+    backend: str = "celpy",
+    limits: CelLimits = DEFAULT_LIMITS,
+) -> list[Problem]:
+    """Validate ``definition``; raise :class:`DefinitionError` if it has errors.
+
+    Returns the warnings otherwise. The error's ``problems`` lists every problem.
+    """
+    problems = validate_definition(definition, backend=backend, limits=limits)
+    raise_for_errors(definition.name, problems)
+    return problems
+
+
+def raise_for_errors(workflow: str, problems: Sequence[Problem]) -> None:
+    """Raise :class:`DefinitionError` listing the errors among ``problems``, if any."""
+    errors = errors_of(problems)
+    if errors:
+        details = " ".join(problem.message for problem in errors)
+        raise DefinitionError(
+            f"Workflow {workflow!r} has {len(errors)} error(s): {details}",
+            workflow=workflow,
+            problems=problems,
+        )
+
+
+def validate_definition(
+    definition: WorkflowDefinition,
+    *,
+    backend: str = "celpy",
+    limits: CelLimits = DEFAULT_LIMITS,
+) -> list[Problem]:
+    """Every problem of ``definition``, errors and warnings, in definition order.
+
+    Conditions are compiled with ``backend`` and ``limits``, so a condition that
+    would be refused at run time is reported here with its line and column.
+    """
+    return _Validator(definition, backend, limits).run()
+
+
+@functools.lru_cache(maxsize=1024)
+def condition_variables(expression: str) -> tuple[VariableReference, ...]:
+    """The free variables of a condition that parses (cached per text)."""
+    return tuple(variable_references(parse_tree(expression)))
+
+
+def undeclared_variables(
+    expression: str, declared: Iterable[str]
+) -> list[tuple[VariableReference, list[str]]]:
+    """References to undeclared variables, each with the declared names it resembles."""
+    names = sorted(declared)
+    seen: set[str] = set()
+    found = []
+    for reference in condition_variables(expression):
+        if reference.name in names or reference.name in seen:
+            continue
+        seen.add(reference.name)
+        found.append((reference, difflib.get_close_matches(reference.name, names, n=3)))
+    return found
+
+
+def undeclared_message(
+    reference: VariableReference, suggestions: list[str], declared: Iterable[str]
+) -> str:
+    """``variable 'clam' (line 1, column 1) is not declared; did you mean 'claim'? ...``"""
+    text = f"variable {reference.name!r}"
+    if reference.line is not None:
+        text += f" (line {reference.line}, column {reference.column})"
+    text += " is not declared"
+    if suggestions:
+        text += "; did you mean " + " or ".join(repr(name) for name in suggestions) + "?"
+    else:
+        text += "."
+    return f"{text} Declared variables: {', '.join(sorted(declared))}."
+
+
+@dataclass(frozen=True)
+class ConditionIssue:
+    """Why a condition text is refused: ``invalid_condition`` or ``undeclared_variable``."""
+
+    code: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+
+def condition_issues(
+    condition: str,
+    *,
+    declared: Mapping[str, str] | None = None,
+    backend: str = "celpy",
+    limits: CelLimits = DEFAULT_LIMITS,
+) -> list[ConditionIssue]:
+    """Why ``condition`` would be refused (empty list: it is fine; empty text always is).
+
+    The condition is compiled with ``backend`` and ``limits`` (syntax, length, depth
+    and safety rules); when ``declared`` names variables (and is itself valid), every
+    variable the condition reads must be among them.
+    """
+    if not condition.strip():
+        return []
+    try:
+        compile_condition(condition, backend=backend, limits=limits)
+    except ConditionError as error:
+        syntax = error if isinstance(error, ConditionSyntaxError) else None
+        return [
+            ConditionIssue(
+                "invalid_condition",
+                str(error),
+                syntax.line if syntax else None,
+                syntax.column if syntax else None,
+            )
+        ]
+    if not declared or declaration_errors(declared):
+        return []
+    return [
+        ConditionIssue(
+            "undeclared_variable",
+            undeclared_message(reference, suggestions, declared),
+            reference.line,
+            reference.column,
+        )
+        for reference, suggestions in undeclared_variables(condition, declared)
+    ]
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Validator:
+    def __init__(self, definition: WorkflowDefinition, backend: str, limits: CelLimits):
+        self.definition = definition
+        self.backend = backend
+        self.limits = limits
+        self.where = f"Workflow {definition.name!r}"
+        self.problems: list[Problem] = []
+
+    def add(
+        self,
+        severity: str,
+        code: str,
+        message: str,
+        kind: str,
+        name: str,
+        *,
+        id: Any = None,
+        **location: Any,
+    ) -> None:
+        self.problems.append(
+            Problem(
+                severity=severity,
+                code=code,
+                message=f"{self.where}: {message}",
+                workflow=self.definition.name,
+                kind=kind,
+                name=name,
+                id=id,
+                **location,
+            )
+        )
+
+    def run(self) -> list[Problem]:
+        definition = self.definition
+        for error in declaration_errors(definition.context_variables):
+            self.add(
+                ERROR,
+                "invalid_context_variables",
+                error,
+                "workflow",
+                definition.name,
+                id=definition.id,
+                field="context_variables",
+            )
+        if not definition.steps:
+            self.add(
+                ERROR,
+                "no_steps",
+                "it has no steps; add an initial step, a final step and transitions.",
+                "workflow",
+                definition.name,
+                id=definition.id,
+            )
+            return self.problems
+        self.check_steps()
+        for step in definition.steps:
+            self.check_statuses(step)
+        known = self.check_transitions()
+        self.check_priorities()
+        self.check_reachability(known)
+        return self.problems
+
+    # --- steps and statuses -----------------------------------------------------------
+
+    def check_steps(self) -> None:
+        definition = self.definition
+        for name, count in Counter(step.name for step in definition.steps).items():
+            if count > 1:
+                self.add(
+                    ERROR,
+                    "duplicate_step_name",
+                    f"{count} steps are called {name!r}; step names must be unique.",
+                    "step",
+                    name,
+                    field="name",
+                )
+        initial = [step for step in definition.steps if step.is_initial]
+        if not initial:
+            self.add(
+                ERROR,
+                "no_initial_step",
+                "it has no initial step; mark the step instances start at as initial.",
+                "workflow",
+                definition.name,
+                id=definition.id,
+            )
+        elif len(initial) > 1:
+            names = ", ".join(repr(step.name) for step in initial)
+            for step in initial[1:]:
+                self.add(
+                    ERROR,
+                    "multiple_initial_steps",
+                    f"it has {len(initial)} initial steps ({names}); exactly one may be initial.",
+                    "step",
+                    step.name,
+                    id=step.id,
+                    field="is_initial_step",
+                )
+        if not definition.final_steps:
+            self.add(
+                ERROR,
+                "no_final_step",
+                "it has no final step, so no instance can ever complete; mark a step as final.",
+                "workflow",
+                definition.name,
+                id=definition.id,
+            )
+
+    def check_statuses(self, step: StepDefinition) -> None:
+        step_where = f"step {step.name!r}"
+        for name, count in Counter(status.name for status in step.statuses).items():
+            if count > 1:
+                self.add(
+                    ERROR,
+                    "duplicate_status_name",
+                    f"{step_where} has {count} statuses called {name!r}; status names must be "
+                    "unique within a step.",
+                    "status",
+                    name,
+                    step=step.name,
+                    field="name",
+                )
+        defaults = [status for status in step.statuses if status.is_default]
+        if not defaults:
+            self.add(
+                ERROR,
+                "no_default_status",
+                f"{step_where} has no default status; instances entering it need one.",
+                "step",
+                step.name,
+                id=step.id,
+            )
+        elif len(defaults) > 1:
+            names = ", ".join(repr(status.name) for status in defaults)
+            for status in defaults[1:]:
+                self.add(
+                    ERROR,
+                    "multiple_default_statuses",
+                    f"{step_where} has {len(defaults)} default statuses ({names}); exactly one "
+                    "may be the default.",
+                    "status",
+                    status.name,
+                    id=status.id,
+                    step=step.name,
+                    field="is_default_status",
+                )
+        for status in step.statuses:
+            flags = [
+                label
+                for flag, label in (
+                    (status.is_completion, "completion"),
+                    (status.is_cancellation, "cancellation"),
+                    (status.is_on_hold, "on-hold"),
+                )
+                if flag
+            ]
+            status_where = f"{step_where}, status {status.name!r}"
+            if len(flags) > 1:
+                self.add(
+                    ERROR,
+                    "conflicting_status_flags",
+                    f"{status_where} is marked {' and '.join(flags)}; a status can be only one "
+                    "of completion, cancellation or on-hold.",
+                    "status",
+                    status.name,
+                    id=status.id,
+                    step=step.name,
+                )
+            if status.is_default and flags and not step.is_final:
+                self.add(
+                    ERROR,
+                    "default_status_ends_step",
+                    f"{status_where} is the default status and a {flags[0]} status; a non-final "
+                    "step would be left (or stopped) as soon as it is entered. Make a plain "
+                    "status the default.",
+                    "status",
+                    status.name,
+                    id=status.id,
+                    step=step.name,
+                    field="is_default_status",
+                )
+        has_completion = any(status.is_completion for status in step.statuses)
+        if step.is_final and not has_completion:
+            self.add(
+                WARNING,
+                "final_step_cannot_complete",
+                f"final {step_where} has no completion status, so instances that reach it "
+                "never complete.",
+                "step",
+                step.name,
+                id=step.id,
+            )
+        if not step.is_final and not has_completion:
+            self.add(
+                ERROR,
+                "step_cannot_complete",
+                f"{step_where} is not final and has no completion status, so instances can "
+                "never leave it; add a completion status.",
+                "step",
+                step.name,
+                id=step.id,
+            )
+
+    # --- transitions ------------------------------------------------------------------
+
+    def check_transitions(self) -> list[TransitionDefinition]:
+        """Check every transition; return those between known steps."""
+        definition = self.definition
+        known: list[TransitionDefinition] = []
+        for transition in definition.transitions:
+            valid = True
+            for field_name, step_name in (
+                ("from_step", transition.from_step),
+                ("to_step", transition.to_step),
+            ):
+                if definition.step(step_name) is None:
+                    valid = False
+                    self.add(
+                        ERROR,
+                        "transition_unknown_step",
+                        f"transition {transition.label!r} names step {step_name!r}, which is "
+                        "not a step of this workflow.",
+                        "transition",
+                        transition.label,
+                        id=transition.id,
+                        field=field_name,
+                    )
+            if valid:
+                known.append(transition)
+            self.check_condition(transition)
+        for step in definition.steps:
+            outgoing = [t for t in known if t.from_step == step.name]
+            if step.is_final and outgoing:
+                self.add(
+                    ERROR,
+                    "final_step_has_transitions",
+                    f"final step {step.name!r} has outgoing transitions "
+                    f"({', '.join(repr(t.label) for t in outgoing)}); a final step ends the "
+                    "workflow. Remove them or unmark the step as final.",
+                    "step",
+                    step.name,
+                    id=step.id,
+                    field="is_final_step",
+                )
+            if not step.is_final and not outgoing:
+                self.add(
+                    ERROR,
+                    "step_has_no_way_out",
+                    f"step {step.name!r} is not final and has no outgoing transition, so "
+                    "completing it always fails; add a transition from it or make it final.",
+                    "step",
+                    step.name,
+                    id=step.id,
+                )
+        return known
+
+    def check_condition(self, transition: TransitionDefinition) -> None:
+        where = f"transition {transition.label!r}: condition {_shorten(transition.condition)!r}"
+        for issue in condition_issues(
+            transition.condition,
+            declared=self.definition.context_variables,
+            backend=self.backend,
+            limits=self.limits,
+        ):
+            self.add(
+                ERROR,
+                issue.code,
+                f"{where}: {issue.message}",
+                "transition",
+                transition.label,
+                id=transition.id,
+                field="condition",
+                line=issue.line,
+                column=issue.column,
+            )
+
+    def check_priorities(self) -> None:
+        definition = self.definition
+        for step in definition.steps:
+            ordered = definition.transitions_from(step.name)
+            by_priority: dict[int, list[TransitionDefinition]] = defaultdict(list)
+            for transition in ordered:
+                if transition.condition.strip():
+                    by_priority[transition.priority].append(transition)
+            for priority, group in by_priority.items():
+                if len(group) > 1:
+                    names = ", ".join(repr(t.label) for t in group)
+                    for transition in group[1:]:
+                        self.add(
+                            WARNING,
+                            "same_priority",
+                            f"conditional transitions {names} from step {step.name!r} share "
+                            f"priority {priority}; they are tried in creation order. Give them "
+                            "distinct priorities.",
+                            "transition",
+                            transition.label,
+                            id=transition.id,
+                            field="priority",
+                        )
+            unconditional = next((t for t in ordered if not t.condition.strip()), None)
+            if unconditional is None:
+                continue
+            for transition in ordered[ordered.index(unconditional) + 1 :]:
+                self.add(
+                    WARNING,
+                    "shadowed_transition",
+                    f"transition {transition.label!r} is never taken: transition "
+                    f"{unconditional.label!r} from step {step.name!r} has no condition and is "
+                    "tried first. Give it a lower priority.",
+                    "transition",
+                    transition.label,
+                    id=transition.id,
+                    field="priority",
+                )
+
+    # --- graph --------------------------------------------------------------------------
+
+    def check_reachability(self, known: list[TransitionDefinition]) -> None:
+        definition = self.definition
+        forward: dict[str, set[str]] = defaultdict(set)
+        backward: dict[str, set[str]] = defaultdict(set)
+        for transition in known:
+            forward[transition.from_step].add(transition.to_step)
+            backward[transition.to_step].add(transition.from_step)
+        initial = [step.name for step in definition.steps if step.is_initial]
+        if len(initial) == 1:
+            reachable = _closure(initial, forward)
+            for step in definition.steps:
+                if step.name not in reachable:
+                    self.add(
+                        ERROR,
+                        "unreachable_step",
+                        f"step {step.name!r} cannot be reached from the initial step "
+                        f"{initial[0]!r}; add a transition to it or remove it.",
+                        "step",
+                        step.name,
+                        id=step.id,
+                    )
+        finals = [step.name for step in definition.final_steps]
+        if finals:
+            can_finish = _closure(finals, backward)
+            for step in definition.steps:
+                if step.name not in can_finish:
+                    self.add(
+                        WARNING,
+                        "no_path_to_final_step",
+                        f"no final step can be reached from step {step.name!r}; instances "
+                        "there can only be cancelled.",
+                        "step",
+                        step.name,
+                        id=step.id,
+                    )
+
+
+def _closure(start: Iterable[str], edges: dict[str, set[str]]) -> set[str]:
+    seen = set(start)
+    queue = deque(seen)
+    while queue:
+        for target in edges.get(queue.popleft(), ()):
+            if target not in seen:
+                seen.add(target)
+                queue.append(target)
+    return seen

@@ -1,0 +1,197 @@
+"""Validate workflows: definitions, stored workflows and their rows, and conditions.
+
+:func:`validate_workflow` is the one validation function: the admin, the
+``steps_check`` command and the compiler (on a cache miss) all use it. It accepts a
+plain :class:`~django_steps.machines.definition.WorkflowDefinition` (no database)
+or a :class:`~django_steps.models.Workflow` row, for which it also checks what only
+rows can show (a transition whose steps belong to another workflow) and attaches
+the row at fault to each :class:`Problem` as ``obj``. Conditions are compiled with
+the ``DJANGO_STEPS`` backend and limits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .conf import steps_settings
+from .exceptions import WorkflowNotFound
+from .loading import WorkflowRows, definition_from_rows, load_workflow_rows
+from .machines.cel import CelLimits
+from .machines.definition import WorkflowDefinition
+from .machines.validation import (
+    ERROR,
+    WARNING,
+    ConditionIssue,
+    Problem,
+    condition_issues,
+    errors_of,
+    raise_for_errors,
+    validate_definition,
+)
+from .models import Workflow
+
+__all__ = [
+    "ERROR",
+    "WARNING",
+    "ConditionIssue",
+    "Problem",
+    "check_condition",
+    "check_workflows",
+    "ensure_valid",
+    "errors_of",
+    "format_problems",
+    "validate_rows",
+    "validate_workflow",
+]
+
+
+def _settings(backend: str | None, limits: CelLimits | None) -> tuple[str, CelLimits]:
+    from .cache import current_limits
+
+    return backend or steps_settings.CEL_BACKEND, limits or current_limits()
+
+
+def validate_workflow(
+    workflow: Workflow | WorkflowDefinition,
+    *,
+    backend: str | None = None,
+    limits: CelLimits | None = None,
+) -> list[Problem]:
+    """Every problem (errors and warnings) of a workflow row or a plain definition.
+
+    A row is loaded in three queries. ``backend`` and ``limits`` default to the
+    ``DJANGO_STEPS`` settings. Never raises for a broken definition: that is what
+    the problems describe.
+    """
+    if isinstance(workflow, WorkflowDefinition):
+        return validate_definition(workflow, **_options(backend, limits))
+    return validate_rows(load_workflow_rows(workflow), backend=backend, limits=limits)
+
+
+def _options(backend: str | None, limits: CelLimits | None) -> dict[str, Any]:
+    backend, limits = _settings(backend, limits)
+    return {"backend": backend, "limits": limits}
+
+
+def validate_rows(
+    rows: WorkflowRows, *, backend: str | None = None, limits: CelLimits | None = None
+) -> list[Problem]:
+    """The problems of loaded rows (no query unless a transition crosses workflows)."""
+    workflow = rows.workflow
+    problems: list[Problem] = []
+    own_transitions = []
+    for transition in rows.transitions:
+        foreign = [
+            (field_name, step)
+            for field_name, step in (
+                ("from_step", transition.from_step),
+                ("to_step", transition.to_step),
+            )
+            if step.workflow_id != workflow.pk
+        ]
+        for field_name, step in foreign:
+            problems.append(
+                Problem(
+                    severity=ERROR,
+                    code="transition_other_workflow",
+                    message=(
+                        f"Workflow {workflow.name!r}: transition {transition.name!r} uses step "
+                        f"{step.name!r} of workflow {step.workflow.name!r}; a transition must "
+                        "join two steps of its own workflow."
+                    ),
+                    workflow=workflow.name,
+                    kind="transition",
+                    name=transition.name,
+                    field=field_name,
+                    id=transition.pk,
+                    obj=transition,
+                )
+            )
+        if not foreign:
+            own_transitions.append(transition)
+    definition = definition_from_rows(
+        WorkflowRows(workflow=workflow, steps=rows.steps, transitions=own_transitions)
+    )
+    problems.extend(validate_definition(definition, **_options(backend, limits)))
+    return [_with_row(problem, rows) for problem in problems]
+
+
+def _with_row(problem: Problem, rows: WorkflowRows) -> Problem:
+    if problem.obj is not None:
+        return problem
+    row: Any = None
+    if problem.kind == "workflow":
+        row = rows.workflow
+    elif problem.kind == "step":
+        row = next((step for step in rows.steps if step.name == problem.name), None)
+    elif problem.kind == "status":
+        step = next((step for step in rows.steps if step.name == problem.step), None)
+        if step is not None:
+            statuses = step.possible_statuses.all()
+            row = next((status for status in statuses if status.name == problem.name), None)
+    elif problem.kind == "transition":
+        row = next((t for t in rows.transitions if t.pk == problem.id), None)
+    return dataclasses.replace(problem, obj=row) if row is not None else problem
+
+
+def ensure_valid(
+    workflow: Workflow | WorkflowDefinition,
+    *,
+    backend: str | None = None,
+    limits: CelLimits | None = None,
+) -> list[Problem]:
+    """Validate; raise :class:`~django_steps.exceptions.DefinitionError` on any error.
+
+    The error's ``problems`` lists every problem; without errors the warnings are
+    returned.
+    """
+    problems = validate_workflow(workflow, backend=backend, limits=limits)
+    raise_for_errors(workflow.name, problems)
+    return problems
+
+
+def check_condition(condition: str, *, context_variables: Any = None) -> list[ConditionIssue]:
+    """Why ``condition`` would be refused under the current settings (empty: accepted).
+
+    ``context_variables`` is the workflow's declaration; when it names variables,
+    the condition may read no others.
+    """
+    backend, limits = _settings(None, None)
+    declared = context_variables if isinstance(context_variables, dict) else None
+    return condition_issues(condition, declared=declared, backend=backend, limits=limits)
+
+
+def check_workflows(
+    names: Sequence[str] = (),
+) -> list[tuple[Workflow, list[Problem]]]:
+    """Validate the workflows called ``names`` (all of them when empty), by name.
+
+    Raises :class:`~django_steps.exceptions.WorkflowNotFound` naming the first
+    unknown name before validating anything.
+    """
+    if names:
+        found = {workflow.name: workflow for workflow in Workflow.objects.filter(name__in=names)}
+        for name in names:
+            if name not in found:
+                raise WorkflowNotFound(name)
+        workflows = [found[name] for name in dict.fromkeys(names)]
+    else:
+        workflows = list(Workflow.objects.order_by("name"))
+    return [(workflow, validate_workflow(workflow)) for workflow in workflows]
+
+
+def format_problems(results: Iterable[tuple[Workflow, Sequence[Problem]]]) -> list[str]:
+    """Report lines: one heading per workflow, then its errors and warnings."""
+    lines = []
+    for workflow, problems in results:
+        errors = errors_of(problems)
+        warnings = len(problems) - len(errors)
+        if not problems:
+            lines.append(f"{workflow.name}: OK")
+            continue
+        lines.append(f"{workflow.name}: {len(errors)} error(s), {warnings} warning(s)")
+        ordered = errors + [problem for problem in problems if not problem.is_error]
+        lines.extend(f"  {problem}" for problem in ordered)
+    return lines

@@ -1,0 +1,302 @@
+"""Hostile and costly condition texts are refused quickly, with line and column."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+
+import pytest
+
+from django_steps.exceptions import ConditionSyntaxError
+from django_steps.machines.cel import CelLimits, compile_condition, convert_context
+from django_steps.machines.safety import (
+    MAX_TREE_DEPTH,
+    check_condition_safety,
+    parse_tree,
+    tree_depth_limit,
+)
+from django_steps.machines.variables import free_variables
+
+#: Generous upper bound for refusing one hostile text ("well under a second").
+QUICKLY = 1.0
+
+#: Limits that let huge texts through the length check, to show the other checks.
+UNLIMITED_LENGTH = CelLimits(max_length=10_000_000)
+
+
+DEFAULT = CelLimits()
+
+
+def refused(
+    text: str, limits: CelLimits = DEFAULT, match: str | None = None
+) -> ConditionSyntaxError:
+    """Compile ``text`` expecting a refusal within :data:`QUICKLY` seconds."""
+    compile_condition.cache_clear()
+    start = time.perf_counter()
+    with pytest.raises(ConditionSyntaxError, match=match) as excinfo:
+        compile_condition(text, limits=limits)
+    elapsed = time.perf_counter() - start
+    assert elapsed < QUICKLY, f"took {elapsed:.3f}s to refuse"
+    return excinfo.value
+
+
+HOSTILE: dict[str, Callable[[], str]] = {
+    "5000 nested parentheses": lambda: "(" * 5000 + "1" + ")" * 5000 + " == 1",
+    "5000 nested lists": lambda: "[" * 5000 + "1" + "]" * 5000 + " == [1]",
+    "5000 nested maps": lambda: '{"a": ' * 5000 + "1" + "}" * 5000 + " == {}",
+    "5000 negations": lambda: "!" * 5000 + "true",
+    "5000 minus signs": lambda: "-" * 5000 + "1 == 1",
+    "alternating unary operators": lambda: "!-" * 2500 + "1",
+    "1 MB string": lambda: '"' + "a" * 1_000_000 + '" == x',
+    "1 MB of spaces": lambda: " " * 1_000_000 + "true",
+    "1 MB comment": lambda: "true // " + "x" * 1_000_000,
+    "unterminated 1 MB string": lambda: '"' + "a" * 1_000_000,
+    "long member chain": lambda: "a" + ".b" * 5000 + " == 1",
+    "long index chain": lambda: "x" + "[0]" * 5000 + " == 1",
+    "long addition": lambda: "1" + " + 1" * 5000 + " == 1",
+    "long and-chain": lambda: "true" + " && true" * 5000,
+    "nested ternaries": lambda: "true ? " * 2000 + "1" + " : 2" * 2000 + " == 1",
+    "1000-char emoji string": lambda: '"' + "\U0001f600" * 1000 + '" == x',
+}
+
+
+@pytest.mark.parametrize("make", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_text_is_refused_quickly_under_default_limits(make):
+    refused(make())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(" * 5000 + "1" + ")" * 5000 + " == 1",
+        "!" * 5000 + "true",
+        "-" * 5000 + "1 == 1",
+        # Chains that brackets do not show: refused by the parse-tree depth.
+        "a" + ".b" * 1000 + " == 1",
+        "x" + "[0]" * 1000 + " == 1",
+        "1" + " + 1" * 1000 + " == 1",
+    ],
+    ids=["parentheses", "negations", "minus", "members", "indexes", "additions"],
+)
+def test_deep_text_is_refused_quickly_even_without_a_length_limit(text):
+    error = refused(text, UNLIMITED_LENGTH, match="nested")
+    assert error.line == 1
+    assert error.column is not None
+
+
+def test_the_length_limit_names_its_setting():
+    error = refused("x" * 1001, match="1001 characters long; the limit is 1000")
+    assert "CONDITION_MAX_LENGTH" in str(error)
+
+
+def test_a_condition_at_the_length_limit_compiles():
+    text = "x == " + '"' + "a" * 993 + '"'
+    assert len(text) == 1000
+    assert compile_condition(text).evaluate(convert_context({"x": "a" * 993})) is True
+
+
+def test_the_depth_limit_names_its_setting_and_position():
+    error = refused("(" * 31 + "1" + ")" * 31 + " == 1", match="more than 30 levels")
+    assert "CONDITION_MAX_DEPTH" in str(error)
+    assert (error.line, error.column) == (1, 31)
+
+
+def test_nesting_within_the_depth_limit_compiles_and_evaluates():
+    text = "(" * 30 + "1" + ")" * 30 + " == 1"
+    assert compile_condition(text).evaluate(convert_context({})) is True
+    lists = "[" * 29 + "1" + "]" * 29 + " != []"
+    assert compile_condition(lists).evaluate(convert_context({})) is True
+
+
+def test_parse_tree_depth_limit_follows_the_setting_up_to_a_hard_ceiling():
+    assert tree_depth_limit(CelLimits(max_depth=30)) == 360
+    assert tree_depth_limit(CelLimits(max_depth=1000)) == MAX_TREE_DEPTH
+    chain = "a" + ".b" * 100 + " == 1"
+    compile_condition(chain, limits=CelLimits(max_depth=30))  # about 200 levels: fine
+    refused(chain, CelLimits(max_depth=10), match="parse tree is more than 120 levels")
+
+
+# --- comprehension macros -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "inner", "outer", "column"),
+    [
+        ("a.all(x, b.exists(y, y == x))", "exists", "all", 12),
+        ("a.exists(x, x.items.all(y, y > 0))", "all", "exists", 21),
+        ("a.map(x, b.filter(y, y > x)).size() > 0", "filter", "map", 12),
+        ("a.filter(x, b.exists_one(y, y == x)).size() > 0", "exists_one", "filter", 15),
+        ("a.exists_one(x, b.map(y, y).size() > 0)", "map", "exists_one", 19),
+        ("a.all(x, x > 0 && (b.exists(y, y == x)))", "exists", "all", 22),
+        ("a.map(x, x, b.all(y, y > x))", "all", "map", 15),
+    ],
+)
+def test_nested_comprehension_macros_are_refused(text, inner, outer, column):
+    error = refused(text, match=f"nests the macro {inner}\\(\\) inside {outer}\\(\\)")
+    assert (error.line, error.column) == (1, column)
+
+
+def test_nested_macro_on_a_later_line_reports_that_line():
+    error = refused("a.all(x,\n  x.exists(y, y > 1))")
+    assert (error.line, error.column) == (2, 5)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a.all(x, x > 0) && b.exists(y, y == 1)",
+        "a.map(x, x * 2).filter(y, y > 2).size() == 1",
+        "a.filter(x, x > 1).all(y, y > 1)",
+        "has(m.a) && m.a.exists(k, k == 'x')",
+    ],
+)
+def test_sequential_and_chained_macros_are_fine(text):
+    compiled = compile_condition(text)
+    context = convert_context({"a": [1, 2], "b": [1], "m": {"a": ["x"]}})
+    assert isinstance(compiled.evaluate(context), bool)
+
+
+def test_more_comprehensions_than_the_limit_are_refused_at_the_first_extra_one():
+    four = " && ".join(f"l{i}.all(x, x > 0)" for i in range(4))
+    compile_condition(four)
+    error = refused(four + " && l4.exists(x, x > 0)", match="more than 4 comprehension macros")
+    assert "CONDITION_MAX_COMPREHENSIONS" in str(error)
+    assert error.column == len(four) + 8
+    refused("a.all(x, x > 0) && b.all(x, x > 0)", CelLimits(max_comprehensions=1))
+
+
+# --- duration() and timestamp() -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "duration(x) > duration('1s')",
+        "x.duration() > duration('1s')",
+        "timestamp(x) > timestamp('2024-01-01T00:00:00Z')",
+        "duration('1' + 's') > duration('0s')",
+        "duration(string(x)) > duration('1s')",
+        "timestamp(1700000000) > timestamp('2024-01-01T00:00:00Z')",
+        "duration() == duration('1s')",
+        "duration('1s', '2s') == duration('1s')",
+        "duration(b'1s') == duration('1s')",
+    ],
+)
+def test_duration_and_timestamp_need_one_string_literal(text):
+    refused(text, match=r"(accepts only a string literal|takes exactly one string literal)")
+
+
+@pytest.mark.parametrize(
+    "literal",
+    [
+        # cel-python 0.5.0's own pattern backtracks exponentially on these.
+        "a" * 40 + "!",
+        "1a" * 30 + "!",
+        "1" + "0" * 50 + "s",  # well-formed, but out of range
+        "1" + "0" * 5000 + "s",
+        "1x",
+        "-",
+        "1.5.5s",
+        "1s\\n",
+    ],
+)
+def test_crafted_duration_literals_are_refused_quickly(literal):
+    error = refused(f'duration("{literal}") > duration("0s")', UNLIMITED_LENGTH)
+    assert "duration() cannot use" in str(error)
+    assert (error.line, error.column) == (1, 10)
+
+
+def test_a_1mb_duration_literal_is_refused_by_length_first():
+    refused('duration("1' + "0" * 1_000_000 + 's") > duration("0s")', match="characters long")
+
+
+@pytest.mark.parametrize(
+    "literal",
+    ["2024-01-31", "yesterday", "2024-13-45T00:00:00Z", "2024-01-31T00:00:00" + "0" * 100 + "Z"],
+)
+def test_malformed_timestamp_literals_are_refused(literal):
+    refused(f'timestamp("{literal}") < now', match="timestamp\\(\\) cannot use")
+
+
+@pytest.mark.parametrize(
+    ("text", "context", "expected"),
+    [
+        ('elapsed > duration("1h30m")', {"elapsed": 0}, None),
+        ('duration("90s") == duration("1m30s")', {}, True),
+        ('"2h".duration() > duration("1h")', {}, True),
+        ('duration("-1.5h") < duration("0s")', {}, True),
+        ('duration("250ms") < duration("1s")', {}, True),
+        ("timestamp('2024-01-31T10:00:00+02:00') < timestamp('2024-01-31T09:00:00Z')", {}, True),
+        ('timestamp(r"2024-01-31T00:00:00.123456Z") > timestamp("2024-01-30T00:00:00Z")', {}, True),
+    ],
+)
+def test_well_formed_duration_and_timestamp_literals_compile(text, context, expected):
+    compiled = compile_condition(text)
+    if expected is not None:
+        assert compiled.evaluate(convert_context(context)) is expected
+
+
+def test_timestamp_literal_compares_with_a_context_datetime():
+    import datetime
+
+    compiled = compile_condition('submitted < timestamp("2024-01-31T00:00:00Z")')
+    early = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+    assert compiled.evaluate(convert_context({"submitted": early})) is True
+
+
+# --- unicode tricks ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ('x == "admin\u202e"', "U+202E"),  # right-to-left override (Trojan Source)
+        ('x == "a\u2066" && true', "U+2066"),  # first-strong isolate
+        ('x == "\u200fa"', "U+200F"),
+        ('x == "a\x00"', "U+0000"),
+        ('x == "a" // \u202e comment', "U+202E"),
+    ],
+)
+def test_invisible_control_characters_are_refused(text, code):
+    error = refused(text, match=re.escape(code))
+    assert error.line == 1
+
+
+def test_control_character_position_counts_lines():
+    error = refused('x == 1 &&\n  y == "\u202e"')
+    assert (error.line, error.column) == (2, 9)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\uff58 == 1",  # fullwidth x: not an identifier
+        "x \uff1d\uff1d 1",  # fullwidth equals signs
+        "x\u200b == 1",  # zero-width space inside an identifier
+        "\u0445 == 1",  # Cyrillic ha, looks like x
+    ],
+)
+def test_lookalike_characters_outside_strings_do_not_parse(text):
+    refused(text, match="does not parse")
+
+
+def test_unicode_inside_strings_is_accepted():
+    compiled = compile_condition('name == "Zoë 😀 \u200d"')
+    assert compiled.evaluate(convert_context({"name": "Zoë 😀 \u200d"})) is True
+
+
+# --- the checks on their own ------------------------------------------------------------
+
+
+def test_safety_parses_the_text_when_given_another_backends_program():
+    with pytest.raises(ConditionSyntaxError, match="nests the macro"):
+        check_condition_safety("a.all(x, x.all(y, y))", object())
+
+
+def test_free_variables_leave_out_bound_loop_variables_and_type_names():
+    tree = parse_tree(
+        "claim.items.all(x, x.amount > limit) && type(count) == int && "
+        "x > 1 && .root.a == 1 && m.map(k, v, k == v) == [] && has(doc.f)"
+    )
+    assert free_variables(tree) == {"claim", "limit", "count", "x", "root", "m", "v", "doc"}
