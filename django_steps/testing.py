@@ -1,0 +1,306 @@
+"""Test workflow definitions with no database and no Django settings.
+
+Load a definition from a dict, a YAML or JSON file, or a ``steps_export`` file, then
+drive it through statuses and contexts, or assert where a context leads::
+
+    from django_steps.testing import assert_transition, drive, load_definition
+
+    claims = load_definition("workflows/claims.yaml")
+    run = drive(claims, ["Accepted", ("Approved", {"claim": {"amount": 50000.0,
+                                                             "is_high_risk": False}})])
+    assert run.path == ["Submitted", "Review", "Senior Review"]
+
+    assert_transition(claims, from_step="Review", status="Approved",
+                      context={"claim": {"amount": 500.0, "is_high_risk": True}},
+                      to_step="Investigation")
+
+The same :class:`~django_steps.machines.WorkflowRunner` as the services applies the
+rules, so a definition behaves here as it does in the database. This module imports
+only the database-free :mod:`django_steps.machines` package.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Union
+
+from .exceptions import DefinitionError
+from .machines.cel import DEFAULT_LIMITS, CelLimits
+from .machines.definition import Lifecycle, WorkflowDefinition
+from .machines.explain import Explanation, explain_status
+from .machines.introspect import StateDescription, describe_state
+from .machines.runner import Change, ChangeKind, MachineState, Outcome, WorkflowRunner
+from .machines.serialization import definitions_from_data, read_definitions
+
+__all__ = [
+    "CANCEL",
+    "HOLD",
+    "RESUME",
+    "Operation",
+    "ScenarioResult",
+    "WorkflowScenario",
+    "assert_transition",
+    "drive",
+    "explain",
+    "load_definition",
+    "load_definitions",
+    "runner_for",
+]
+
+DefinitionSource = Union[WorkflowDefinition, Mapping[str, Any], str, Path]  # noqa: UP007
+
+
+class Operation(str, enum.Enum):
+    """Operations that are not a status, for :func:`drive`."""
+
+    HOLD = "hold"
+    RESUME = "resume"
+    CANCEL = "cancel"
+
+
+HOLD, RESUME, CANCEL = Operation.HOLD, Operation.RESUME, Operation.CANCEL
+
+Action = Union[str, Operation, tuple[str, Union[Mapping[str, Any], None]]]  # noqa: UP007
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+def load_definitions(source: Mapping[str, Any] | str | Path) -> list[WorkflowDefinition]:
+    """Every workflow of a definitions file (path) or of its parsed data (dict)."""
+    if isinstance(source, Mapping):
+        return definitions_from_data(source)
+    return read_definitions(source)
+
+
+def load_definition(source: DefinitionSource, *, name: str | None = None) -> WorkflowDefinition:
+    """One workflow from a definition, a dict, or a YAML/JSON/export file.
+
+    ``name`` picks a workflow from a file that holds several; without it the file
+    must hold exactly one. :class:`~django_steps.exceptions.DefinitionError` says
+    what is wrong.
+    """
+    if isinstance(source, WorkflowDefinition):
+        return source
+    definitions = load_definitions(source)
+    if name is not None:
+        for definition in definitions:
+            if definition.name == name:
+                return definition
+        known = ", ".join(repr(d.name) for d in definitions) or "none"
+        raise DefinitionError(f"No workflow named {name!r} (found: {known}).", workflow=name)
+    if len(definitions) != 1:
+        known = ", ".join(repr(d.name) for d in definitions) or "none"
+        raise DefinitionError(
+            f"Expected one workflow, found {len(definitions)} ({known}); pass name=... to pick one."
+        )
+    return definitions[0]
+
+
+@functools.lru_cache(maxsize=64)
+def _runner(definition: WorkflowDefinition, backend: str, limits: CelLimits) -> WorkflowRunner:
+    return WorkflowRunner(definition, backend=backend, limits=limits)
+
+
+def runner_for(
+    source: DefinitionSource, *, backend: str = "celpy", limits: CelLimits = DEFAULT_LIMITS
+) -> WorkflowRunner:
+    """The (cached) runner of a definition; ``DefinitionError`` if it does not compile."""
+    return _runner(load_definition(source), backend, limits)
+
+
+# --- driving ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    """Where a scenario went: the steps visited, every change, and the final state."""
+
+    path: list[str]
+    history: list[Change]
+    step: str | None
+    status: str | None
+    lifecycle: Lifecycle
+
+    @property
+    def is_completed(self) -> bool:
+        return self.lifecycle is Lifecycle.COMPLETED
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.lifecycle is Lifecycle.CANCELLED
+
+    def __str__(self) -> str:
+        lines = [
+            f"Path: {' -> '.join(self.path)}",
+            f"Final: step {self.step!r}, status {self.status!r}, {self.lifecycle.value}",
+            "History:",
+        ]
+        lines += [
+            f"  {c.kind.value}: {c.from_step}/{c.from_status} -> {c.to_step}/{c.to_status}"
+            for c in self.history
+        ]
+        return "\n".join(lines)
+
+
+@dataclass
+class WorkflowScenario:
+    """A workflow instance with no database, started at creation; calls chain.
+
+    ``WorkflowScenario(claims).set_status("Accepted").set_status("Approved", ctx)``.
+    Refused operations raise the same :class:`~django_steps.exceptions.StepsError`
+    subclasses as the services, and leave the scenario unchanged.
+    """
+
+    definition: DefinitionSource
+    backend: str = "celpy"
+    limits: CelLimits = DEFAULT_LIMITS
+    runner: WorkflowRunner = field(init=False)
+    state: MachineState = field(init=False)
+    history: list[Change] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.runner = runner_for(self.definition, backend=self.backend, limits=self.limits)
+        self.definition = self.runner.definition
+        self.state, outcome = self.runner.start()
+        self.history = list(outcome.changes)
+
+    def _apply(self, outcome: Outcome) -> WorkflowScenario:
+        self.history.extend(outcome.changes)
+        return self
+
+    def set_status(self, status: str, context: Mapping[str, Any] | None = None) -> WorkflowScenario:
+        """Set a status of the current step (completing it takes a transition)."""
+        return self._apply(self.runner.set_status(self.state, status, context))
+
+    def hold(self) -> WorkflowScenario:
+        return self._apply(self.runner.hold(self.state))
+
+    def resume(self) -> WorkflowScenario:
+        return self._apply(self.runner.resume(self.state))
+
+    def cancel(self) -> WorkflowScenario:
+        return self._apply(self.runner.cancel(self.state))
+
+    def perform(self, action: Action) -> WorkflowScenario:
+        """One :func:`drive` action: a status, ``(status, context)`` or an :class:`Operation`."""
+        if isinstance(action, Operation):
+            return getattr(self, action.value)()
+        if isinstance(action, tuple):
+            status, context = action
+            return self.set_status(status, context)
+        return self.set_status(action)
+
+    @property
+    def step(self) -> str | None:
+        return self.state.step
+
+    @property
+    def status(self) -> str | None:
+        return self.state.status
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return self.state.lifecycle
+
+    @property
+    def path(self) -> list[str]:
+        """The steps visited, from the initial step to the current one."""
+        steps = [c.to_step for c in self.history if c.kind is ChangeKind.STARTED]
+        steps += [c.to_step for c in self.history if c.kind is ChangeKind.STEP_CHANGED]
+        return [step for step in steps if step is not None]
+
+    def options(self) -> StateDescription:
+        """What the scenario's instance may do now (statuses, hold, resume, cancel)."""
+        return describe_state(self.runner, self.state)
+
+    def explain(
+        self, context: Mapping[str, Any] | None = None, status: str | None = None
+    ) -> Explanation:
+        """Explain setting ``status`` (default: the completion status) now; changes nothing."""
+        return explain_status(self.runner, self.state, context, status)
+
+    def result(self) -> ScenarioResult:
+        return ScenarioResult(
+            path=self.path,
+            history=list(self.history),
+            step=self.state.step,
+            status=self.state.status,
+            lifecycle=self.state.lifecycle,
+        )
+
+
+def drive(
+    definition: DefinitionSource,
+    actions: Iterable[Action],
+    *,
+    backend: str = "celpy",
+    limits: CelLimits = DEFAULT_LIMITS,
+) -> ScenarioResult:
+    """Start the workflow and perform ``actions`` in turn; the path and final state.
+
+    An action is a status name, a ``(status, context)`` pair, or :data:`HOLD`,
+    :data:`RESUME`, :data:`CANCEL`. A refused action raises its
+    :class:`~django_steps.exceptions.StepsError`.
+    """
+    scenario = WorkflowScenario(definition, backend=backend, limits=limits)
+    for action in actions:
+        scenario.perform(action)
+    return scenario.result()
+
+
+# --- assertions ------------------------------------------------------------------------
+
+
+def explain(
+    definition: DefinitionSource,
+    context: Mapping[str, Any] | None = None,
+    *,
+    step: str | None = None,
+    status: str | None = None,
+    backend: str = "celpy",
+    limits: CelLimits = DEFAULT_LIMITS,
+) -> Explanation:
+    """Explain setting ``status`` (default: completion) at ``step`` (default: initial)."""
+    runner = runner_for(definition, backend=backend, limits=limits)
+    if step is None:
+        state, _ = runner.start()
+    else:
+        step_definition = runner.definition.get_step(step)
+        state = MachineState(step=step, status=runner.default_status(step_definition).name)
+    return explain_status(runner, replace(state), context, status)
+
+
+def assert_transition(
+    definition: DefinitionSource,
+    *,
+    from_step: str,
+    to_step: str,
+    context: Mapping[str, Any] | None = None,
+    status: str | None = None,
+    backend: str = "celpy",
+    limits: CelLimits = DEFAULT_LIMITS,
+) -> Explanation:
+    """Assert that setting ``status`` at ``from_step`` with ``context`` leads to ``to_step``.
+
+    ``status`` defaults to the step's completion status. On failure the
+    ``AssertionError`` shows every condition's result and the engine's verdict.
+    Returns the :class:`~django_steps.machines.explain.Explanation`.
+    """
+    explanation = explain(
+        definition, context, step=from_step, status=status, backend=backend, limits=limits
+    )
+    if explanation.next_step != to_step:
+        if explanation.allowed:
+            got = f"it goes to {explanation.next_step!r}"
+        else:
+            got = "the update is refused"
+        raise AssertionError(
+            f"Expected step {from_step!r} with status {explanation.status!r} to lead to "
+            f"{to_step!r}, but {got}.\n\n{explanation}"
+        )
+    return explanation
