@@ -24,7 +24,7 @@ def manage(*args: str, database: Path) -> str:
         text=True,
         timeout=120,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
 
@@ -70,7 +70,14 @@ def test_each_claim_takes_its_path(demo_output: tuple[str, Path]) -> None:
 def test_notes_explain_hold_and_refusal(demo_output: tuple[str, Path]) -> None:
     output = demo_output[0]
     assert "resumed to the status it had before ('In progress')" in output
-    assert "no such member in mapping: 'is_high_risk'" in output
+    assert "'Approved' refused, nothing changed: Workflow 'Claims'" in output
+    assert "ERROR: no such member in mapping: 'is_high_risk'" in output
+    assert "with the claim's full data, 'Approved' would move it to 'Payment'" in output
+    assert "'Investigate high risk' false, 'Senior review over 10,000' true" in output
+
+
+def test_the_example_apps_own_tests_pass(tmp_path: Path) -> None:
+    manage("test", "claims", "--verbosity", "0", database=tmp_path / "unused.sqlite3")
 
 
 def test_the_diagram_is_written(demo_output: tuple[str, Path]) -> None:

@@ -18,6 +18,7 @@ from django.core.management.base import CommandError
 from django_steps import engine
 from django_steps.diagrams import workflow_diagram
 from django_steps.exceptions import DiagramError, StepsError
+from django_steps.introspection import explain
 from django_steps.models import WorkflowInstance
 from django_steps.services import (
     cancel_workflow_instance,
@@ -61,17 +62,25 @@ def low_value(claim: Claim, instance: WorkflowInstance) -> list[str]:
     return []
 
 
+def conditions_tried(instance: WorkflowInstance) -> str:
+    """The conditions of the instance's last step change, as the history recorded them."""
+    row = instance.history.filter(event="step_changed").order_by("timestamp", "id").last()
+    assert row is not None
+    tried = ", ".join(f"{c['transition']!r} {str(c['result']).lower()}" for c in row.conditions)
+    return f"at {row.from_step_name}, the history records the conditions tried: {tried}"
+
+
 def high_value(claim: Claim, instance: WorkflowInstance) -> list[str]:
     _status(instance, claim, "Accepted")
     _status(instance, claim, "In progress")
     _status(instance, claim, "Approved")  # claim.amount > 10000.0 -> Senior Review
-    return []
+    return [conditions_tried(instance)]
 
 
 def high_risk(claim: Claim, instance: WorkflowInstance) -> list[str]:
     _status(instance, claim, "Accepted")
     _status(instance, claim, "Approved")  # claim.is_high_risk == true wins (priority 30)
-    return []
+    return [conditions_tried(instance)]
 
 
 def held_and_resumed(claim: Claim, instance: WorkflowInstance) -> list[str]:
@@ -106,8 +115,17 @@ def unevaluable_condition(claim: Claim, instance: WorkflowInstance) -> list[str]
     try:
         engine.update_workflow_step_status(instance, "Approved", context)
     except StepsError as error:
-        return [f"'Approved' refused, nothing changed: {error}"]
-    raise CommandError(f"Demo claim {claim.title!r}: the strict engine accepted the update.")
+        reason = str(error)
+    else:
+        raise CommandError(f"Demo claim {claim.title!r}: the strict engine accepted the update.")
+    # explain() evaluates every outgoing condition and changes nothing.
+    checks = explain(instance, context, status="Approved").table()
+    fixed = explain(instance, claim.workflow_context(), status="Approved")
+    return [
+        f"'Approved' refused, nothing changed: {reason}",
+        "explain() with the same context, condition by condition:\n" + checks,
+        f"with the claim's full data, 'Approved' would move it to {fixed.next_step!r}",
+    ]
 
 
 Scenario = tuple[str, str, bool, Callable[[Claim, WorkflowInstance], list[str]]]
@@ -196,7 +214,10 @@ def format_table(reports: list[ClaimReport]) -> str:
     notes = [(report, note) for report in reports for note in report.notes]
     if notes:
         out += ["", "Notes:"]
-        out += [f"  #{report.claim.pk} {report.claim.title}: {note}" for report, note in notes]
+        for report, note in notes:
+            first, *more = note.splitlines()
+            out.append(f"  #{report.claim.pk} {report.claim.title}: {first}")
+            out += [f"      {line}".rstrip() for line in more]
     return "\n".join(out)
 
 
