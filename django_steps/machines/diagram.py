@@ -54,7 +54,7 @@ def render_diagram(
         )
     graph = diagram_graph(runner, state)
     if format == "mermaid":
-        return MermaidRenderer().render(_mermaid_safe(graph))
+        return mermaid_source(graph)
     dot = dot_source(graph)
     if format == "dot":
         return dot
@@ -88,10 +88,11 @@ def diagram_graph(runner: WorkflowRunner, state: MachineState | None = None) -> 
     for item in graph.states:
         name = item.name
         if item.is_active and state is not None:
-            name = f"{name}\n({state.status}"
-            if state.lifecycle is not Lifecycle.RUNNING:
-                name += f", {state.lifecycle.value.replace('_', ' ')}"
-            name += ")"
+            details = [state.status or ""]
+            lifecycle = state.lifecycle.value.replace("_", " ")
+            if state.lifecycle is not Lifecycle.RUNNING and lifecycle != details[0].lower():
+                details.append(lifecycle)
+            name = f"{name}\n({', '.join(details)})"
         states.append(replace(item, name=name, actions=[]))
     return replace(graph, name=definition.name, states=states, transitions=transitions)
 
@@ -139,18 +140,38 @@ def dot_source(graph: DiagramGraph) -> str:
     return "\n".join(lines) + "\n"
 
 
-_MERMAID_ENTITIES = str.maketrans({"#": "#35;", ";": "#59;", '"': "#quot;", "\n": " "})
+# Mermaid has no escapes that its renderers decode everywhere (entity codes show up
+# raw in state diagrams), so the two characters it cannot hold are replaced by
+# lookalikes: '"' in a quoted state name and ';' (a statement separator) in a label.
+_MERMAID_NAME = str.maketrans({'"': "'", "\n": " "})
+_MERMAID_LABEL = str.maketrans({";": "\u037e", "\n": " "})
 
 
 def _mermaid_safe(graph: DiagramGraph) -> DiagramGraph:
-    """Escape what Mermaid would read as syntax in names and labels (entity codes)."""
+    """The graph with names and labels Mermaid can parse (see above)."""
     return replace(
         graph,
-        states=[replace(s, name=s.name.translate(_MERMAID_ENTITIES)) for s in graph.states],
+        states=[replace(s, name=s.name.translate(_MERMAID_NAME)) for s in graph.states],
         transitions=[
-            replace(t, event=t.event.translate(_MERMAID_ENTITIES)) for t in graph.transitions
+            replace(t, event=t.event.translate(_MERMAID_LABEL)) for t in graph.transitions
         ],
     )
+
+
+def mermaid_source(graph: DiagramGraph) -> str:
+    """The graph as Mermaid ``stateDiagram-v2`` text (python-statemachine's renderer).
+
+    The renderer marks the current step with ``id:::active``, which Mermaid 11 ignores
+    in state diagrams; ``class id active`` is used instead.
+    """
+    text = MermaidRenderer().render(_mermaid_safe(graph))
+    lines = [
+        f"    class {line.strip()[: -len(':::active')]} active"
+        if line.startswith("    ") and line.endswith(":::active")
+        else line
+        for line in text.splitlines()
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _quote(text: str) -> str:
