@@ -1,0 +1,447 @@
+"""Admin for running workflow instances: list, hold/resume/cancel actions, set-status form.
+
+Instances are read-only here: every state change goes through the strict engine
+(:mod:`django_steps.engine`) with the operator as ``actor``, so refusals are
+reported with the engine's reason, history is recorded and signals are sent. Each
+operation needs its own permission (``hold_workflowinstance``...), and every change
+is written to the admin log.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+
+from .. import engine
+from ..exceptions import StepsError
+from ..forms import SetStatusForm
+from ..machines.runner import ChangeKind, Outcome
+from ..models import WorkflowHistory, WorkflowInstance, WorkflowStep
+from .definitions import ADMIN_MEDIA
+from .panels import diagram_panel, explain_panel
+
+SET_STATUS_SUBMIT = "_steps_set_status"
+SET_STATUS_PREFIX = "steps"
+MAX_LISTED_REFUSALS = 20
+
+
+class CurrentStepFilter(admin.SimpleListFilter):
+    """Filter by current step; only the chosen workflow's steps once a workflow is chosen."""
+
+    title = gettext_lazy("current step")
+    parameter_name = "current_step"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        steps = WorkflowStep.objects.select_related("workflow").order_by(
+            "workflow__name", "order", "pk"
+        )
+        workflow_id = request.GET.get("workflow__id__exact", "")
+        if workflow_id.isdigit():
+            steps = steps.filter(workflow_id=workflow_id)
+            return [(str(step.pk), step.name) for step in steps]
+        return [(str(step.pk), f"{step.workflow.name}: {step.name}") for step in steps]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value:
+            return queryset.filter(current_step_id=value)
+        return queryset
+
+
+class InstanceChangeList(ChangeList):
+    """Loads the objects of the listed instances with one query per content type."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        attach_content_objects(self.result_list)
+
+
+def attach_content_objects(instances: Iterable[WorkflowInstance]) -> None:
+    """Set ``_steps_object`` on each instance: its object, or ``None`` when it is gone.
+
+    One query per content type, whatever the number of instances; content types of
+    models that no longer exist, and ids their key cannot hold, leave ``None``.
+    """
+    by_type: dict[int, list[WorkflowInstance]] = {}
+    for instance in instances:
+        instance._steps_object = None  # type: ignore[attr-defined]
+        by_type.setdefault(instance.content_type_id, []).append(instance)
+    for group in by_type.values():
+        model = group[0].content_type.model_class()
+        if model is None:
+            continue
+        try:
+            found = model._base_manager.in_bulk({instance.object_id for instance in group})
+        except (ValueError, TypeError, ValidationError):
+            continue
+        by_id = {str(pk): obj for pk, obj in found.items()}
+        for instance in group:
+            instance._steps_object = by_id.get(instance.object_id)  # type: ignore[attr-defined]
+
+
+def object_admin_url(instance: WorkflowInstance) -> str:
+    """The admin change URL of the instance's object, or ``""`` when it has no admin page."""
+    model = instance.content_type.model_class()
+    if model is None or not admin.site.is_registered(model):
+        return ""
+    try:
+        return reverse(
+            f"admin:{instance.content_type.app_label}_{instance.content_type.model}_change",
+            args=[quote(instance.object_id)],
+        )
+    except NoReverseMatch:
+        return ""
+
+
+@admin.register(WorkflowInstance)
+class WorkflowInstanceAdmin(admin.ModelAdmin):
+    """Running and finished instances; changed only through the engine."""
+
+    list_display = [
+        "instance",
+        "workflow",
+        "content_object_link",
+        "current_step_name",
+        "status_name",
+        "lifecycle_badge",
+        "started_at",
+        "completed_at",
+    ]
+    list_display_links = ["instance"]
+    list_filter = ["workflow", CurrentStepFilter, "lifecycle"]
+    list_select_related = ["workflow", "current_step", "current_step_status", "content_type"]
+    search_fields = ["=object_id"]
+    search_help_text = gettext_lazy("Search by the object's id (exact).")
+    actions = ["hold_instances", "resume_instances", "cancel_instances"]
+    fieldsets = [
+        (None, {"fields": ["workflow", "content_object_link", "id"]}),
+        (
+            gettext_lazy("State"),
+            {
+                "fields": [
+                    "current_step_name",
+                    "status_name",
+                    "lifecycle_badge",
+                    "status_before_hold",
+                ]
+            },
+        ),
+        (
+            gettext_lazy("Dates"),
+            {"fields": ["started_at", "completed_at", "cancelled_at", "updated_at"]},
+        ),
+    ]
+    readonly_fields = [
+        "workflow",
+        "content_object_link",
+        "id",
+        "current_step_name",
+        "status_name",
+        "lifecycle_badge",
+        "status_before_hold",
+        "started_at",
+        "completed_at",
+        "cancelled_at",
+        "updated_at",
+    ]
+
+    @property
+    def media(self) -> forms.Media:
+        return super().media + ADMIN_MEDIA
+
+    # --- permissions ----------------------------------------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Instances start through the services, for an object, never from an empty form.
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The state fields are the engine's: the page is read-only, changes go through
+        # the set-status form and the actions, each with its own permission.
+        return False
+
+    def _has_operation_permission(self, request: HttpRequest, operation: str) -> bool:
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.{operation}_{opts.model_name}")
+
+    def has_hold_permission(self, request: HttpRequest) -> bool:
+        return self._has_operation_permission(request, "hold")
+
+    def has_resume_permission(self, request: HttpRequest) -> bool:
+        return self._has_operation_permission(request, "resume")
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return self._has_operation_permission(request, "cancel")
+
+    def has_set_status_permission(self, request: HttpRequest) -> bool:
+        return self._has_operation_permission(request, "set_status")
+
+    # --- list -------------------------------------------------------------------------
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return InstanceChangeList
+
+    @admin.display(description=gettext_lazy("instance"), ordering="started_at")
+    def instance(self, instance: WorkflowInstance) -> str:
+        return str(instance.pk)[:8]
+
+    @admin.display(description=gettext_lazy("object"))
+    def content_object_link(self, instance: WorkflowInstance) -> str:
+        if not hasattr(instance, "_steps_object"):
+            attach_content_objects([instance])
+        obj = instance._steps_object  # type: ignore[attr-defined]
+        kind = instance.content_type.name
+        if obj is None:
+            return format_html(
+                '{} {} <span class="steps-quiet">({})</span>',
+                kind,
+                instance.object_id,
+                _("not found"),
+            )
+        url = object_admin_url(instance)
+        label = f"{kind} {instance.object_id}: {obj}"
+        return format_html('<a href="{}">{}</a>', url, label) if url else label
+
+    @admin.display(description=gettext_lazy("current step"), ordering="current_step__order")
+    def current_step_name(self, instance: WorkflowInstance) -> str:
+        return instance.current_step.name if instance.current_step else "-"
+
+    @admin.display(description=gettext_lazy("status"), ordering="current_step_status__name")
+    def status_name(self, instance: WorkflowInstance) -> str:
+        return instance.current_step_status.name if instance.current_step_status else "-"
+
+    @admin.display(description=gettext_lazy("lifecycle"), ordering="lifecycle")
+    def lifecycle_badge(self, instance: WorkflowInstance) -> SafeString:
+        return format_html(
+            '<span class="steps-badge steps-lifecycle-{}">{}</span>',
+            instance.lifecycle,
+            instance.get_lifecycle_display(),
+        )
+
+    # --- actions ----------------------------------------------------------------------
+
+    @admin.action(permissions=["hold"], description=gettext_lazy("Put selected instances on hold"))
+    def hold_instances(self, request: HttpRequest, queryset: QuerySet[WorkflowInstance]) -> None:
+        self._operate(
+            request,
+            queryset,
+            engine.set_workflow_on_hold,
+            done=lambda count: ngettext(
+                "Put %(count)d instance on hold.", "Put %(count)d instances on hold.", count
+            ),
+            log=_("Put on hold (admin action)."),
+        )
+
+    @admin.action(permissions=["resume"], description=gettext_lazy("Resume selected instances"))
+    def resume_instances(self, request: HttpRequest, queryset: QuerySet[WorkflowInstance]) -> None:
+        self._operate(
+            request,
+            queryset,
+            engine.resume_workflow_instance,
+            done=lambda count: ngettext(
+                "Resumed %(count)d instance.", "Resumed %(count)d instances.", count
+            ),
+            log=_("Resumed (admin action)."),
+        )
+
+    @admin.action(permissions=["cancel"], description=gettext_lazy("Cancel selected instances"))
+    def cancel_instances(self, request: HttpRequest, queryset: QuerySet[WorkflowInstance]) -> None:
+        self._operate(
+            request,
+            queryset,
+            engine.cancel_workflow_instance,
+            done=lambda count: ngettext(
+                "Cancelled %(count)d instance.", "Cancelled %(count)d instances.", count
+            ),
+            log=_("Cancelled (admin action)."),
+        )
+
+    def _operate(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[WorkflowInstance],
+        operation: Callable[..., Outcome],
+        *,
+        done: Callable[[int], str],
+        log: str,
+    ) -> None:
+        """Apply ``operation`` to each instance on its own; report successes and refusals."""
+        succeeded = 0
+        refused: list[tuple[WorkflowInstance, StepsError]] = []
+        for instance in queryset.select_related("workflow", "content_type").order_by("pk"):
+            try:
+                operation(instance, actor=request.user)
+            except StepsError as error:
+                refused.append((instance, error))
+                continue
+            succeeded += 1
+            self.log_change(request, instance, log)
+        if succeeded:
+            self.message_user(request, done(succeeded) % {"count": succeeded}, messages.SUCCESS)
+        if refused:
+            self.message_user(request, refusal_message(refused), messages.ERROR)
+
+    # --- change page: set-status form, diagram, explanation, history -----------------------
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        instance = self.get_object(request, unquote(object_id))
+        if instance is None or not self.has_view_permission(request, instance):
+            return super().change_view(request, object_id, form_url, extra_context)
+        status_form = None
+        if request.method == "POST" and SET_STATUS_SUBMIT in request.POST:
+            if not self.has_set_status_permission(request):
+                raise PermissionDenied
+            status_form = SetStatusForm(request.POST, instance=instance, prefix=SET_STATUS_PREFIX)
+            if status_form.is_valid():
+                self._set_status(request, instance, status_form)
+                return HttpResponseRedirect(request.path)
+            # Show the page again, with the form's errors, as the read-only view it is.
+            request = _as_get(request)
+        context = {**(extra_context or {}), **self._panels(request, instance, status_form)}
+        return super().change_view(request, object_id, form_url, context)
+
+    def _panels(
+        self, request: HttpRequest, instance: WorkflowInstance, status_form: SetStatusForm | None
+    ) -> dict[str, Any]:
+        history = list(
+            WorkflowHistory.objects.filter(instance=instance)
+            .select_related("actor")
+            .order_by("timestamp", "id")
+        )
+        can_set_status = self.has_set_status_permission(request) and not instance.is_finished
+        if can_set_status and status_form is None:
+            status_form = SetStatusForm(instance=instance, prefix=SET_STATUS_PREFIX)
+        return {
+            "steps_status_form": status_form if can_set_status else None,
+            "steps_set_status_submit": SET_STATUS_SUBMIT,
+            "steps_diagram": diagram_panel(instance.workflow, instance=instance),
+            "steps_explain": explain_panel(instance, history),
+            "steps_history": [timeline_entry(row) for row in reversed(history)],
+        }
+
+    def _set_status(
+        self, request: HttpRequest, instance: WorkflowInstance, form: SetStatusForm
+    ) -> None:
+        status = form.cleaned_data["status"]
+        try:
+            outcome = engine.update_workflow_step_status(
+                instance,
+                status,
+                form.cleaned_data["context_data"],
+                actor=request.user,
+                note=form.cleaned_data["note"],
+            )
+        except StepsError as error:
+            self.message_user(
+                request,
+                _("Status “%(status)s” was not set: %(error)s")
+                % {"status": status, "error": error},
+                messages.ERROR,
+            )
+            return
+        if not outcome.changed:
+            self.message_user(
+                request,
+                _("“%(status)s” already is the status; nothing changed.") % {"status": status},
+                messages.INFO,
+            )
+            return
+        summary = describe_outcome(outcome)
+        self.log_change(request, instance, summary)
+        self.message_user(request, summary, messages.SUCCESS)
+
+
+def _as_get(request: HttpRequest) -> HttpRequest:
+    """A copy of ``request`` that the admin renders as a plain GET of the same page."""
+    get = copy.copy(request)
+    get.method = "GET"
+    get.POST = QueryDict()
+    return get
+
+
+def describe_outcome(outcome: Outcome) -> str:
+    """One sentence per change of ``outcome``, e.g. “Moved from step … to step …”."""
+    taken = next(
+        (
+            evaluation.transition
+            for evaluation in reversed(outcome.evaluations)
+            if evaluation.result
+        ),
+        None,
+    )
+    sentences = []
+    for change in outcome.changes:
+        values = {
+            "from_step": change.from_step,
+            "to_step": change.to_step,
+            "from_status": change.from_status,
+            "to_status": change.to_status,
+        }
+        if change.kind is ChangeKind.STATUS_CHANGED:
+            text = _("Status “%(from_status)s” → “%(to_status)s” at step “%(to_step)s”.")
+        elif change.kind is ChangeKind.STEP_CHANGED:
+            text = _("Moved from step “%(from_step)s” to “%(to_step)s” (status “%(to_status)s”)")
+            if taken is not None:
+                text += _(" by transition “%(transition)s”")
+                values["transition"] = taken.label
+            text += "."
+        elif change.kind is ChangeKind.COMPLETED:
+            text = _("The workflow is completed.")
+        elif change.kind is ChangeKind.HELD:
+            text = _("Put on hold (status “%(to_status)s”).")
+        elif change.kind is ChangeKind.RESUMED:
+            text = _("Resumed with status “%(to_status)s”.")
+        elif change.kind is ChangeKind.CANCELLED:
+            text = _("Cancelled (status “%(to_status)s”).")
+        else:
+            text = _("Started at step “%(to_step)s” (status “%(to_status)s”).")
+        sentences.append(text % values)
+    return " ".join(sentences)
+
+
+def refusal_message(refused: Sequence[tuple[WorkflowInstance, StepsError]]) -> SafeString:
+    """“N refused:” and a list naming each refused instance with the engine's reason."""
+    listed = refused[:MAX_LISTED_REFUSALS]
+    items = format_html_join(
+        "", "<li>{}: {}</li>", ((instance, error) for instance, error in listed)
+    )
+    more = len(refused) - len(listed)
+    tail = format_html("<li>{}</li>", _("… and %(count)d more.") % {"count": more}) if more else ""
+    heading = ngettext(
+        "%(count)d instance was refused:", "%(count)d instances were refused:", len(refused)
+    )
+    return format_html(
+        '{}<ul class="steps-refusals">{}{}</ul>', heading % {"count": len(refused)}, items, tail
+    )
+
+
+def timeline_entry(row: WorkflowHistory) -> dict[str, Any]:
+    """A history row for the timeline template, its JSON fields pretty-printed."""
+    return {
+        "row": row,
+        "context": json.dumps(row.context_data, indent=2, sort_keys=True, default=str)
+        if row.context_data is not None
+        else "",
+        "conditions": row.conditions or [],
+    }

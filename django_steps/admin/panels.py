@@ -1,0 +1,122 @@
+"""What the admin pages show beside their forms: validation summary, diagram, explanation.
+
+Each function returns a small object for a template and never raises for a broken
+definition or a missing Graphviz: the page then shows what went wrong instead of a
+server error.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils.translation import gettext as _
+
+from ..diagrams import workflow_diagram
+from ..exceptions import StepsError
+from ..introspection import explain
+from ..models import Workflow, WorkflowHistory, WorkflowInstance
+from ..validation import validate_workflow
+
+
+@dataclass(frozen=True)
+class ValidationPanel:
+    """The problems of a workflow, errors first."""
+
+    problems: Sequence[Any] = ()
+
+    @property
+    def errors(self) -> list[Any]:
+        return [problem for problem in self.problems if _severity(problem) == "error"]
+
+    @property
+    def warnings(self) -> list[Any]:
+        return [problem for problem in self.problems if _severity(problem) != "error"]
+
+    @property
+    def ordered(self) -> list[Any]:
+        return self.errors + self.warnings
+
+
+def _severity(problem: Any) -> str:
+    return str(getattr(problem.severity, "value", problem.severity)).lower()
+
+
+def validation_panel(workflow: Workflow) -> ValidationPanel:
+    """The validation summary of a stored workflow."""
+    return ValidationPanel(tuple(validate_workflow(workflow)))
+
+
+@dataclass(frozen=True)
+class DiagramPanel:
+    """A diagram as an SVG data URL, or Mermaid text, with a notice saying why not SVG."""
+
+    svg_data_url: str = ""
+    mermaid: str = ""
+    notice: str = ""
+
+
+def diagram_panel(workflow: Workflow, instance: WorkflowInstance | None = None) -> DiagramPanel:
+    """SVG when Graphviz can draw it, else Mermaid text with a notice, else only the notice.
+
+    The SVG is shown through an ``<img>`` data URL, so nothing in it (step names and
+    conditions are administrator input) can run as script in the admin's origin.
+    """
+    try:
+        svg = workflow_diagram(workflow, format="svg", instance=instance)
+    except StepsError as error:
+        svg_error = str(error)
+    else:
+        data = svg if isinstance(svg, bytes) else svg.encode()
+        return DiagramPanel(
+            svg_data_url="data:image/svg+xml;base64," + base64.b64encode(data).decode("ascii")
+        )
+    try:
+        mermaid = workflow_diagram(workflow, format="mermaid", instance=instance)
+    except StepsError as error:
+        return DiagramPanel(
+            notice=_("The diagram cannot be drawn: %(error)s") % {"error": error},
+        )
+    return DiagramPanel(
+        mermaid=mermaid if isinstance(mermaid, str) else mermaid.decode(),
+        notice=_(
+            "No SVG diagram (%(error)s). The Mermaid text below draws it in any Mermaid viewer."
+        )
+        % {"error": svg_error},
+    )
+
+
+@dataclass(frozen=True)
+class ExplainPanel:
+    """What completing the current step would do with the last context given."""
+
+    explanation: Any = None
+    context: Any = None
+    source: WorkflowHistory | None = None
+    notice: str = ""
+    checks: list[Any] = field(default_factory=list)
+
+    @property
+    def context_json(self) -> str:
+        return json.dumps(self.context, indent=2, sort_keys=True, default=str)
+
+
+def explain_panel(instance: WorkflowInstance, history: Sequence[WorkflowHistory]) -> ExplainPanel:
+    """Explain the current step with the ``context_data`` of the latest history row having one."""
+    if instance.is_finished:
+        return ExplainPanel(notice=_("The instance is finished; no transition is tried any more."))
+    source = next((row for row in reversed(history) if row.context_data is not None), None)
+    context = source.context_data if source is not None else None
+    try:
+        explanation = explain(instance, context)
+    except StepsError as error:
+        return ExplainPanel(context=context, source=source, notice=str(error))
+    return ExplainPanel(
+        explanation=explanation,
+        context=context,
+        source=source,
+        checks=list(explanation.checks),
+    )

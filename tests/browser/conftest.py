@@ -1,0 +1,110 @@
+"""Playwright fixtures: Debian's headless Chromium driving the admin on the live server.
+
+The browser is ``/usr/bin/chromium`` (or ``DJANGO_STEPS_CHROMIUM``); no browser is
+downloaded. Without it the browser tests are skipped with the reason, except under
+``CI=true``, where a missing browser fails them: CI must never pass by skipping.
+Screenshots go to ``artifacts/screenshots/``; with ``DJANGO_STEPS_DOCS_IMAGES=1``
+they are also copied to ``docs/img/`` for the documentation.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM would
+# otherwise refuse to run from it ("You cannot call this from an async context").
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+DOCS_IMAGES = ROOT / "docs" / "img"
+CHROMIUM = Path(os.environ.get("DJANGO_STEPS_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "correct horse battery staple"
+
+
+def _is_true(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _unavailable(reason: str) -> None:
+    """Skip locally; fail under CI, where every browser test must run."""
+    if _is_true(os.environ.get("CI")):
+        pytest.fail(f"{reason} (CI=true: browser tests must run, not skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        _unavailable(f"{CHROMIUM} is missing: install Debian's chromium package")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed: pip install playwright")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        yield browser
+        browser.close()
+
+
+def _new_page(browser: Any, color_scheme: str) -> Any:
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, color_scheme=color_scheme, locale="en-US"
+    )
+    context.set_default_timeout(15_000)
+    return context.new_page()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    page = _new_page(browser, "light")
+    yield page
+    page.context.close()
+
+
+@pytest.fixture
+def dark_page(browser: Any) -> Iterator[Any]:
+    page = _new_page(browser, "dark")
+    yield page
+    page.context.close()
+
+
+@pytest.fixture
+def administrator(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_superuser("admin", "admin@example.com", PASSWORD)
+
+
+def log_in(page: Any, live_server: Any, user: Any) -> None:
+    """Log in through the admin's login form."""
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("#id_username", user.get_username())
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#site-name")
+
+
+def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
+    """Save ``name``.png under artifacts/screenshots (and docs/img when asked to)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    if _is_true(os.environ.get("DJANGO_STEPS_DOCS_IMAGES")):
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOCS_IMAGES / path.name)
+    return path

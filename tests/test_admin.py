@@ -1,0 +1,591 @@
+"""The admin with Django's test client: definitions, instances, actions, set-status form."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from django_steps import engine
+from django_steps.machines.definition import Lifecycle
+from django_steps.models import (
+    Workflow,
+    WorkflowHistory,
+    WorkflowInstance,
+    WorkflowStep,
+    WorkflowStepStatus,
+    WorkflowTransition,
+    bump_version,
+)
+from tests.factories import claims_definition, create_workflow
+from tests.testapp.models import Claim, Document
+
+pytestmark = pytest.mark.django_db
+
+INSTANCES_URL = reverse("admin:django_steps_workflowinstance_changelist")
+WORKFLOW_ADD_URL = reverse("admin:django_steps_workflow_add")
+
+
+@pytest.fixture
+def claims() -> Workflow:
+    return create_workflow(claims_definition())
+
+
+def start(workflow: Workflow, title: str = "Claim", **kwargs: Any) -> WorkflowInstance:
+    claim = Claim.objects.create(title=title, **kwargs)
+    return engine.start_workflow_instance(workflow.name, claim)
+
+
+def change_url(instance: WorkflowInstance) -> str:
+    return reverse("admin:django_steps_workflowinstance_change", args=[instance.pk])
+
+
+def workflow_url(workflow: Workflow) -> str:
+    return reverse("admin:django_steps_workflow_change", args=[workflow.pk])
+
+
+def messages_of(response: Any) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
+
+
+def staff_user(*codenames: str) -> Any:
+    user = get_user_model().objects.create_user("operator", password="pw", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="django_steps", codename__in=codenames)
+    )
+    return get_user_model().objects.get(pk=user.pk)
+
+
+# --- forms posted to the workflow page ---------------------------------------------------
+
+
+def management(prefix: str, total: int, initial: int = 0) -> dict[str, str]:
+    return {
+        f"{prefix}-TOTAL_FORMS": str(total),
+        f"{prefix}-INITIAL_FORMS": str(initial),
+        f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000",
+    }
+
+
+def workflow_post(workflow: Workflow, **transition_fields: str) -> dict[str, str]:
+    """The change form of ``workflow`` as stored, plus one new transition row."""
+    data = {"name": workflow.name, "description": workflow.description, "context_variables": "{}"}
+    steps = list(workflow.steps.order_by("order", "pk"))
+    data |= management("steps", len(steps), len(steps))
+    for index, step in enumerate(steps):
+        data |= {
+            f"steps-{index}-id": str(step.pk),
+            f"steps-{index}-workflow": str(workflow.pk),
+            f"steps-{index}-name": step.name,
+            f"steps-{index}-order": str(step.order),
+            f"steps-{index}-description": step.description,
+        }
+        if step.is_initial_step:
+            data[f"steps-{index}-is_initial_step"] = "on"
+        if step.is_final_step:
+            data[f"steps-{index}-is_final_step"] = "on"
+    transitions = list(
+        WorkflowTransition.objects.filter(workflow=workflow).order_by(
+            "from_step__order", "-priority", "pk"
+        )
+    )
+    data |= management("transitions", len(transitions) + 1, len(transitions))
+    for index, transition in enumerate(transitions):
+        data |= {
+            f"transitions-{index}-id": str(transition.pk),
+            f"transitions-{index}-workflow": str(workflow.pk),
+            f"transitions-{index}-name": transition.name,
+            f"transitions-{index}-from_step": str(transition.from_step_id),
+            f"transitions-{index}-to_step": str(transition.to_step_id),
+            f"transitions-{index}-condition": transition.condition,
+            f"transitions-{index}-priority": str(transition.priority),
+            f"transitions-{index}-description": transition.description,
+        }
+    new = len(transitions)
+    data |= {f"transitions-{new}-{key}": value for key, value in transition_fields.items()}
+    data.setdefault(f"transitions-{new}-priority", "0")
+    return data
+
+
+def test_a_workflow_is_built_through_the_forms(admin_client):
+    response = admin_client.post(
+        WORKFLOW_ADD_URL,
+        {
+            "name": "Leave",
+            "description": "Leave requests",
+            "context_variables": "{}",
+            **management("steps", 2),
+            "steps-0-name": "Request",
+            "steps-0-order": "1",
+            "steps-0-is_initial_step": "on",
+            "steps-1-name": "Done",
+            "steps-1-order": "2",
+            "steps-1-is_final_step": "on",
+            "_continue": "1",
+        },
+    )
+    assert response.status_code == 302, response.context and response.context["errors"]
+    workflow = Workflow.objects.get(name="Leave")
+    request, done = workflow.steps.order_by("order")
+    assert (request.is_initial_step, done.is_final_step) == (True, True)
+
+    step_url = reverse("admin:django_steps_workflowstep_change", args=[request.pk])
+    page = admin_client.get(workflow_url(workflow)).content.decode()
+    assert step_url in page  # "Edit statuses" is one click from the step's row
+
+    response = admin_client.post(
+        step_url,
+        {
+            "name": "Request",
+            "order": "1",
+            "is_initial_step": "on",
+            "description": "",
+            **management("possible_statuses", 2),
+            "possible_statuses-0-name": "Open",
+            "possible_statuses-0-is_default_status": "on",
+            "possible_statuses-1-name": "Granted",
+            "possible_statuses-1-is_completion_status": "on",
+        },
+    )
+    assert response.status_code == 302
+    assert list(request.possible_statuses.values_list("name", flat=True)) == ["Open", "Granted"]
+
+    response = admin_client.post(
+        workflow_url(workflow),
+        workflow_post(
+            workflow,
+            from_step=str(request.pk),
+            to_step=str(done.pk),
+            condition="days < 20",
+        ),
+    )
+    assert response.status_code == 302
+    transition = WorkflowTransition.objects.get(workflow=workflow)
+    assert (transition.name, transition.condition) == ("Request -> Done", "days < 20")
+
+
+def test_the_workflow_page_shows_the_validation_summary_and_the_diagram(admin_client, claims):
+    response = admin_client.get(workflow_url(claims))
+    page = response.content.decode()
+    assert response.context["steps_validation"].problems == ()
+    assert "No problems found" in page
+    assert 'src="data:image/svg+xml;base64,' in page
+
+
+def test_validation_problems_are_listed_on_the_workflow_page(admin_client, claims):
+    WorkflowStep.objects.filter(workflow=claims, name="Closed").update(is_final_step=False)
+    page = admin_client.get(workflow_url(claims)).content.decode()
+    panel = re.search(r'<section[^>]*id="steps-validation".*?</section>', page, re.S)
+    assert panel is not None
+    assert "steps-severity-error" in panel.group()
+    assert "final step" in panel.group().lower()
+
+
+def test_the_diagram_falls_back_to_mermaid_text_without_graphviz(admin_client, claims, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    response = admin_client.get(workflow_url(claims))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "data:image/svg+xml" not in page
+    assert "Graphviz" in page
+    assert "stateDiagram" in page  # the Mermaid text
+
+
+def test_a_broken_condition_is_reported_on_its_field_with_line_and_column(admin_client, claims):
+    review = claims.steps.get(name="Review")
+    payment = claims.steps.get(name="Payment")
+    response = admin_client.post(
+        workflow_url(claims),
+        workflow_post(
+            claims,
+            name="Broken",
+            from_step=str(review.pk),
+            to_step=str(payment.pk),
+            condition="claim.amount >",
+            priority="5",
+        ),
+    )
+    assert response.status_code == 200
+    formset = next(
+        formset
+        for formset in response.context["inline_admin_formsets"]
+        if "transitions" in formset.formset.prefix
+    ).formset
+    errors = formset.forms[-1].errors
+    assert "condition" in errors
+    assert re.search(r"line 1, column \d+", " ".join(errors["condition"]))
+    assert not WorkflowTransition.objects.filter(name="Broken").exists()
+
+
+def test_transition_steps_are_limited_to_the_workflow(admin_client, claims):
+    other = create_workflow({**claims_definition(), "name": "Other"})
+    foreign = other.steps.get(name="Review")
+    response = admin_client.get(workflow_url(claims))
+    formset = response.context["inline_admin_formsets"][1].formset
+    choices = {value for value, _ in formset.forms[0].fields["from_step"].choices if value}
+    assert {int(str(value)) for value in choices} == set(claims.steps.values_list("pk", flat=True))
+    response = admin_client.post(
+        workflow_url(claims),
+        workflow_post(
+            claims,
+            from_step=str(foreign.pk),
+            to_step=str(claims.steps.get(name="Payment").pk),
+        ),
+    )
+    assert response.status_code == 200
+    assert "from_step" in response.context["inline_admin_formsets"][1].formset.forms[-1].errors
+
+
+def test_two_initial_steps_in_one_submission_are_refused_on_the_form(admin_client):
+    response = admin_client.post(
+        WORKFLOW_ADD_URL,
+        {
+            "name": "Twice",
+            "context_variables": "{}",
+            **management("steps", 2),
+            "steps-0-name": "A",
+            "steps-0-order": "1",
+            "steps-0-is_initial_step": "on",
+            "steps-1-name": "B",
+            "steps-1-order": "2",
+            "steps-1-is_initial_step": "on",
+        },
+    )
+    assert response.status_code == 200
+    assert "Only one step can be the initial step" in response.content.decode()
+    assert not Workflow.objects.filter(name="Twice").exists()
+
+
+def test_two_default_statuses_in_one_submission_are_refused_on_the_form(admin_client, claims):
+    step = WorkflowStep.objects.create(workflow=claims, name="Appeal", order=7)
+    response = admin_client.post(
+        reverse("admin:django_steps_workflowstep_change", args=[step.pk]),
+        {
+            "name": step.name,
+            "order": str(step.order),
+            "description": "",
+            **management("possible_statuses", 2),
+            "possible_statuses-0-name": "One",
+            "possible_statuses-0-is_default_status": "on",
+            "possible_statuses-1-name": "Two",
+            "possible_statuses-1-is_default_status": "on",
+        },
+    )
+    assert response.status_code == 200
+    assert "Only one status can be the default" in response.content.decode()
+
+
+def test_definition_changelists_render_and_filter(admin_client, claims):
+    create_workflow({**claims_definition(), "name": "Other"})
+    for name in ("workflow", "workflowstep", "workflowstepstatus", "workflowtransition"):
+        response = admin_client.get(reverse(f"admin:django_steps_{name}_changelist"))
+        assert response.status_code == 200, name
+    response = admin_client.get(
+        reverse("admin:django_steps_workflowtransition_changelist"),
+        {"workflow__id__exact": claims.pk},
+    )
+    assert response.context["cl"].result_count == claims.transitions.count()
+
+
+# --- instances: list --------------------------------------------------------------------
+
+
+def changelist_queries(client: Any) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(INSTANCES_URL)
+    assert response.status_code == 200
+    return len(queries)
+
+
+def test_the_instance_list_costs_the_same_queries_for_1_and_20_rows(
+    admin_client, claims, django_assert_num_queries
+):
+    start(claims)
+    one_row = changelist_queries(admin_client)
+    for index in range(19):
+        start(claims, title=f"Claim {index}")
+    with django_assert_num_queries(one_row):
+        response = admin_client.get(INSTANCES_URL)
+    assert response.context["cl"].result_count == 20
+
+
+def test_the_instance_list_links_each_object_to_its_admin_page(admin_client, claims):
+    instance = start(claims, title="Broken window")
+    document = Document.objects.create(title="Report")
+    other = engine.start_workflow_instance("Claims", document)
+    page = admin_client.get(INSTANCES_URL).content.decode()
+    claim_url = reverse("admin:testapp_claim_change", args=[instance.object_id])
+    document_url = reverse("admin:testapp_document_change", args=[other.object_id])
+    assert f'href="{claim_url}"' in page
+    assert "Broken window" in page
+    assert f'href="{document_url}"' in page
+
+
+def test_the_instance_list_filters_and_searches(admin_client, claims):
+    first = start(claims)
+    second = start(claims)
+    engine.update_workflow_step_status(second, "Accepted")
+    engine.set_workflow_on_hold(second)
+    review = claims.steps.get(name="Review")
+
+    def listed(**params: Any) -> set[Any]:
+        response = admin_client.get(INSTANCES_URL, params)
+        assert response.status_code == 200
+        return {row.pk for row in response.context["cl"].result_list}
+
+    assert listed(workflow__id__exact=claims.pk) == {first.pk, second.pk}
+    assert listed(current_step=review.pk) == {second.pk}
+    assert listed(lifecycle__exact="on_hold") == {second.pk}
+    assert listed(q=first.object_id) == {first.pk}
+
+
+def test_instances_cannot_be_added_or_edited_in_the_admin(admin_client, claims):
+    instance = start(claims)
+    assert admin_client.get(reverse("admin:django_steps_workflowinstance_add")).status_code == 403
+    page = admin_client.get(change_url(instance)).content.decode()
+    assert 'name="_save"' not in page
+    response = admin_client.post(change_url(instance), {"lifecycle": "completed"})
+    assert response.status_code == 403
+    instance.refresh_from_db()
+    assert instance.lifecycle == Lifecycle.RUNNING.value
+
+
+# --- instances: actions -------------------------------------------------------------------
+
+
+def run_action(client: Any, action: str, instances: list[WorkflowInstance]) -> Any:
+    return client.post(
+        INSTANCES_URL,
+        {"action": action, "_selected_action": [str(instance.pk) for instance in instances]},
+        follow=True,
+    )
+
+
+def test_the_hold_action_reports_successes_and_refusals_and_logs(admin_client, admin_user, claims):
+    running = start(claims, title="Running")
+    held = start(claims, title="Held")
+    engine.set_workflow_on_hold(held)
+
+    response = run_action(admin_client, "hold_instances", [running, held])
+
+    texts = messages_of(response)
+    assert "Put 1 instance on hold." in texts
+    refusal = next(text for text in texts if "refused" in text)
+    assert "already on hold" in refusal
+    assert str(held) in refusal
+    running.refresh_from_db()
+    assert running.lifecycle == Lifecycle.ON_HOLD.value
+    assert WorkflowHistory.objects.filter(instance=running, event="held").get().actor == admin_user
+    entry = LogEntry.objects.get(object_id=str(running.pk))
+    assert (entry.action_flag, entry.user) == (CHANGE, admin_user)
+    assert not LogEntry.objects.filter(object_id=str(held.pk)).exists()
+
+
+def test_resume_and_cancel_actions(admin_client, claims):
+    instance = start(claims)
+    engine.set_workflow_on_hold(instance)
+    assert "Resumed 1 instance." in messages_of(
+        run_action(admin_client, "resume_instances", [instance])
+    )
+    assert "Cancelled 1 instance." in messages_of(
+        run_action(admin_client, "cancel_instances", [instance])
+    )
+    instance.refresh_from_db()
+    assert instance.lifecycle == Lifecycle.CANCELLED.value
+    refused = messages_of(run_action(admin_client, "cancel_instances", [instance]))
+    assert any("cancelled" in text and "refused" in text for text in refused)
+
+
+@pytest.mark.parametrize(
+    ("action", "permission"),
+    [
+        ("hold_instances", "hold_workflowinstance"),
+        ("resume_instances", "resume_workflowinstance"),
+        ("cancel_instances", "cancel_workflowinstance"),
+    ],
+)
+def test_each_action_needs_its_own_permission(client, claims, action, permission):
+    instance = start(claims)
+    engine.set_workflow_on_hold(instance) if action == "resume_instances" else None
+    before = WorkflowHistory.objects.filter(instance=instance).count()
+    others = {"hold_workflowinstance", "resume_workflowinstance", "cancel_workflowinstance"}
+    client.force_login(staff_user("view_workflowinstance", *(others - {permission})))
+    page = client.get(INSTANCES_URL)
+    assert action not in {name for name, _ in page.context["action_form"].fields["action"].choices}
+    run_action(client, action, [instance])
+    assert WorkflowHistory.objects.filter(instance=instance).count() == before
+
+    client.force_login(staff_user_with(permission))
+    run_action(client, action, [instance])
+    assert WorkflowHistory.objects.filter(instance=instance).count() == before + 1
+
+
+def staff_user_with(permission: str) -> Any:
+    user = get_user_model().objects.create_user(f"op-{permission}", password="pw", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="django_steps",
+            codename__in=["view_workflowinstance", permission],
+        )
+    )
+    return user
+
+
+# --- instances: the set-status form and panels -------------------------------------------------
+
+
+def set_status(client: Any, instance: WorkflowInstance, status: str, **fields: Any) -> Any:
+    data = {
+        "_steps_set_status": "1",
+        "steps-status": status,
+        "steps-context_data": fields.get("context_data", ""),
+        "steps-note": fields.get("note", ""),
+    }
+    return client.post(change_url(instance), data, follow=True)
+
+
+def test_setting_a_status_moves_the_instance_and_records_who_did_it(
+    admin_client, admin_user, claims
+):
+    instance = start(claims)
+    engine.update_workflow_step_status(instance, "Accepted")
+    context = {"claim": {"amount": 50000.0, "is_high_risk": False}}
+
+    response = set_status(
+        admin_client, instance, "Approved", context_data=json.dumps(context), note="Looks fine"
+    )
+
+    text = " ".join(messages_of(response))
+    assert "Moved from step “Review” to “Senior Review”" in text
+    assert "Review -> Senior Review" in text
+    instance.refresh_from_db()
+    assert instance.current_step.name == "Senior Review"
+    row = WorkflowHistory.objects.filter(instance=instance, event="step_changed").last()
+    assert (row.actor, row.note, row.context_data) == (admin_user, "Looks fine", context)
+    assert LogEntry.objects.filter(object_id=str(instance.pk), action_flag=CHANGE).exists()
+
+
+def test_a_refused_status_change_says_why_and_changes_nothing(admin_client, claims):
+    instance = start(claims)
+    engine.update_workflow_step_status(instance, "Accepted")
+    before = WorkflowHistory.objects.filter(instance=instance).count()
+
+    response = set_status(admin_client, instance, "Approved", context_data="{}")
+
+    text = " ".join(messages_of(response))
+    assert "was not set" in text
+    assert "claim.is_high_risk == true" in text
+    instance.refresh_from_db()
+    assert instance.current_step.name == "Review"
+    assert WorkflowHistory.objects.filter(instance=instance).count() == before
+
+
+@pytest.mark.parametrize(
+    ("context_data", "error"),
+    [
+        ("{not json", "Not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        (json.dumps({"deep": [[[[[[[[[[[[1]]]]]]]]]]]]}), "deep"),
+    ],
+)
+def test_bad_context_data_is_refused_on_the_form(admin_client, claims, context_data, error):
+    instance = start(claims)
+    response = set_status(admin_client, instance, "Accepted", context_data=context_data)
+    assert response.status_code == 200
+    form = response.context["steps_status_form"]
+    assert error in " ".join(form.errors["context_data"])
+    assert response.context["original"].pk == instance.pk  # the instance page, shown again
+    instance.refresh_from_db()
+    assert instance.current_step.name == "Submitted"
+
+
+def test_status_choices_are_the_current_steps_statuses(admin_client, claims):
+    instance = start(claims)
+    form = admin_client.get(change_url(instance)).context["steps_status_form"]
+    names = [value for value, _ in form.fields["status"].choices]
+    assert names == ["New", "Accepted", "Withdrawn", "Waiting for documents"]
+    response = set_status(admin_client, instance, "Approved")
+    assert "status" in response.context["steps_status_form"].errors
+
+
+def test_setting_a_status_needs_its_permission(client, claims):
+    instance = start(claims)
+    client.force_login(staff_user("view_workflowinstance"))
+    response = client.get(change_url(instance))
+    assert response.status_code == 200
+    assert response.context["steps_status_form"] is None
+    assert set_status(client, instance, "Accepted").status_code == 403
+    instance.refresh_from_db()
+    assert instance.current_step.name == "Submitted"
+
+
+def test_the_instance_page_shows_diagram_explanation_and_history(admin_client, admin_user, claims):
+    instance = start(claims)
+    engine.update_workflow_step_status(instance, "Accepted", actor=admin_user, note="ok")
+    engine.update_workflow_step_status(
+        instance, "In progress", {"claim": {"amount": 20000.0, "is_high_risk": False}}
+    )
+
+    response = admin_client.get(change_url(instance))
+
+    page = response.content.decode()
+    assert 'src="data:image/svg+xml;base64,' in page
+    explanation = response.context["steps_explain"].explanation
+    assert explanation.taken.to_step == "Senior Review"  # from the last context given
+    assert "Senior Review" in page
+    history = response.context["steps_history"]
+    assert [entry["row"].event for entry in history] == [
+        "status_changed",
+        "step_changed",
+        "status_changed",
+        "started",
+    ]
+    assert history[2]["row"].actor == admin_user
+    assert "claim.amount &gt; 10000.0" in page or "claim.amount > 10000.0" in page
+
+
+def test_a_finished_instance_has_no_status_form(admin_client, claims):
+    instance = start(claims)
+    engine.cancel_workflow_instance(instance)
+    response = admin_client.get(change_url(instance))
+    assert response.context["steps_status_form"] is None
+    assert "finished" in response.content.decode()
+
+
+def test_an_instance_of_a_broken_workflow_still_shows_its_page(admin_client, claims):
+    instance = start(claims)
+    WorkflowStepStatus.objects.filter(step__workflow=claims, name="New").update(
+        is_default_status=False
+    )
+    bump_version(claims.pk)  # a queryset update sends no signal
+    response = admin_client.get(change_url(instance))
+    assert response.status_code == 200
+    assert "cannot be drawn" in response.content.decode()
+
+
+def test_transitions_left_unnamed_are_named_after_their_steps(admin_client, claims):
+    review = claims.steps.get(name="Review")
+    payment = claims.steps.get(name="Payment")
+    data = workflow_post(claims, from_step=str(review.pk), to_step=str(payment.pk), priority="7")
+    new = int(data["transitions-TOTAL_FORMS"])
+    data["transitions-TOTAL_FORMS"] = str(new + 1)
+    data |= {
+        f"transitions-{new}-from_step": str(review.pk),
+        f"transitions-{new}-to_step": str(payment.pk),
+        f"transitions-{new}-priority": "8",
+    }
+    response = admin_client.post(workflow_url(claims), data)
+    assert response.status_code == 302
+    names = set(
+        claims.transitions.filter(from_step=review, to_step=payment).values_list("name", flat=True)
+    )
+    assert names == {"Review -> Payment", "Review -> Payment (2)", "Review -> Payment (3)"}
