@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 # Extra arguments for nox, e.g. make matrix NOX_ARGS="-s tests-3.12".
 NOX_ARGS ?=
 
-PYTHON_SOURCES := django_steps tests example_project scripts noxfile.py
+PYTHON_SOURCES := django_steps tests example_project scripts docs/_ext noxfile.py
 MIGRATED_APPS := django_steps testapp
 
 .PHONY: help test test-sqlite test-postgres lint format matrix demo serve docs docs-serve
