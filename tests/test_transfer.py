@@ -130,6 +130,14 @@ def test_export_selected_workflows_in_the_order_given(claims):
         export_definitions(["Claims", "Nope"])
 
 
+def test_export_costs_three_queries_per_workflow(claims, django_assert_num_queries):
+    create_workflow(expense_definition())
+    with django_assert_num_queries(1 + 3 * 2):
+        export_definitions()
+    with django_assert_num_queries(1 + 3):
+        export_definitions(["Expenses"])
+
+
 def test_reimporting_the_same_file_changes_nothing(claims):
     version = Workflow.objects.get(name="Claims").version
     report = import_definitions(parse_definitions(export_definitions()))
