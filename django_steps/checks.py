@@ -12,7 +12,7 @@ from .exceptions import ConfigurationError
 
 @checks.register("django_steps")
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """E001: DJANGO_STEPS is not a dict; E002: unknown keys; E003: bad values."""
+    """E001: not a dict; E002: unknown keys; E003: bad values; E004: backend; W001: depth."""
     try:
         unknown = steps_settings.unknown_keys()
     except ConfigurationError as error:
@@ -42,6 +42,20 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                     id="django_steps.E003",
                 )
             )
+    depth = steps_settings.CONDITION_MAX_DEPTH
+    from .machines.safety import MAX_TREE_DEPTH, TREE_LEVELS_PER_DEPTH
+
+    honoured = MAX_TREE_DEPTH // TREE_LEVELS_PER_DEPTH
+    if isinstance(depth, int) and not isinstance(depth, bool) and depth > honoured:
+        messages.append(
+            checks.Warning(
+                f"DJANGO_STEPS['CONDITION_MAX_DEPTH'] is {depth}, but conditions nested more "
+                f"than about {honoured} levels are still refused: cel-python cannot evaluate "
+                f"parse trees deeper than {MAX_TREE_DEPTH} levels.",
+                hint=f"Use a value of at most {honoured}.",
+                id="django_steps.W001",
+            )
+        )
     backend = steps_settings.CEL_BACKEND
     from .machines.cel import get_backend
 
