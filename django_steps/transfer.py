@@ -140,7 +140,7 @@ def check_importable(definitions: Sequence[WorkflowDefinition]) -> dict[str, lis
         errors = errors_of(found)
         warnings[definition.name] = [problem for problem in found if not problem.is_error]
         problems += errors
-        messages += [f"Workflow {definition.name!r}: {problem}" for problem in errors]
+        messages += [str(problem) for problem in errors]  # each names its workflow
         messages += _transition_name_clashes(definition)
     if messages:
         raise DefinitionError(
