@@ -118,7 +118,13 @@ class WorkflowCache:
         entry = self._compile(workflow, backend, limits)
         with self._lock:
             current = self._entries.get(workflow.pk)
-            if current is None or current.version <= entry.version:
+            # Keep a newer entry another thread stored meanwhile, but never one left by a
+            # deleted workflow whose primary key was reused: it would block this one.
+            if (
+                current is None
+                or current.created_at != entry.created_at
+                or current.version <= entry.version
+            ):
                 self._entries[workflow.pk] = entry
                 self._entries.move_to_end(workflow.pk)
             while len(self._entries) > max(1, steps_settings.MACHINE_CACHE_SIZE):

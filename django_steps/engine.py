@@ -197,16 +197,25 @@ def _change(
             _copy_state(locked, compiled, state, timezone.now())
             locked.save(update_fields=STATE_FIELDS)
             _record(locked, compiled, outcome, context_data=context_data, actor=actor, note=note)
+        else:
+            _attach_rows(locked, compiled, state)  # so the refresh below loads nothing
     _refresh_in_place(instance, locked)  # even unchanged: the caller's object may be stale
     return outcome
+
+
+def _attach_rows(
+    instance: WorkflowInstance, compiled: CompiledWorkflow, state: MachineState
+) -> None:
+    """Point the instance's step and status relations at the cached rows (no query)."""
+    instance.current_step = compiled.step_row(state.step)
+    instance.current_step_status = compiled.status_row(state.step, state.status)
+    instance.status_before_hold = compiled.status_row(state.step, state.status_before_hold)
 
 
 def _copy_state(
     instance: WorkflowInstance, compiled: CompiledWorkflow, state: MachineState, now: Any
 ) -> None:
-    instance.current_step = compiled.step_row(state.step)
-    instance.current_step_status = compiled.status_row(state.step, state.status)
-    instance.status_before_hold = compiled.status_row(state.step, state.status_before_hold)
+    _attach_rows(instance, compiled, state)
     lifecycle = Lifecycle(state.lifecycle)
     if lifecycle is Lifecycle.COMPLETED and instance.completed_at is None:
         instance.completed_at = now

@@ -1,0 +1,216 @@
+"""The exact SQL statements each service costs, so a regression fails the suite.
+
+Tests run inside a transaction, so each service's ``transaction.atomic()`` shows up
+as ``SAVEPOINT`` ... ``RELEASE SAVEPOINT`` (two statements); outside tests it is the
+connection's own BEGIN/COMMIT. A state change is then exactly: lock the instance row
+(one ``SELECT ... FOR UPDATE`` joined with its workflow, whose version tells whether
+the cached machine is current), ``UPDATE`` the instance, ``INSERT`` its history rows
+(one statement for all of them). Nothing is compiled after the first call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+
+from django_steps.cache import compiled_workflow, workflow_cache
+from django_steps.models import Workflow, WorkflowHistory, WorkflowStep
+from django_steps.services import (
+    cancel_workflow_instance,
+    get_workflow_instance_for_object,
+    resume_workflow_instance,
+    set_workflow_on_hold,
+    start_workflow_instance,
+    update_workflow_step_status,
+)
+from tests.factories import create_workflow
+from tests.testapp.models import Claim
+
+pytestmark = pytest.mark.django_db
+
+# SAVEPOINT, SELECT ... FOR UPDATE, UPDATE instance, INSERT history, RELEASE SAVEPOINT
+STATE_CHANGE = 5
+# SELECT workflow; SAVEPOINT; SELECT unfinished instance; SAVEPOINT, INSERT instance,
+# RELEASE (the inner savepoint that turns a concurrent start into a look-up);
+# INSERT history; RELEASE SAVEPOINT
+START = 8
+# A cache miss loads the definition: steps, their statuses (prefetch), transitions.
+COMPILE = 3
+CONTEXT = {"order": {"amount": 250.0, "priority": "normal"}}
+
+STATUSES = [
+    {"name": "New", "default": True},
+    {"name": "Working"},
+    {"name": "Done", "completion": True},
+    {"name": "Held", "on_hold": True},
+    {"name": "Cancelled", "cancellation": True},
+]
+
+
+def guarded_definition(name: str, conditions: int) -> dict[str, Any]:
+    """Completing Draft tries ``conditions`` conditions; only the last one passes."""
+    failing = [
+        {
+            "from": "Draft",
+            "to": "Escalated",
+            "condition": f"order.amount > {1000 + index}.0",
+            "priority": 100 - index,
+        }
+        for index in range(conditions - 1)
+    ]
+    return {
+        "name": name,
+        "steps": [
+            {"name": "Draft", "order": 1, "initial": True, "statuses": STATUSES},
+            {"name": "Review", "order": 2, "statuses": STATUSES},
+            {"name": "Escalated", "order": 3, "statuses": STATUSES},
+            {
+                "name": "Closed",
+                "order": 4,
+                "final": True,
+                "statuses": [{"name": "Closed", "default": True, "completion": True}],
+            },
+        ],
+        "transitions": [
+            *failing,
+            {"from": "Draft", "to": "Review", "condition": "order.priority == 'normal'"},
+            {"from": "Review", "to": "Closed"},
+            {"from": "Escalated", "to": "Closed"},
+        ],
+    }
+
+
+@pytest.fixture
+def workflow() -> Workflow:
+    return create_workflow(guarded_definition("Guarded", 2))
+
+
+@pytest.fixture
+def claim() -> Claim:
+    claim = Claim.objects.create(title="Hail damage", amount=250)
+    ContentType.objects.get_for_model(claim)  # the content type cache is process-wide
+    return claim
+
+
+@pytest.fixture
+def instance(workflow: Workflow, claim: Claim) -> Any:
+    instance = start_workflow_instance(workflow.name, claim)
+    assert instance is not None
+    return instance
+
+
+def test_start_costs_eight_statements_once_compiled(workflow, claim, django_assert_num_queries):
+    start_workflow_instance(workflow.name, Claim.objects.create(title="warm the cache"))
+    with django_assert_num_queries(START):
+        instance = start_workflow_instance(workflow.name, claim)
+    assert instance is not None
+    assert WorkflowHistory.objects.filter(instance=instance).count() == 1
+
+
+def test_first_start_compiles_once(workflow, claim, django_assert_num_queries):
+    workflow_cache.clear()
+    with django_assert_num_queries(START + COMPILE):
+        start_workflow_instance(workflow.name, claim)
+
+
+def test_plain_status_update(instance, django_assert_num_queries):
+    with django_assert_num_queries(STATE_CHANGE):
+        assert update_workflow_step_status(instance, "Working")
+    assert instance.current_step_status.name == "Working"
+
+
+def test_unchanged_status_only_locks(instance, django_assert_num_queries):
+    # SAVEPOINT, SELECT ... FOR UPDATE, RELEASE SAVEPOINT: nothing to write.
+    with django_assert_num_queries(3):
+        assert update_workflow_step_status(instance, "New")
+
+
+@pytest.mark.parametrize("conditions", [2, 10])
+def test_guarded_completion_costs_the_same_as_a_plain_update(
+    claim, conditions, django_assert_num_queries
+):
+    workflow = create_workflow(guarded_definition(f"Guarded {conditions}", conditions))
+    instance = start_workflow_instance(workflow.name, claim)
+    with django_assert_num_queries(STATE_CHANGE) as captured:
+        assert update_workflow_step_status(instance, "Done", CONTEXT)
+    assert instance.current_step.name == "Review"
+    inserts = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("INSERT")]
+    assert len(inserts) == 1  # status_changed and step_changed in one statement
+    history = WorkflowHistory.objects.filter(instance=instance, event="step_changed").get()
+    assert len(history.conditions) == conditions
+
+
+@pytest.mark.parametrize(
+    ("operation", "lifecycle"),
+    [
+        (set_workflow_on_hold, "on_hold"),
+        (cancel_workflow_instance, "cancelled"),
+    ],
+)
+def test_hold_and_cancel(instance, operation, lifecycle, django_assert_num_queries):
+    with django_assert_num_queries(STATE_CHANGE):
+        assert operation(instance)
+    assert instance.lifecycle == lifecycle
+
+
+def test_resume(instance, django_assert_num_queries):
+    assert set_workflow_on_hold(instance)
+    with django_assert_num_queries(STATE_CHANGE):
+        assert resume_workflow_instance(instance)
+    assert instance.lifecycle == "running"
+
+
+def test_refused_change_writes_nothing(instance, django_assert_num_queries):
+    assert cancel_workflow_instance(instance)
+    # SAVEPOINT, SELECT ... FOR UPDATE, ROLLBACK TO SAVEPOINT, RELEASE SAVEPOINT
+    with django_assert_num_queries(4):
+        assert not set_workflow_on_hold(instance)
+
+
+def test_get_workflow_instance_for_object_is_one_query(instance, claim, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        found = get_workflow_instance_for_object(claim)
+    assert found == instance
+    with django_assert_num_queries(0):
+        assert found.workflow.name == "Guarded"  # joined in the same query
+    with django_assert_num_queries(1):
+        assert get_workflow_instance_for_object(claim, "Guarded") == instance
+
+
+def test_cache_hit_costs_no_query(workflow, django_assert_num_queries):
+    compiled = compiled_workflow(workflow)
+    hits = workflow_cache.hits
+    with django_assert_num_queries(0):
+        assert compiled_workflow(workflow) is compiled
+    assert workflow_cache.hits == hits + 1
+
+
+def test_definition_change_forces_exactly_one_recompile(
+    workflow, instance, django_assert_num_queries
+):
+    step = WorkflowStep.objects.get(workflow=workflow, name="Draft")
+    step.description = "Edited while instances run"
+    step.save()  # bumps the workflow's version
+    misses = workflow_cache.misses
+    with django_assert_num_queries(STATE_CHANGE + COMPILE):
+        assert update_workflow_step_status(instance, "Working")
+    with django_assert_num_queries(STATE_CHANGE):
+        assert update_workflow_step_status(instance, "New")
+    assert workflow_cache.misses == misses + 1
+
+
+def test_a_reused_primary_key_is_cached_again(workflow, django_assert_num_queries):
+    # SQLite reuses the key of a deleted workflow. The entry it left, at a higher
+    # version, must not keep the new workflow out of the cache (it recompiled each time).
+    compiled = compiled_workflow(workflow)
+    workflow_cache._entries[workflow.pk] = dataclasses.replace(
+        compiled, version=workflow.version + 10, created_at=workflow.created_at - timedelta(days=1)
+    )
+    recompiled = compiled_workflow(workflow)
+    assert recompiled is not compiled
+    with django_assert_num_queries(0):
+        assert compiled_workflow(workflow) is recompiled
