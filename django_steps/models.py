@@ -22,8 +22,10 @@ from django.db.models import F, ProtectedError, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .exceptions import StepsError
 from .machines.definition import Lifecycle
 from .machines.runner import ChangeKind
+from .machines.validation import undeclared_variables
 from .machines.variables import declaration_errors
 
 LIFECYCLE_CHOICES = [(item.value, item.label) for item in Lifecycle]
@@ -100,8 +102,30 @@ class Workflow(models.Model):
     def clean(self) -> None:
         super().clean()
         errors = declaration_errors(self.context_variables)
+        if not errors and self.context_variables and self.pk is not None:
+            errors = self.undeclared_variable_errors()
         if errors:
             raise ValidationError({"context_variables": errors})
+
+    def undeclared_variable_errors(self) -> list[str]:
+        """Conditions of this workflow that read variables the declaration leaves out."""
+        errors = []
+        for name, condition in self.transitions.exclude(condition="").values_list(
+            "name", "condition"
+        ):
+            try:
+                missing = undeclared_variables(condition, self.context_variables)
+            except StepsError:
+                continue  # a condition that does not parse is reported on its own field
+            for reference, _suggestions in missing:
+                errors.append(
+                    _(
+                        "The condition of transition “%(transition)s” reads “%(variable)s”, "
+                        "which is not declared; declare it or change the condition first."
+                    )
+                    % {"transition": name, "variable": reference.name}
+                )
+        return errors
 
 
 def bump_version(workflow_id: Any) -> None:

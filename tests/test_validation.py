@@ -777,6 +777,19 @@ class TestModels:
         workflow.context_variables = {"claim": "map"}
         workflow.full_clean()
 
+    def test_declaration_that_leaves_out_a_variable_conditions_read(self, workflow):
+        workflow.context_variables = {"amount": "double"}
+        with pytest.raises(ValidationError) as info:
+            workflow.full_clean()
+        assert info.value.message_dict["context_variables"] == [
+            "The condition of transition “Review -> Investigation” reads “claim”, which is not "
+            "declared; declare it or change the condition first.",
+            "The condition of transition “Review -> Senior Review” reads “claim”, which is not "
+            "declared; declare it or change the condition first.",
+        ]
+        workflow.context_variables = {"claim": "map"}
+        workflow.full_clean()
+
     def test_model_form_shows_condition_errors_on_the_condition_field(self, workflow):
         class TransitionForm(forms.ModelForm):
             class Meta:
