@@ -22,10 +22,8 @@ from django.db.models import F, ProtectedError, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .exceptions import StepsError
 from .machines.definition import Lifecycle
 from .machines.runner import ChangeKind
-from .machines.validation import undeclared_variables
 from .machines.variables import declaration_errors
 
 LIFECYCLE_CHOICES = [(item.value, item.label) for item in Lifecycle]
@@ -109,22 +107,19 @@ class Workflow(models.Model):
 
     def undeclared_variable_errors(self) -> list[str]:
         """Conditions of this workflow that read variables the declaration leaves out."""
+        from .validation import check_condition
+
         errors = []
         for name, condition in self.transitions.exclude(condition="").values_list(
             "name", "condition"
         ):
-            try:
-                missing = undeclared_variables(condition, self.context_variables)
-            except StepsError:
-                continue  # a condition that does not parse is reported on its own field
-            for reference, _suggestions in missing:
-                errors.append(
-                    _(
-                        "The condition of transition “%(transition)s” reads “%(variable)s”, "
-                        "which is not declared; declare it or change the condition first."
+            # A condition refused for another reason is reported on its own field.
+            for issue in check_condition(condition, context_variables=self.context_variables):
+                if issue.code == "undeclared_variable":
+                    errors.append(
+                        _("Transition “%(transition)s”: %(problem)s")
+                        % {"transition": name, "problem": issue.message}
                     )
-                    % {"transition": name, "variable": reference.name}
-                )
         return errors
 
 

@@ -294,6 +294,11 @@ def test_safety_parses_the_text_when_given_another_backends_program():
         check_condition_safety("a.all(x, x.all(y, y))", object())
 
 
+def test_parse_tree_reports_where_a_text_does_not_parse():
+    with pytest.raises(ConditionSyntaxError, match="does not parse at line 1, column 3"):
+        parse_tree("x >")
+
+
 def test_free_variables_leave_out_bound_loop_variables_and_type_names():
     tree = parse_tree(
         "claim.items.all(x, x.amount > limit) && type(count) == int && "

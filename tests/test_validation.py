@@ -782,10 +782,10 @@ class TestModels:
         with pytest.raises(ValidationError) as info:
             workflow.full_clean()
         assert info.value.message_dict["context_variables"] == [
-            "The condition of transition “Review -> Investigation” reads “claim”, which is not "
-            "declared; declare it or change the condition first.",
-            "The condition of transition “Review -> Senior Review” reads “claim”, which is not "
-            "declared; declare it or change the condition first.",
+            "Transition “Review -> Investigation”: variable 'claim' (line 1, column 1) is not "
+            "declared. Declared variables: amount.",
+            "Transition “Review -> Senior Review”: variable 'claim' (line 1, column 1) is not "
+            "declared. Declared variables: amount.",
         ]
         workflow.context_variables = {"claim": "map"}
         workflow.full_clean()
