@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import functools
+import math
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -54,6 +55,19 @@ def _check_text(expression: str, limits: CelLimits) -> None:
     The parser and evaluator recurse once per nesting level, so the depth is bounded
     here, in linear time, instead of relying on a ``RecursionError`` deep inside them.
     """
+    try:
+        expression.encode("utf-8")
+    except UnicodeEncodeError as error:
+        # A lone surrogate cannot be stored (PostgreSQL) nor compiled (cel-expr).
+        line = expression.count("\n", 0, error.start) + 1
+        column = error.start - expression.rfind("\n", 0, error.start)
+        raise ConditionSyntaxError(
+            f"Condition has an invalid character (lone surrogate "
+            f"{expression[error.start]!r}) at line {line}, column {column}.",
+            expression=_shorten(expression),
+            line=line,
+            column=column,
+        ) from None
     if len(expression) > limits.max_length:
         raise ConditionSyntaxError(
             f"Condition is {len(expression)} characters long; the limit is "
@@ -201,7 +215,7 @@ class CelPythonBackend(CelBackend):
             raise ConditionEvaluationError(
                 "evaluation nested too deeply", expression=condition.expression
             ) from None
-        except (TypeError, ValueError, ArithmeticError, KeyError, AttributeError) as error:
+        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as error:
             # cel-python lets some Python errors escape (e.g. on unusual overloads).
             raise ConditionEvaluationError(
                 f"{type(error).__name__}: {error}", expression=condition.expression
@@ -210,10 +224,22 @@ class CelPythonBackend(CelBackend):
             raise _evaluation_error(condition.expression, result)
         if not isinstance(result, celtypes.BoolType):
             raise ConditionEvaluationError(
-                f"the condition gave {_cel_type_name(result)} {result!s}, not a bool",
+                f"the condition gave {_cel_type_name(result)} {_shown(result)}, not a bool",
                 expression=condition.expression,
             )
         return bool(result)
+
+
+def _shown(value: Any) -> str:
+    """A short text for a result, even one cel-python cannot print.
+
+    cel-python's ``str`` fails (``IndexError`` in its tree dump) on values holding an
+    evaluation error, e.g. the map built by ``{x: x + []}``.
+    """
+    try:
+        return _shorten(str(value), 100)
+    except Exception:
+        return "(a value that cannot be shown)"
 
 
 def _cel_type_name(value: Any) -> str:
@@ -298,7 +324,7 @@ class ContextConverter:
                 path=path,
             )
         self._grow(len(key))
-        return key
+        return _storable(key, path)
 
     def _grow(self, amount: int) -> None:
         self.size += amount
@@ -325,6 +351,8 @@ class ContextConverter:
                 raise ContextError(f"context_data at {path!r}: {value} does not fit in 64 bits.")
             return self.make_int(value)
         if isinstance(value, float):
+            if not math.isfinite(value):  # JSON has no NaN or infinity: history can't keep it
+                raise ContextError(f"context_data at {path!r}: {value} is not a finite number.")
             return self.make_double(value)
         if isinstance(value, decimal.Decimal):
             if not value.is_finite():
@@ -332,7 +360,7 @@ class ContextConverter:
             return self.make_double(float(value))
         if isinstance(value, str):
             self._grow(len(value))
-            return self.make_string(value)
+            return self.make_string(_storable(value, path))
         if isinstance(value, datetime.datetime):
             if value.tzinfo is None:
                 value = value.replace(tzinfo=datetime.timezone.utc)
@@ -386,6 +414,25 @@ class _CelPyConverter(ContextConverter):
 
     def make_list(self, items: list[Any]) -> Any:
         return celtypes.ListType(items)
+
+
+def _storable(text: str, path: str) -> str:
+    """``text`` if the history's JSON column can store it (PostgreSQL refuses these)."""
+    if "\x00" in text:
+        raise ContextError(
+            f"context_data{_fmt(path)}: a text contains a NUL character (\\x00), which "
+            "cannot be stored in the history.",
+            path=path,
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ContextError(
+            f"context_data{_fmt(path)}: a text contains a lone surrogate "
+            f"({text[error.start]!r}), which is not valid Unicode.",
+            path=path,
+        ) from None
+    return text
 
 
 def _fmt(path: str) -> str:
@@ -451,4 +498,12 @@ def convert_context(
     context: Mapping[str, Any] | None, *, backend: str = "celpy", limits: CelLimits = DEFAULT_LIMITS
 ) -> Any:
     """Convert ``context_data`` for evaluation; ``ContextError`` names the bad value."""
-    return get_backend(backend).prepare(context or {}, limits)
+    try:
+        # ``None`` only: another falsy value ([], 0, "") is not a dict and is refused.
+        return get_backend(backend).prepare({} if context is None else context, limits)
+    except RecursionError:
+        # Only reachable when CONTEXT_MAX_DEPTH is set above what Python can recurse.
+        raise ContextError(
+            f"context_data is nested too deeply to convert (CONTEXT_MAX_DEPTH is "
+            f"{limits.context_max_depth})."
+        ) from None

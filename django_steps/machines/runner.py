@@ -175,6 +175,10 @@ class WorkflowRunner:
                 step=step.name,
                 status=status_name,
             )
+        if context is not None and not (status.is_completion and not step.is_final):
+            # Refuse unusable context even when no condition runs (a transition converts
+            # it itself): it is stored in the history with the change.
+            convert_context(context, backend=self.backend, limits=self.limits)
         if status.name == state.status:
             return Outcome()
         if state.lifecycle is Lifecycle.ON_HOLD and not status.is_cancellation:
@@ -195,8 +199,6 @@ class WorkflowRunner:
         if status.is_completion and not step.is_final:
             return self._take_transition(state, step, status, context)
 
-        if context is not None:  # refuse unusable context even when no condition runs
-            convert_context(context, backend=self.backend, limits=self.limits)
         kind = ChangeKind.COMPLETED if status.is_completion else ChangeKind.STATUS_CHANGED
         outcome = Outcome([Change(kind, step.name, state.status, step.name, status.name)])
         state.status = status.name

@@ -1,0 +1,550 @@
+"""Bad input: hostile conditions and context data only ever raise django-steps' errors.
+
+Random and crafted condition texts (any unicode, deep nesting, huge literals,
+macros, overflowing arithmetic) and context values (random nested structures,
+unsupported objects, NaN, huge integers, non-string keys, cycles) go through
+:func:`~django_steps.machines.cel.compile_condition`,
+:func:`~django_steps.machines.cel.convert_context`, a
+:class:`~django_steps.machines.WorkflowRunner` and the services. Each must either
+work or raise a :class:`~django_steps.exceptions.StepsError` subclass, within a
+generous time bound, on every installed CEL backend. Anything else escaping (a
+``TypeError`` from deep inside, a ``RecursionError``) fails the test.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import decimal
+import enum
+import importlib.util
+import json
+import math
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from django_steps import services
+from django_steps.exceptions import (
+    ConditionError,
+    ConditionSyntaxError,
+    ContextError,
+    DefinitionError,
+    StepsError,
+)
+from django_steps.machines import WorkflowDefinition, WorkflowRunner
+from django_steps.machines.cel import (
+    DEFAULT_LIMITS,
+    CelLimits,
+    compile_condition,
+    convert_context,
+    get_backend,
+)
+from django_steps.models import WorkflowHistory
+from tests.factories import create_workflow
+from tests.reliability.scale import HYPOTHESIS
+from tests.testapp.models import Claim
+
+#: Generous upper bound for handling one hostile input (compile, convert, evaluate).
+BOUND = 2.0
+
+BACKENDS = [
+    "celpy",
+    pytest.param(
+        "cel-expr",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("cel_expr_python") is None,
+            reason="cel-expr-python is not installed",
+        ),
+    ),
+]
+
+CONTEXT = {
+    "x": 5,
+    "y": True,
+    "name": "Ada",
+    "ratio": 0.5,
+    "items": [1, 2, 3],
+    "claim": {"amount": 1500.0, "tags": ["vip"], "is_high_risk": False},
+    "nothing": None,
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def cel_environments() -> None:
+    """Build the backends (cel-python raises the recursion limit) before hypothesis runs."""
+    get_backend("celpy").environment  # noqa: B018 - built on first access
+
+
+@contextmanager
+def bounded(what: Any) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    elapsed = time.perf_counter() - started
+    assert elapsed < BOUND, f"{elapsed:.2f} s to handle {str(what)[:200]!r}"
+
+
+def handle_condition(
+    text: str, backend: str, context: Any = None, limits: CelLimits = DEFAULT_LIMITS
+) -> None:
+    """Compile ``text`` and evaluate it; only django-steps errors may come out."""
+    with bounded(text):
+        try:
+            compiled = compile_condition(text, backend=backend, limits=limits)
+        except ConditionSyntaxError:
+            return
+        try:
+            activation = convert_context(CONTEXT if context is None else context, backend=backend)
+            assert compiled.evaluate(activation) in (True, False)
+        except StepsError:
+            pass
+
+
+# --- conditions ----------------------------------------------------------------------
+
+IDENTIFIERS = ("x", "y", "name", "ratio", "items", "claim", "claim.amount", "nothing", "missing")
+LITERALS = (
+    "0",
+    "-1",
+    "1u",
+    "0x7F",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "18446744073709551615u",
+    "99999999999999999999999",
+    "1.5",
+    "1e308",
+    "1e-320",
+    "-0.0",
+    "true",
+    "false",
+    "null",
+    '""',
+    "'\\u00e9\\U0001F600'",
+    "b'\\xff\\x00'",
+    'r"\\d+"',
+    "[]",
+    "{}",
+)
+BINARY = ("+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "&&", "||", "in")
+FUNCTIONS = ("int", "uint", "double", "string", "bytes", "size", "type", "dyn", "has")
+METHODS = ("size()", 'contains("a")', 'startsWith("")', 'endsWith("a")', 'matches("^(a+)+$")')
+MACROS = ("all", "exists", "exists_one", "map", "filter")
+
+leaves = st.one_of(
+    st.sampled_from(IDENTIFIERS),
+    st.sampled_from(LITERALS),
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.floats().map(lambda value: repr(value) if math.isfinite(value) else "1e999"),
+    st.text(max_size=12).map(json.dumps),
+)
+
+
+def extend(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.tuples(children, st.sampled_from(BINARY), children).map(" ".join),
+        st.tuples(st.sampled_from(("!", "-")), children).map("".join),
+        children.map(lambda child: f"({child})"),
+        st.tuples(children, children, children).map(lambda t: f"{t[0]} ? {t[1]} : {t[2]}"),
+        st.lists(children, max_size=4).map(lambda items: f"[{', '.join(items)}]"),
+        st.lists(st.tuples(children, children), max_size=3).map(
+            lambda pairs: "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
+        ),
+        st.tuples(st.sampled_from(FUNCTIONS), children).map(lambda t: f"{t[0]}({t[1]})"),
+        st.tuples(children, st.sampled_from(METHODS)).map(lambda t: f"{t[0]}.{t[1]}"),
+        st.tuples(children, st.sampled_from(MACROS), children).map(
+            lambda t: f"{t[0]}.{t[1]}(v, {t[2]})"
+        ),
+        st.tuples(children, children).map(lambda t: f"{t[0]}[{t[1]}]"),
+        st.tuples(children, st.sampled_from(("a", "amount", "tags", "ñ"))).map(".".join),
+        st.tuples(st.sampled_from(("duration", "timestamp")), children).map(
+            lambda t: f"{t[0]}({t[1]})"
+        ),
+    )
+
+
+cel_like = st.recursive(leaves, extend, max_leaves=30)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(HYPOTHESIS)
+@given(text=st.text(max_size=300))
+def test_random_text_is_compiled_or_refused(backend, text):
+    handle_condition(text, backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(HYPOTHESIS)
+@given(text=cel_like)
+def test_random_expressions_evaluate_or_fail_closed(backend, text):
+    handle_condition(text, backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(HYPOTHESIS)
+@given(text=cel_like, context=st.dictionaries(st.sampled_from(IDENTIFIERS[:6]), st.integers()))
+def test_random_expressions_with_random_numbers(backend, text, context):
+    handle_condition(text, backend, context)
+
+
+HOSTILE_CONDITIONS = {
+    "huge": "x > 1 && " * 200_000 + "true",
+    "deep parentheses": "(" * 50_000 + "x" + ")" * 50_000,
+    "deep just under the length limit": "(" * 490 + "x > 3" + ")" * 490,
+    "many negations": "!" * 999 + "true",
+    "many minus signs": "-" * 990 + "1 > 0",
+    "long member chain": "claim" + ".a" * 490,
+    "long index chain": "items" + "[0]" * 330,
+    "long sum": "1" + " + 1" * 240 + " > 0",
+    "long conjunction": "true && " * 124 + "true",
+    "nested ternaries": "x > 1 ? " * 90 + "true" + " : false" * 90,
+    "nested macros": "[1,2,3,4,5,6,7,8,9].map(a, [1,2,3,4,5,6,7,8,9].map(b, a * b)).size() > 0",
+    "many macros": " && ".join(["items.all(v, v > 0)"] * 40),
+    "big list literal": "[" + ",".join(["1"] * 490) + "].all(v, v == 1)",
+    "catastrophic regex": '"' + "a" * 40 + '!".matches("^(a+)+$")',
+    "duration of a variable": "duration(name) > duration('1s')",
+    "hostile duration": "duration('" + "1" * 60 + "h') > duration('1s')",
+    "map keyed by an error": "{x: x + []}",
+    "list holding an error": "[x / 0]",
+    "overflow": "9223372036854775807 + 1 > 0",
+    "min int divided by minus one": "-9223372036854775808 / -1 < 0",
+    "division by zero": "x / 0 == 1",
+    "NUL": "x\x00 > 3",
+    "lone surrogate": "name == '\ud800'",
+    "right-to-left override": "name == 'admin\u202e' || true",
+    "zero-width space": "x\u200b > 3",
+    "fullwidth digits": "x > \uff13",
+    "emoji identifier": "😀 > 3",
+    "unterminated string": "name == 'abc",
+    "only whitespace": " \t\n ",
+    "empty": "",
+    "python code": "__import__('os').system('true')",
+    "sql": "x > 3; DROP TABLE django_steps_workflowhistory; --",
+    "template": "{{ x }} > 3",
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", list(HOSTILE_CONDITIONS))
+def test_hostile_condition_is_refused_or_evaluated_quickly(backend, name):
+    handle_condition(HOSTILE_CONDITIONS[name], backend)
+
+
+DEEP_UNDER_GENEROUS_LIMITS = {
+    "deep parentheses": "(" * 5000 + "x" + ")" * 5000,
+    "long member chain": "claim" + ".a" * 5000,
+    "long sum": "1" + " + 1" * 5000 + " > 0",
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_lone_surrogate_in_a_condition_is_a_syntax_error(backend):
+    with pytest.raises(ConditionSyntaxError, match="lone surrogate") as refused:
+        compile_condition("x > 3 &&\n name == '\ud800'", backend=backend)
+    assert (refused.value.line, refused.value.column) == (2, 11)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", list(DEEP_UNDER_GENEROUS_LIMITS))
+def test_deep_condition_under_generous_limits_is_refused(backend, name):
+    """Even when the settings allow long, deep texts, depth fails as a StepsError."""
+    generous = CelLimits(max_length=10**6, max_depth=10**5)
+    started = time.perf_counter()
+    with pytest.raises(ConditionSyntaxError, match="nested too deeply"):
+        compile_condition(DEEP_UNDER_GENEROUS_LIMITS[name], backend=backend, limits=generous)
+    assert time.perf_counter() - started < 3 * BOUND
+
+
+# --- context data --------------------------------------------------------------------
+
+
+class Color(enum.IntEnum):
+    RED = 1
+
+
+class Text(str):
+    pass
+
+
+UNSUPPORTED = (
+    object(),
+    {1, 2},
+    frozenset(),
+    b"bytes",
+    bytearray(b"x"),
+    complex(1, 2),
+    range(3),
+    len,
+    Claim,
+    Ellipsis,
+    datetime.timedelta(seconds=1),
+    datetime.time(12, 0),
+    memoryview(b"x"),
+    iter([1]),
+)
+ODD_BUT_PLAIN = (
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    decimal.Decimal("1e999999"),
+    decimal.Decimal("-0"),
+    2**63 - 1,
+    -(2**63),
+    Color.RED,
+    Text("sub"),
+    "\ud800",
+    "\x00",
+    datetime.datetime.min,
+    datetime.datetime.max,
+    datetime.date.min,
+    datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=23))),
+    uuid.UUID(int=0),
+    collections.OrderedDict(a=1),
+)
+BAD_SCALARS = (
+    2**63,
+    -(2**63) - 1,
+    10**1000,
+    decimal.Decimal("NaN"),
+    decimal.Decimal("sNaN"),
+    decimal.Decimal("Infinity"),
+)
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(),
+    st.decimals(),
+    st.text(max_size=20),
+    st.datetimes(timezones=st.one_of(st.none(), st.timezones())),
+    st.dates(),
+    st.uuids(),
+    st.sampled_from(UNSUPPORTED + ODD_BUT_PLAIN + BAD_SCALARS),
+)
+keys = st.one_of(
+    st.text(max_size=8),
+    st.integers(),
+    st.none(),
+    st.booleans(),
+    st.tuples(st.integers()),
+    st.binary(max_size=3),
+    st.floats(),
+)
+values = st.recursive(
+    scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.lists(children, max_size=4).map(tuple),
+        st.dictionaries(keys, children, max_size=4),
+    ),
+    max_leaves=40,
+)
+roots = st.one_of(
+    st.dictionaries(keys, values, max_size=6),
+    st.dictionaries(st.sampled_from(("x", "y", "items", "claim")), values, max_size=4),
+    values,
+)
+
+
+def storable_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def only_plain_data(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is what the documentation says conditions accept."""
+    if value is None or isinstance(value, bool | uuid.UUID | datetime.date):
+        return True
+    if isinstance(value, str):  # the history's JSON must be able to keep it
+        return "\x00" not in value and storable_unicode(value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    if isinstance(value, decimal.Decimal):
+        return value.is_finite()
+    if isinstance(value, list | tuple):
+        return all(only_plain_data(item, depth + 1) for item in value)
+    if isinstance(value, dict):
+        return all(
+            isinstance(key, str) and only_plain_data(item, depth + 1) for key, item in value.items()
+        )
+    return False
+
+
+def check_context(context: Any, backend: str) -> None:
+    with bounded(context):
+        try:
+            convert_context(context, backend=backend)
+        except ContextError as error:
+            refusal = str(error)
+        else:
+            refusal = ""
+    if refusal:
+        if isinstance(context, dict) and only_plain_data(context):  # refused only for size
+            assert "larger than" in refusal or "deeper" in refusal, refusal
+        return
+    assert context is None or isinstance(context, dict), f"{type(context)} accepted as context"
+    assert only_plain_data(context or {}), f"unsupported data accepted: {context!r}"[:300]
+    for text in ("x > 3", "size(items) > 0", "x == x", "has(claim.amount)", "y"):
+        with bounded((text, context)), suppress(ConditionError, ContextError):
+            compile_condition(text, backend=backend).evaluate(
+                convert_context(context, backend=backend)
+            )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(HYPOTHESIS)
+@given(context=roots)
+def test_random_context_is_converted_or_refused(backend, context):
+    check_context(context, backend)
+
+
+def cyclic() -> dict[str, Any]:
+    data: dict[str, Any] = {"x": 1}
+    data["self"] = data
+    return data
+
+
+def deep(levels: int) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    node = root
+    for _ in range(levels):
+        node["x"] = {}
+        node = node["x"]
+    return root
+
+
+HOSTILE_CONTEXTS: dict[str, Callable[[], Any]] = {
+    "cycle": cyclic,
+    "100000 levels deep": lambda: deep(100_000),
+    "one huge string": lambda: {"x": "a" * 10_000_000},
+    "a million keys": lambda: {str(n): n for n in range(1_000_000)},
+    "a million items": lambda: {"items": [None] * 1_000_000},
+    "empty list as root": list,
+    "zero as root": lambda: 0,
+    "empty string as root": str,
+    "False as root": lambda: False,
+    "list as root": lambda: [1],
+    "NaN": lambda: {"x": float("nan")},
+    "infinity": lambda: {"x": [float("-inf")]},
+    "NUL in a text": lambda: {"x": {"name": "a\x00b"}},
+    "NUL in a key": lambda: {"x\x00": 1},
+    "lone surrogate in a text": lambda: {"x": "\ud800"},
+    "lone surrogate in a key": lambda: {"x": {"\udfff": 1}},
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", list(HOSTILE_CONTEXTS))
+def test_hostile_context_is_refused_quickly(backend, name):
+    context = HOSTILE_CONTEXTS[name]()
+    with bounded(name), pytest.raises(ContextError):
+        convert_context(context, backend=backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_context_deeper_than_python_recursion_with_a_generous_limit(backend):
+    generous = CelLimits(context_max_depth=10**6, context_max_bytes=10**9)
+    with bounded("deep"), pytest.raises(ContextError, match="nested"):
+        convert_context(deep(50_000), backend=backend, limits=generous)
+
+
+# --- through the runner and the services -----------------------------------------------
+
+
+def one_transition(condition: str) -> dict[str, Any]:
+    return {
+        "name": "Fuzz",
+        "steps": [
+            {
+                "name": "Start",
+                "initial": True,
+                "statuses": [
+                    {"name": "Open", "default": True},
+                    {"name": "Working"},
+                    {"name": "Done", "completion": True},
+                    {"name": "Paused", "on_hold": True},
+                    {"name": "Dropped", "cancellation": True},
+                ],
+            },
+            {
+                "name": "End",
+                "final": True,
+                "statuses": [{"name": "Closed", "default": True, "completion": True}],
+            },
+        ],
+        "transitions": [{"from": "Start", "to": "End", "condition": condition}],
+    }
+
+
+@settings(HYPOTHESIS)
+@given(
+    condition=st.one_of(cel_like, st.text(max_size=60)),
+    context=roots,
+    status=st.sampled_from(("Working", "Done", "Paused", "Dropped", "Open", "Nope")),
+)
+def test_runner_refuses_bad_input_with_steps_errors(condition, context, status):
+    with bounded((condition, context)):
+        try:
+            runner = WorkflowRunner(WorkflowDefinition.from_dict(one_transition(condition)))
+        except DefinitionError:
+            return
+        state, _ = runner.start()
+        try:
+            runner.set_status(state, status, context)
+        except StepsError:
+            return
+    # Whatever was accepted is what conditions accept (it will be stored in history).
+    assert context is None or (isinstance(context, dict) and only_plain_data(context))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", ["Working", "Done", "Paused", "Dropped"])
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"x": {1, 2}},
+        {"x": object()},
+        {1: "x"},
+        {"x": 2**64},
+        {"x": decimal.Decimal("NaN")},
+        {"x": float("nan")},
+        {"x": float("inf")},
+        {"x": "a\x00b"},
+        {"x": "\ud800"},
+        [],
+    ],
+    ids=[
+        "set",
+        "object",
+        "int key",
+        "huge int",
+        "NaN decimal",
+        "NaN",
+        "infinity",
+        "NUL",
+        "lone surrogate",
+        "empty list",
+    ],
+)
+def test_services_refuse_unusable_context_for_every_kind_of_status(status, context):
+    create_workflow(one_transition("x > 3"))
+    instance = services.start_workflow_instance("Fuzz", Claim.objects.create(title="fuzz"))
+
+    with pytest.raises(ContextError):
+        services.update_workflow_step_status(instance, status, context)
+
+    assert WorkflowHistory.objects.filter(instance=instance).count() == 1
+    instance.refresh_from_db()
+    assert instance.current_step_status.name == "Open"
