@@ -190,6 +190,19 @@ def test_validation_problems_are_listed_on_the_workflow_page(admin_client, claim
     assert "final step" in panel.group().lower()
 
 
+def test_each_problem_links_to_the_page_where_it_is_fixed(admin_client, claims):
+    payment = claims.steps.get(name="Payment")
+    payment.possible_statuses.filter(name="Scheduled").update(is_default_status=False)
+    bump_version(claims.pk)
+    page = admin_client.get(workflow_url(claims)).content.decode()
+    step_url = reverse("admin:django_steps_workflowstep_change", args=[payment.pk])
+    row = re.search(r'<tr class="steps-problem steps-problem-error">.*?</tr>', page, re.S)
+    assert row is not None
+    assert "Payment" in row.group()
+    assert f'href="{step_url}"' in row.group()
+    assert "The diagram is drawn once the workflow has no errors" in page
+
+
 def test_the_diagram_falls_back_to_mermaid_text_without_graphviz(admin_client, claims, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     response = admin_client.get(workflow_url(claims))
@@ -513,6 +526,9 @@ def test_status_choices_are_the_current_steps_statuses(admin_client, claims):
     form = admin_client.get(change_url(instance)).context["steps_status_form"]
     names = [value for value, _ in form.fields["status"].choices]
     assert names == ["New", "Accepted", "Withdrawn", "Waiting for documents"]
+    page = admin_client.get(change_url(instance)).content.decode()
+    assert "What each status does now" in page
+    assert "cancels the instance" in page  # Withdrawn
     response = set_status(admin_client, instance, "Approved")
     assert "status" in response.context["steps_status_form"].errors
 
@@ -569,7 +585,7 @@ def test_an_instance_of_a_broken_workflow_still_shows_its_page(admin_client, cla
     bump_version(claims.pk)  # a queryset update sends no signal
     response = admin_client.get(change_url(instance))
     assert response.status_code == 200
-    assert "cannot be drawn" in response.content.decode()
+    assert "The diagram is drawn once the workflow has no errors" in response.content.decode()
 
 
 def test_transitions_left_unnamed_are_named_after_their_steps(admin_client, claims):
@@ -589,3 +605,57 @@ def test_transitions_left_unnamed_are_named_after_their_steps(admin_client, clai
         claims.transitions.filter(from_step=review, to_step=payment).values_list("name", flat=True)
     )
     assert names == {"Review -> Payment", "Review -> Payment (2)", "Review -> Payment (3)"}
+
+
+def test_explain_first_shows_what_the_status_would_do_and_changes_nothing(admin_client, claims):
+    instance = start(claims)
+    engine.update_workflow_step_status(instance, "Accepted")
+    before = WorkflowHistory.objects.filter(instance=instance).count()
+    context = {"claim": {"amount": 500.0, "is_high_risk": True}}
+
+    response = admin_client.post(
+        change_url(instance),
+        {
+            "_steps_explain": "1",
+            "steps-status": "Approved",
+            "steps-context_data": json.dumps(context),
+            "steps-note": "",
+        },
+    )
+
+    assert response.status_code == 200
+    panel = response.context["steps_explain"]
+    assert panel.asked
+    assert panel.explanation.taken.to_step == "Investigation"
+    assert response.context["steps_status_form"]["context_data"].value() == json.dumps(context)
+    assert "What setting “Approved” would do" in response.content.decode()
+    assert WorkflowHistory.objects.filter(instance=instance).count() == before
+
+
+def bigger_claims(extra_steps: int) -> dict[str, Any]:
+    """The claims workflow with ``extra_steps`` more steps between Payment and Closed."""
+    data = claims_definition()
+    data["name"] = f"Claims + {extra_steps}"
+    for number in range(extra_steps):
+        name = f"Extra {number}"
+        statuses = [{"name": "Open", "default": True}, {"name": "Done", "completion": True}]
+        data["steps"].insert(-1, {"name": name, "order": 10 + number, "statuses": statuses})
+        data["transitions"] += [
+            {"from": "Payment", "to": name, "condition": f"n == {number}", "priority": number + 1},
+            {"from": name, "to": "Closed"},
+        ]
+    return data
+
+
+def test_the_workflow_page_costs_the_same_queries_for_any_number_of_rows(
+    admin_client, claims, django_assert_num_queries
+):
+    admin_client.get(workflow_url(claims))  # compiles and caches the machine
+    with CaptureQueriesContext(connection) as small:
+        admin_client.get(workflow_url(claims))
+    small_count = len(small)  # read now: the next request resets the query log
+    bigger = create_workflow(bigger_claims(8))
+    admin_client.get(workflow_url(bigger))
+    with django_assert_num_queries(small_count):
+        response = admin_client.get(workflow_url(bigger))
+    assert len(response.context["inline_admin_formsets"][1].formset.forms) == 7 + 16 + 1

@@ -10,6 +10,7 @@ is written to the admin log.
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -22,8 +23,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.urls import NoReverseMatch, reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -33,9 +36,10 @@ from ..forms import SetStatusForm
 from ..machines.runner import ChangeKind, Outcome
 from ..models import WorkflowHistory, WorkflowInstance, WorkflowStep
 from .definitions import ADMIN_MEDIA
-from .panels import diagram_panel, explain_panel
+from .panels import diagram_panel, explain_panel, options_panel
 
 SET_STATUS_SUBMIT = "_steps_set_status"
+EXPLAIN_SUBMIT = "_steps_explain"
 SET_STATUS_PREFIX = "steps"
 MAX_LISTED_REFUSALS = 20
 
@@ -119,8 +123,8 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
         "current_step_name",
         "status_name",
         "lifecycle_badge",
-        "started_at",
-        "completed_at",
+        "started",
+        "completed",
     ]
     list_display_links = ["instance"]
     list_filter = ["workflow", CurrentStepFilter, "lifecycle"]
@@ -233,6 +237,14 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
             instance.get_lifecycle_display(),
         )
 
+    @admin.display(description=gettext_lazy("started"), ordering="started_at")
+    def started(self, instance: WorkflowInstance) -> str:
+        return _short_datetime(instance.started_at)
+
+    @admin.display(description=gettext_lazy("completed"), ordering="completed_at")
+    def completed(self, instance: WorkflowInstance) -> str:
+        return _short_datetime(instance.completed_at)
+
     # --- actions ----------------------------------------------------------------------
 
     @admin.action(permissions=["hold"], description=gettext_lazy("Put selected instances on hold"))
@@ -309,20 +321,31 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
         if instance is None or not self.has_view_permission(request, instance):
             return super().change_view(request, object_id, form_url, extra_context)
         status_form = None
-        if request.method == "POST" and SET_STATUS_SUBMIT in request.POST:
+        asked = None
+        submitted = {SET_STATUS_SUBMIT, EXPLAIN_SUBMIT} & set(request.POST)
+        if request.method == "POST" and submitted:
             if not self.has_set_status_permission(request):
                 raise PermissionDenied
             status_form = SetStatusForm(request.POST, instance=instance, prefix=SET_STATUS_PREFIX)
             if status_form.is_valid():
-                self._set_status(request, instance, status_form)
-                return HttpResponseRedirect(request.path)
-            # Show the page again, with the form's errors, as the read-only view it is.
+                if SET_STATUS_SUBMIT in submitted:
+                    self._set_status(request, instance, status_form)
+                    return HttpResponseRedirect(request.path)
+                asked = (
+                    status_form.cleaned_data["status"],
+                    status_form.cleaned_data["context_data"],
+                )
+            # Show the page again, with the form as entered, as the read-only view it is.
             request = _as_get(request)
-        context = {**(extra_context or {}), **self._panels(request, instance, status_form)}
+        context = {**(extra_context or {}), **self._panels(request, instance, status_form, asked)}
         return super().change_view(request, object_id, form_url, context)
 
     def _panels(
-        self, request: HttpRequest, instance: WorkflowInstance, status_form: SetStatusForm | None
+        self,
+        request: HttpRequest,
+        instance: WorkflowInstance,
+        status_form: SetStatusForm | None,
+        asked: tuple[str, dict[str, Any] | None] | None,
     ) -> dict[str, Any]:
         history = list(
             WorkflowHistory.objects.filter(instance=instance)
@@ -335,8 +358,10 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
         return {
             "steps_status_form": status_form if can_set_status else None,
             "steps_set_status_submit": SET_STATUS_SUBMIT,
+            "steps_explain_submit": EXPLAIN_SUBMIT,
+            "steps_options": options_panel(instance) if can_set_status else None,
             "steps_diagram": diagram_panel(instance.workflow, instance=instance),
-            "steps_explain": explain_panel(instance, history),
+            "steps_explain": explain_panel(instance, history, asked=asked),
             "steps_history": [timeline_entry(row) for row in reversed(history)],
         }
 
@@ -370,6 +395,11 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
         summary = describe_outcome(outcome)
         self.log_change(request, instance, summary)
         self.message_user(request, summary, messages.SUCCESS)
+
+
+def _short_datetime(value: datetime.datetime | None) -> str:
+    # The list has many columns; the short format keeps them on screen.
+    return date_format(localtime(value), "SHORT_DATETIME_FORMAT") if value else "-"
 
 
 def _as_get(request: HttpRequest) -> HttpRequest:

@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from ..diagrams import workflow_diagram
-from ..exceptions import StepsError
-from ..introspection import explain
-from ..models import Workflow, WorkflowHistory, WorkflowInstance
+from ..exceptions import DefinitionError, StepsError
+from ..introspection import describe_instance, explain
+from ..models import (
+    Workflow,
+    WorkflowHistory,
+    WorkflowInstance,
+    WorkflowStep,
+    WorkflowStepStatus,
+    WorkflowTransition,
+)
 from ..validation import validate_workflow
 
 
@@ -37,8 +45,20 @@ class ValidationPanel:
         return [problem for problem in self.problems if _severity(problem) != "error"]
 
     @property
-    def ordered(self) -> list[Any]:
-        return self.errors + self.warnings
+    def ordered(self) -> list[tuple[Any, str]]:
+        """Errors then warnings, each with the admin URL of the row at fault (or "")."""
+        return [(problem, problem_url(problem)) for problem in self.errors + self.warnings]
+
+
+def problem_url(problem: Any) -> str:
+    """Where to fix ``problem``: the step page for steps and statuses, else the row's page."""
+    row = getattr(problem, "obj", None)
+    if isinstance(row, WorkflowStepStatus):
+        row = row.step
+    if isinstance(row, (WorkflowStep, WorkflowTransition)) and row.pk is not None:
+        opts = row._meta
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[row.pk])
+    return ""
 
 
 def _severity(problem: Any) -> str:
@@ -67,6 +87,11 @@ def diagram_panel(workflow: Workflow, instance: WorkflowInstance | None = None) 
     """
     try:
         svg = workflow_diagram(workflow, format="svg", instance=instance)
+    except DefinitionError as error:
+        return DiagramPanel(
+            notice=_("The diagram is drawn once the workflow has no errors. %(error)s")
+            % {"error": error}
+        )
     except StepsError as error:
         svg_error = str(error)
     else:
@@ -91,11 +116,17 @@ def diagram_panel(workflow: Workflow, instance: WorkflowInstance | None = None) 
 
 @dataclass(frozen=True)
 class ExplainPanel:
-    """What completing the current step would do with the last context given."""
+    """What setting a status would do: by default completing the step, with the last context.
+
+    ``asked`` is true when the operator asked (status and context from the form),
+    false when the page explains the latest ``context_data`` of the history
+    (``source``, or none yet).
+    """
 
     explanation: Any = None
     context: Any = None
     source: WorkflowHistory | None = None
+    asked: bool = False
     notice: str = ""
     checks: list[Any] = field(default_factory=list)
 
@@ -104,19 +135,52 @@ class ExplainPanel:
         return json.dumps(self.context, indent=2, sort_keys=True, default=str)
 
 
-def explain_panel(instance: WorkflowInstance, history: Sequence[WorkflowHistory]) -> ExplainPanel:
-    """Explain the current step with the ``context_data`` of the latest history row having one."""
+def explain_panel(
+    instance: WorkflowInstance,
+    history: Sequence[WorkflowHistory],
+    *,
+    asked: tuple[str, Mapping[str, Any] | None] | None = None,
+) -> ExplainPanel:
+    """Explain the current step, changing nothing.
+
+    With ``asked`` (a status name and a context) that status and context; otherwise
+    the step's completion status with the ``context_data`` of the latest history row
+    that has one.
+    """
     if instance.is_finished:
         return ExplainPanel(notice=_("The instance is finished; no transition is tried any more."))
-    source = next((row for row in reversed(history) if row.context_data is not None), None)
-    context = source.context_data if source is not None else None
+    source = None
+    if asked is not None:
+        status, context = asked
+    else:
+        source = next((row for row in reversed(history) if row.context_data is not None), None)
+        status, context = None, source.context_data if source is not None else None
     try:
-        explanation = explain(instance, context)
+        explanation = explain(instance, context, status=status)
     except StepsError as error:
-        return ExplainPanel(context=context, source=source, notice=str(error))
+        return ExplainPanel(
+            context=context, source=source, asked=asked is not None, notice=str(error)
+        )
     return ExplainPanel(
         explanation=explanation,
         context=context,
         source=source,
+        asked=asked is not None,
         checks=list(explanation.checks),
     )
+
+
+@dataclass(frozen=True)
+class OptionsPanel:
+    """What the instance may do now: each status of its step, hold, resume, cancel."""
+
+    state: Any = None
+    notice: str = ""
+
+
+def options_panel(instance: WorkflowInstance) -> OptionsPanel:
+    """The instance's options now, as the engine's rules give them."""
+    try:
+        return OptionsPanel(state=describe_instance(instance))
+    except StepsError as error:
+        return OptionsPanel(notice=str(error))

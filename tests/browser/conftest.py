@@ -65,7 +65,7 @@ def browser() -> Iterator[Any]:
 
 def _new_page(browser: Any, color_scheme: str) -> Any:
     context = browser.new_context(
-        viewport={"width": 1280, "height": 900}, color_scheme=color_scheme, locale="en-US"
+        viewport={"width": 1440, "height": 900}, color_scheme=color_scheme, locale="en-US"
     )
     context.set_default_timeout(15_000)
     return context.new_page()
@@ -103,6 +103,7 @@ def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
     """Save ``name``.png under artifacts/screenshots (and docs/img when asked to)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
+    page.wait_for_load_state("networkidle")  # icons and the diagram are drawn
     page.screenshot(path=str(path), full_page=full_page)
     if _is_true(os.environ.get("DJANGO_STEPS_DOCS_IMAGES")):
         DOCS_IMAGES.mkdir(parents=True, exist_ok=True)

@@ -110,6 +110,10 @@ def test_operate_instances_with_the_actions_and_the_status_form(page, live_serve
     first = engine.start_workflow_instance("Claims", Claim.objects.create(title="Windscreen"))
     second = engine.start_workflow_instance("Claims", Claim.objects.create(title="Flooded cellar"))
     engine.set_workflow_on_hold(second)
+    moving = engine.start_workflow_instance("Claims", Claim.objects.create(title="Stolen bike"))
+    engine.update_workflow_step_status(moving, "Accepted")
+    done = engine.start_workflow_instance("Claims", Claim.objects.create(title="Broken window"))
+    engine.cancel_workflow_instance(done)
     log_in(page, live_server, administrator)
 
     # Actions on the list: one instance is held, the other was already on hold.
@@ -122,11 +126,11 @@ def test_operate_instances_with_the_actions_and_the_status_form(page, live_serve
     refused = page.inner_text(".messagelist .error")
     assert "1 instance was refused" in refused
     assert "already on hold" in refused
+    screenshot(page, "admin-instances")
     page.check(f"input.action-select[value='{first.pk}']")
     page.select_option("select[name=action]", "resume_instances")
     page.click("button[name=index]")
     assert "Resumed 1 instance." in page.inner_text(".messagelist .success")
-    screenshot(page, "admin-instances")
 
     # The status form on the instance's page.
     page.goto(f"{live_server.url}/admin/django_steps/workflowinstance/{first.pk}/change/")
