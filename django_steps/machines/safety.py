@@ -11,8 +11,9 @@ parse tree without recursion and refuses, with line and column:
   ``x[0][0]...`` chains, which the bracket count does not see);
 - a comprehension macro (``all``, ``exists``, ``exists_one``, ``map``, ``filter``)
   inside the arguments of another one (the cost would be the product of the list
-  sizes), and more of them than ``CONDITION_MAX_COMPREHENSIONS`` (each walks a whole
-  list; cel-python takes about 0.1 ms per element);
+  sizes), more of them than ``CONDITION_MAX_COMPREHENSIONS`` (each walks a whole
+  list; cel-python takes about 0.1 ms per element), and ``+`` inside ``map()`` (its
+  results are all kept, so concatenation there multiplies memory);
 - ``duration()`` or ``timestamp()`` applied to anything but a short, well-formed
   string literal: cel-python 0.5.0 parses durations with a regular expression that
   backtracks exponentially, so the text they parse must be checked here, once.
@@ -212,6 +213,17 @@ def _check_macro_nesting(expression: str, node: Tree) -> None:
                     "comprehensions cannot be nested (their cost would multiply)",
                     inner_name,
                 )
+    if name == "map":
+        for argument in arguments[1:]:
+            for inner in argument.iter_subtrees():
+                if inner.data == "addition_add":
+                    raise _fail(
+                        expression,
+                        "Condition uses + inside map(): map() keeps one result per element, "
+                        "so concatenating strings or lists there can use memory far beyond the "
+                        "size of the context; test the sum inside all() or exists() instead",
+                        inner,
+                    )
 
 
 def _check_time_call(
