@@ -343,3 +343,10 @@ def test_free_variables_leave_out_bound_loop_variables_and_type_names():
         "x > 1 && .root.a == 1 && m.map(k, v, k == v) == [] && has(doc.f)"
     )
     assert free_variables(tree) == {"claim", "limit", "count", "x", "root", "m", "v", "doc"}
+
+
+def test_message_type_names_are_not_variables_but_field_values_are():
+    assert free_variables(parse_tree("pkg.Msg{amount: value, flag: true} == other")) == {
+        "value",
+        "other",
+    }

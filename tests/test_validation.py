@@ -476,6 +476,11 @@ def test_ints_for_double_variables_become_floats_and_the_input_is_not_changed():
     assert context == {"amount": 10, "other": 1}
 
 
+def test_context_that_is_not_a_mapping_is_refused_when_variables_are_declared():
+    with pytest.raises(ContextError, match="context_data must be a dict, not list"):
+        check_context({"claim": "map"}, [("claim", {})])
+
+
 def test_missing_and_undeclared_context_keys_are_left_alone():
     context = {"extra": object()}
     assert check_context({"claim": "map"}, context) is context
