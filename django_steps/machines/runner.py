@@ -12,6 +12,7 @@ state untouched.
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -115,6 +116,8 @@ class WorkflowRunner:
         self.definition: WorkflowDefinition = machine.definition
         self.backend = backend
         self.limits = limits
+        # One idle machine per thread for completing steps (see _borrow_machine).
+        self._idle = threading.local()
 
     # --- reading ------------------------------------------------------------------
 
@@ -280,6 +283,27 @@ class WorkflowRunner:
                 f"{state.lifecycle.value} (step {state.step!r}, status {state.status!r})."
             )
 
+    def _borrow_machine(self, state: MachineState) -> tuple[WorkflowMachine, StepBinding]:
+        """A machine bound to ``state``, reusing this thread's idle one when there is one.
+
+        Building a python-statemachine instance registers every callback again (about
+        as long as the transition itself), and the machine reads its current state from
+        the binding on every event, so one machine per thread can serve every update:
+        only its binding is pointed at the new state. It is taken out of the slot while
+        in use and put back only after a clean transition to a non-final step; after an
+        error or on reaching a final state it is dropped and the next call builds a new
+        one.
+        """
+        idle = getattr(self._idle, "machine", None)
+        if idle is None:
+            machine_class = self.machine_class
+            binding = StepBinding(state, machine_class.state_ids, machine_class.step_names)
+            return machine_class(model=binding, state_field="state_id"), binding
+        self._idle.machine = None
+        machine, binding = idle
+        binding.state = state
+        return machine, binding
+
     def _take_transition(
         self,
         state: MachineState,
@@ -290,7 +314,7 @@ class WorkflowRunner:
         activation = convert_context(context, backend=self.backend, limits=self.limits)
         work = replace(state)
         evaluations: list[Evaluation] = []
-        machine = self.machine(work)
+        machine, binding = self._borrow_machine(work)
         try:
             machine.send(COMPLETE, activation=activation, evaluations=evaluations)
         except ConditionEvaluationError as error:
@@ -315,6 +339,8 @@ class WorkflowRunner:
                 evaluations=evaluations,
             ) from None
         target = self.definition.get_step(work.step or "")
+        if not target.is_final:  # a machine in a final state has stopped for good
+            self._idle.machine = machine, binding
         target_status = self.default_status(target)
         outcome = Outcome(
             [
