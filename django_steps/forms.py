@@ -21,7 +21,9 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 from .engine import check_context
-from .exceptions import ContextError
+from .exceptions import ContextError, DefinitionError
+from .machines.variables import check_context as check_declared_context
+from .machines.variables import parse_declarations
 from .models import WorkflowInstance, WorkflowStep, WorkflowStepStatus, WorkflowTransition
 
 CODE_ATTRS = {"class": "steps-code", "spellcheck": "false", "autocomplete": "off"}
@@ -127,8 +129,8 @@ class SetStatusForm(forms.Form):
     """An operator's status change: a status of the current step, optional context and note.
 
     ``context_data`` must be a JSON object that conditions can use (checked with
-    :func:`django_steps.engine.check_context`), so a bad context is reported on the
-    form and never reaches the engine.
+    :func:`django_steps.engine.check_context`) and that matches the workflow's declared
+    context variables, so a bad context is reported on the form, not by the engine.
     """
 
     status = forms.ChoiceField(label=_("New status"))
@@ -181,9 +183,19 @@ class SetStatusForm(forms.Form):
             )
         try:
             check_context(data)
+            self._check_declared(data)
         except ContextError as error:
             raise ValidationError(str(error), code="unusable_context") from None
         return data
+
+    def _check_declared(self, data: dict[str, Any]) -> None:
+        """Check ``data`` against the workflow's declared context variables, if any."""
+        workflow = self.instance.workflow
+        try:
+            declarations = parse_declarations(workflow.context_variables)
+        except DefinitionError:
+            return  # a broken declaration is the workflow's error; the engine reports it
+        check_declared_context(declarations, data, workflow=workflow.name)
 
 
 def status_label(status: WorkflowStepStatus) -> str:

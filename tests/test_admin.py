@@ -659,3 +659,26 @@ def test_the_workflow_page_costs_the_same_queries_for_any_number_of_rows(
     with django_assert_num_queries(small_count):
         response = admin_client.get(workflow_url(bigger))
     assert len(response.context["inline_admin_formsets"][1].formset.forms) == 7 + 16 + 1
+
+
+def test_context_data_is_checked_against_the_declared_variables(admin_client):
+    workflow = create_workflow({**claims_definition(), "context_variables": {"claim": "map"}})
+    instance = start(workflow)
+    response = set_status(admin_client, instance, "Accepted", context_data='{"claim": 5}')
+    errors = " ".join(response.context["steps_status_form"].errors["context_data"])
+    assert "'claim' is declared as map" in errors
+    instance.refresh_from_db()
+    assert instance.current_step.name == "Submitted"
+
+
+def test_a_step_that_instances_are_at_cannot_be_deleted_from_the_workflow_page(
+    admin_client, claims
+):
+    start(claims)
+    data = workflow_post(claims)
+    submitted = next(key for key, value in data.items() if value == "Submitted")
+    data[submitted.replace("-name", "-DELETE")] = "on"
+    response = admin_client.post(workflow_url(claims), data)
+    assert response.status_code == 200
+    assert "protected related objects: workflow instance Claims for" in response.content.decode()
+    assert claims.steps.filter(name="Submitted").exists()

@@ -4,7 +4,7 @@ The browser is ``/usr/bin/chromium`` (or ``DJANGO_STEPS_CHROMIUM``); no browser 
 downloaded. Without it the browser tests are skipped with the reason, except under
 ``CI=true``, where a missing browser fails them: CI must never pass by skipping.
 Screenshots go to ``artifacts/screenshots/``; with ``DJANGO_STEPS_DOCS_IMAGES=1``
-they are also copied to ``docs/img/`` for the documentation.
+those the documentation shows are also copied to ``docs/img/``.
 """
 
 from __future__ import annotations
@@ -99,13 +99,17 @@ def log_in(page: Any, live_server: Any, user: Any) -> None:
     page.wait_for_selector("#site-name")
 
 
-def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
-    """Save ``name``.png under artifacts/screenshots (and docs/img when asked to)."""
+def screenshot(page: Any, name: str, *, docs: bool = False) -> Path:
+    """Save ``name``.png (the full page) under artifacts/screenshots.
+
+    With ``docs`` and ``DJANGO_STEPS_DOCS_IMAGES=1`` it is also copied to docs/img,
+    where the documentation uses it.
+    """
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.wait_for_load_state("networkidle")  # icons and the diagram are drawn
-    page.screenshot(path=str(path), full_page=full_page)
-    if _is_true(os.environ.get("DJANGO_STEPS_DOCS_IMAGES")):
+    page.screenshot(path=str(path), full_page=True)
+    if docs and _is_true(os.environ.get("DJANGO_STEPS_DOCS_IMAGES")):
         DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_IMAGES / path.name)
     return path

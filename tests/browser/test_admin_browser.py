@@ -106,7 +106,7 @@ def test_build_a_workflow_through_the_forms(page, live_server, administrator):
 
 
 def test_operate_instances_with_the_actions_and_the_status_form(page, live_server, administrator):
-    create_workflow(claims_definition())
+    claims = create_workflow(claims_definition())
     first = engine.start_workflow_instance("Claims", Claim.objects.create(title="Windscreen"))
     second = engine.start_workflow_instance("Claims", Claim.objects.create(title="Flooded cellar"))
     engine.set_workflow_on_hold(second)
@@ -126,7 +126,7 @@ def test_operate_instances_with_the_actions_and_the_status_form(page, live_serve
     refused = page.inner_text(".messagelist .error")
     assert "1 instance was refused" in refused
     assert "already on hold" in refused
-    screenshot(page, "admin-instances")
+    screenshot(page, "admin-instances", docs=True)
     page.check(f"input.action-select[value='{first.pk}']")
     page.select_option("select[name=action]", "resume_instances")
     page.click("button[name=index]")
@@ -166,7 +166,11 @@ def test_operate_instances_with_the_actions_and_the_status_form(page, live_serve
     history = page.inner_text("#steps-history")
     assert "Documents complete" in history
     assert administrator.get_username() in history
-    screenshot(page, "admin-instance")
+    screenshot(page, "admin-instance", docs=True)
+
+    page.goto(f"{live_server.url}/admin/django_steps/workflow/{claims.pk}/change/")
+    assert "No problems found" in page.inner_text("#steps-validation")
+    screenshot(page, "admin-workflow-claims", docs=True)
 
 
 def test_dark_mode_uses_the_admin_colours(dark_page, live_server, administrator):
@@ -194,6 +198,6 @@ def test_dark_mode_uses_the_admin_colours(dark_page, live_server, administrator)
     assert colours["body"] != "rgb(255, 255, 255)"  # the admin's dark theme is on
     assert colours["block"] != "rgb(255, 255, 255)"  # and the panels follow it
     assert colours["text"] == colours["bodyFg"]
-    screenshot(dark_page, "admin-instance-dark")
+    screenshot(dark_page, "admin-instance-dark", docs=True)
     dark_page.goto(f"{live_server.url}/admin/django_steps/workflow/{workflow.pk}/change/")
     screenshot(dark_page, "admin-workflow-dark")
