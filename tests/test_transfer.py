@@ -8,6 +8,8 @@ import json
 import pytest
 import yaml
 from django.core.management import CommandError, call_command
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
 
 from django_steps.exceptions import DefinitionError, DefinitionInUse, WorkflowNotFound
 from django_steps.loading import definition_from_db
@@ -28,6 +30,7 @@ from django_steps.models import (
 from django_steps.services import start_workflow_instance, update_workflow_step_status
 from django_steps.transfer import export_definitions, import_definitions, import_file
 from tests.factories import claims_definition, create_workflow
+from tests.test_properties import workflow_definitions
 from tests.testapp.models import Claim
 
 pytestmark = pytest.mark.django_db
@@ -276,6 +279,40 @@ def test_update_in_place_keeps_running_instances_working(instance_at_review):
         "Senior Review",
         "Payment",
     ]
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(before=workflow_definitions(), after=workflow_definitions())
+def test_updating_in_place_stores_what_a_fresh_import_stores(before, after):
+    """Whatever workflow is stored, importing a file leaves exactly that file's workflow.
+
+    Only the order of statuses may differ: new statuses of a kept step come after its
+    existing ones (status rows are never recreated, instances and history use them).
+    """
+
+    def stored() -> dict:
+        (data,) = yaml.safe_load(export_definitions())["workflows"]
+        for step in data["steps"]:
+            step["statuses"].sort(key=lambda status: status["name"])
+        return data
+
+    with transaction.atomic():
+        import_definitions(definitions(after))
+        fresh = stored()
+        transaction.set_rollback(True)
+    with transaction.atomic():
+        import_definitions(definitions(before))
+        report = import_definitions(definitions(after))
+        assert stored() == fresh
+        assert report.workflows[0].changed == (
+            WorkflowDefinition.from_dict(before).to_dict()
+            != WorkflowDefinition.from_dict(after).to_dict()
+        )
+        transaction.set_rollback(True)
 
 
 def test_initial_step_and_default_status_can_move(claims):
