@@ -23,6 +23,7 @@ help:
 	@echo "make test           run the suite on SQLite, then on a throwaway PostgreSQL cluster"
 	@echo "make test-sqlite    run the suite on SQLite only"
 	@echo "make test-postgres  run the suite on PostgreSQL only"
+	@echo "make reliability    long concurrency, fault and fuzz runs on PostgreSQL (docs/reliability.md)"
 	@echo "make lint           ruff check, ruff format --check, mypy, missing-migration check"
 	@echo "make format         apply ruff fixes and formatting"
 	@echo "make matrix         run the suite on SQLite across Django 4.2, 5.2 and 6.x (nox)"
@@ -51,6 +52,17 @@ test-sqlite: $(VENV)/.installed-test
 test-postgres: $(VENV)/.installed-test
 	@printf '\n===== pytest on PostgreSQL (throwaway cluster) =====\n'
 	scripts/with-postgres $(BIN)/pytest $(PYTEST_ARGS)
+
+# The long form of the reliability tests: 8 worker processes x 50 calls, more objects,
+# more hypothesis examples (DJANGO_STEPS_RELIABILITY=long), and the tests marked slow.
+RELIABILITY_TESTS := tests/reliability tests/test_faults.py tests/test_properties.py \
+	tests/test_fuzz_inputs.py
+
+.PHONY: reliability
+reliability: $(VENV)/.installed-test
+	@printf '\n===== reliability, long form, on PostgreSQL (throwaway cluster) =====\n'
+	DJANGO_STEPS_RELIABILITY=long WITH_POSTGRES_REQUIRED=1 scripts/with-postgres \
+		$(BIN)/pytest $(RELIABILITY_TESTS) --run-slow $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-lint
 	$(BIN)/ruff check $(PYTHON_SOURCES)
