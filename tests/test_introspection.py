@@ -189,6 +189,8 @@ def test_describe_instance_reads_the_cached_machine_with_no_query(
     with django_assert_num_queries(0):
         describe_instance(instance)
         explain(instance, HIGH)
+    with django_assert_num_queries(1):
+        describe_workflow("Claims")
 
 
 # --- explain -------------------------------------------------------------------------
