@@ -211,3 +211,14 @@ def test_quickstart_in_a_new_startproject_project(tmp_path: Path) -> None:
     )
     failed, attempted = checked.split("doctest ")[-1].split()
     assert (failed, int(attempted) > 10) == ("0", True), checked
+
+
+def test_deployment_lists_every_setting_with_its_default() -> None:
+    from django_steps.conf import DEFAULTS
+
+    text = (DOCS / "deployment.md").read_text()
+    block = re.search(r"```python[^\n]*\n(DJANGO_STEPS = \{.*?\n\})\n```", text, re.DOTALL)
+    assert block is not None
+    namespace: dict[str, Any] = {}
+    exec(block.group(1), namespace)
+    assert namespace["DJANGO_STEPS"] == DEFAULTS
