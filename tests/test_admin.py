@@ -309,6 +309,15 @@ def test_definition_changelists_render_and_filter(admin_client, claims):
     assert response.context["cl"].result_count == claims.transitions.count()
 
 
+def test_the_workflow_list_counts_steps_transitions_and_instances(admin_client, claims):
+    start(claims)
+    start(claims)
+    response = admin_client.get(reverse("admin:django_steps_workflow_changelist"))
+    row = next(row for row in response.context["cl"].result_list if row.pk == claims.pk)
+    assert (row._step_count, row._transition_count, row._instance_count) == (6, 7, 2)
+    assert f"?workflow__id__exact={claims.pk}" in response.content.decode()
+
+
 # --- instances: list --------------------------------------------------------------------
 
 
@@ -682,3 +691,14 @@ def test_a_step_that_instances_are_at_cannot_be_deleted_from_the_workflow_page(
     assert response.status_code == 200
     assert "protected related objects: workflow instance Claims for" in response.content.decode()
     assert claims.steps.filter(name="Submitted").exists()
+
+
+def test_the_transition_page_offers_only_its_workflows_steps(admin_client, claims):
+    other = create_workflow({**claims_definition(), "name": "Other"})
+    transition = claims.transitions.first()
+    response = admin_client.get(
+        reverse("admin:django_steps_workflowtransition_change", args=[transition.pk])
+    )
+    field = response.context["adminform"].form.fields["to_step"]
+    assert set(field.queryset) == set(claims.steps.all())
+    assert not set(field.queryset) & set(other.steps.all())

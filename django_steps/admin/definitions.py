@@ -14,7 +14,8 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import InlineModelAdmin
 from django.contrib.admin.widgets import RelatedFieldWidgetWrapper
 from django.db import models
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -31,10 +32,32 @@ from ..forms import (
     short_textarea,
     status_label,
 )
-from ..models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
+from ..models import (
+    Workflow,
+    WorkflowInstance,
+    WorkflowStep,
+    WorkflowStepStatus,
+    WorkflowTransition,
+)
 from .panels import diagram_panel, validation_panel
 
 ADMIN_MEDIA = forms.Media(css={"all": ["django_steps/admin.css"]})
+
+
+def count_of(model: type[models.Model]) -> Coalesce:
+    """How many ``model`` rows point at the workflow, as a subquery.
+
+    Subqueries, not ``Count()`` over joins: joining steps, transitions and instances
+    at once would multiply the rows (and instances can be many).
+    """
+    rows = (
+        model._default_manager.filter(workflow=OuterRef("pk"))
+        .order_by()
+        .values("workflow")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    return Coalesce(Subquery(rows), 0)
 
 
 class StepInline(admin.TabularInline):
@@ -110,7 +133,14 @@ class TransitionInline(admin.TabularInline):
 class WorkflowAdmin(admin.ModelAdmin):
     """Workflows: steps and transitions inline, validation summary and diagram on the page."""
 
-    list_display = ["name", "version", "step_count", "transition_count", "updated_at"]
+    list_display = [
+        "name",
+        "version",
+        "step_count",
+        "transition_count",
+        "instance_count",
+        "updated_at",
+    ]
     search_fields = ["name", "description"]
     readonly_fields = ["version", "created_at", "updated_at"]
     fieldsets = [
@@ -137,8 +167,9 @@ class WorkflowAdmin(admin.ModelAdmin):
             super()
             .get_queryset(request)
             .annotate(
-                _step_count=Count("steps", distinct=True),
-                _transition_count=Count("transitions", distinct=True),
+                _step_count=count_of(WorkflowStep),
+                _transition_count=count_of(WorkflowTransition),
+                _instance_count=count_of(WorkflowInstance),
             )
         )
 
@@ -149,6 +180,16 @@ class WorkflowAdmin(admin.ModelAdmin):
     @admin.display(description=_("transitions"), ordering="_transition_count")
     def transition_count(self, workflow: Workflow) -> int:
         return getattr(workflow, "_transition_count", 0)
+
+    @admin.display(description=_("instances"), ordering="_instance_count")
+    def instance_count(self, workflow: Workflow) -> str:
+        url = reverse("admin:django_steps_workflowinstance_changelist")
+        return format_html(
+            '<a href="{}?workflow__id__exact={}">{}</a>',
+            url,
+            workflow.pk,
+            getattr(workflow, "_instance_count", 0),
+        )
 
     def get_inlines(self, request: HttpRequest, obj: Any) -> list[type[InlineModelAdmin]]:
         # Transitions need saved steps to point at, so a new workflow starts with steps.
