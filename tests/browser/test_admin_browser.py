@@ -66,6 +66,8 @@ def test_build_a_workflow_through_the_forms(page, live_server, administrator):
         row.locator("a.steps-edit-statuses").click()
         page.wait_for_selector("#possible_statuses-group")
         add_statuses(page, statuses)
+        if step_name == "Review":
+            screenshot(page, "admin-step", docs=True)
         page.click("input[name=_save]")
         page.wait_for_selector(".messagelist .success")
         page.goto(f"{live_server.url}/admin/django_steps/workflow/{workflow.pk}/change/")
