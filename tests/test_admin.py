@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pytest
+from django.contrib import admin
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
@@ -702,3 +703,12 @@ def test_the_transition_page_offers_only_its_workflows_steps(admin_client, claim
     field = response.context["adminform"].form.fields["to_step"]
     assert set(field.queryset) == set(claims.steps.all())
     assert not set(field.queryset) & set(other.steps.all())
+
+
+def test_the_instance_list_shows_filter_counts(admin_client, claims):
+    if not hasattr(admin.ModelAdmin, "show_facets"):
+        pytest.skip("filter counts (facets) arrived in Django 5.0")
+    start(claims)
+    response = admin_client.get(INSTANCES_URL, {"_facets": "True"})
+    assert response.status_code == 200
+    assert re.search(r"Claims: Submitted\s*\(1\)", response.content.decode())

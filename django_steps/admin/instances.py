@@ -98,14 +98,15 @@ def attach_content_objects(instances: Iterable[WorkflowInstance]) -> None:
             instance._steps_object = by_id.get(instance.object_id)  # type: ignore[attr-defined]
 
 
-def object_admin_url(instance: WorkflowInstance) -> str:
-    """The admin change URL of the instance's object, or ``""`` when it has no admin page."""
+def object_admin_url(instance: WorkflowInstance, site: admin.AdminSite) -> str:
+    """The change URL of the instance's object on ``site``, or ``""`` when it has none there."""
     model = instance.content_type.model_class()
-    if model is None or not admin.site.is_registered(model):
+    if model is None or not site.is_registered(model):
         return ""
+    content_type = instance.content_type
     try:
         return reverse(
-            f"admin:{instance.content_type.app_label}_{instance.content_type.model}_change",
+            f"{site.name}:{content_type.app_label}_{content_type.model}_change",
             args=[quote(instance.object_id)],
         )
     except NoReverseMatch:
@@ -217,7 +218,7 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
                 instance.object_id,
                 _("not found"),
             )
-        url = object_admin_url(instance)
+        url = object_admin_url(instance, self.admin_site)
         label = f"{kind} {instance.object_id}: {obj}"
         return format_html('<a href="{}">{}</a>', url, label) if url else label
 
