@@ -10,6 +10,7 @@ validates an operator's input before it reaches the engine.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django import forms
@@ -65,6 +66,11 @@ class WorkflowTransitionForm(forms.ModelForm):
         return self.cleaned_data["name"] or None
 
 
+# The workflow page's steps inline posts its rows under the steps' related name.
+STEPS_PREFIX = "steps"
+STEP_DELETE_KEY = re.compile(rf"^{STEPS_PREFIX}-(\d+)-{DELETION_FIELD_NAME}$")
+
+
 class TransitionInlineFormSet(BaseInlineFormSet):
     """Transitions of one workflow: step choices are that workflow's steps only."""
 
@@ -77,6 +83,35 @@ class TransitionInlineFormSet(BaseInlineFormSet):
     def step_choices(self) -> list[tuple[Any, str]]:
         # Loaded once for every row's two selects, instead of one query per select.
         return [("", "---------"), *((step.pk, step.name) for step in self.steps)]
+
+    def clean(self) -> None:
+        super().clean()
+        deleted = self.steps_deleted_with_it()
+        for form in self.forms:
+            if not form.has_changed() or form.cleaned_data.get(DELETION_FIELD_NAME):
+                continue
+            for name in ("from_step", "to_step"):
+                step = form.cleaned_data.get(name)
+                if step is not None and step.pk in deleted:
+                    form.add_error(
+                        name,
+                        _(
+                            "Step “%(step)s” is being deleted, which deletes its transitions; "
+                            "delete this transition too, or keep the step."
+                        )
+                        % {"step": step.name},
+                    )
+
+    def steps_deleted_with_it(self) -> set[int]:
+        """Ids of the steps that the same submission deletes (the steps inline's rows)."""
+        deleted = set()
+        for key, value in self.data.items():
+            match = STEP_DELETE_KEY.match(key)
+            if match and value and str(value).lower() not in {"false", "0", "off"}:
+                step_id = self.data.get(f"{STEPS_PREFIX}-{match.group(1)}-id", "")
+                if str(step_id).isdigit():
+                    deleted.add(int(step_id))
+        return deleted
 
     def add_fields(self, form: Any, index: int | None) -> None:
         super().add_fields(form, index)

@@ -712,3 +712,28 @@ def test_the_instance_list_shows_filter_counts(admin_client, claims):
     response = admin_client.get(INSTANCES_URL, {"_facets": "True"})
     assert response.status_code == 200
     assert re.search(r"Claims: Submitted\s*\(1\)", response.content.decode())
+
+
+def test_a_changed_transition_of_a_step_deleted_in_the_same_submission_is_refused(
+    admin_client, claims
+):
+    data = workflow_post(claims)
+    investigation = claims.steps.get(name="Investigation")
+    step_row = next(
+        key
+        for key, value in data.items()
+        if key.startswith("steps-") and key.endswith("-id") and value == str(investigation.pk)
+    )
+    data[step_row.replace("-id", "-DELETE")] = "on"
+    transition_row = next(
+        key
+        for key, value in data.items()
+        if key.endswith("-from_step") and value == str(investigation.pk)
+    )
+    data[transition_row.replace("-from_step", "-priority")] = "99"
+
+    response = admin_client.post(workflow_url(claims), data)
+
+    assert response.status_code == 200
+    assert "“Investigation” is being deleted" in response.content.decode()
+    assert claims.steps.filter(name="Investigation").exists()
