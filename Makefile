@@ -13,11 +13,13 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 # Extra arguments for nox, e.g. make matrix NOX_ARGS="-s tests-3.12".
 NOX_ARGS ?=
+# Extra arguments for the benchmark, e.g. make bench BENCH_ARGS="--rounds 100".
+BENCH_ARGS ?=
 
-PYTHON_SOURCES := django_steps tests example_project scripts docs/_ext noxfile.py
+PYTHON_SOURCES := django_steps tests bench example_project scripts docs/_ext noxfile.py
 MIGRATED_APPS := django_steps testapp
 
-.PHONY: help test test-sqlite test-postgres lint format matrix demo serve docs docs-serve
+.PHONY: help test test-sqlite test-postgres lint format matrix demo serve docs docs-serve bench
 
 help:
 	@echo "make test           run the suite on SQLite, then on a throwaway PostgreSQL cluster"
@@ -31,6 +33,7 @@ help:
 	@echo "make serve          the example project with its admin on http://127.0.0.1:8000/admin/"
 	@echo "make docs           build the documentation strictly into site/"
 	@echo "make docs-serve     serve the documentation on http://127.0.0.1:8001/ while editing"
+	@echo "make bench          time the services against django-fsm-2 (SQLite, PostgreSQL)"
 	@echo "Pass pytest arguments with PYTEST_ARGS=\"...\"."
 
 $(BIN)/python:
@@ -102,3 +105,10 @@ docs: $(VENV)/.installed-docs
 
 docs-serve: $(VENV)/.installed-docs
 	$(MKDOCS) serve --dev-addr 127.0.0.1:8001
+
+# Not part of make test or CI: timings need a quiet machine (docs/performance.md).
+bench: $(VENV)/.installed-bench
+	@printf '\n===== benchmark on SQLite (in memory) =====\n'
+	$(BIN)/python -m bench.run --db sqlite $(BENCH_ARGS)
+	@printf '\n===== benchmark on PostgreSQL (throwaway cluster) =====\n'
+	scripts/with-postgres $(BIN)/python -m bench.run --db postgres --throughput $(BENCH_ARGS)

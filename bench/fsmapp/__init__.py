@@ -1,0 +1,1 @@
+"""A django-fsm-2 model, the peer that ``make bench`` compares django-steps with."""
