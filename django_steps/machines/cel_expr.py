@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,6 +77,9 @@ class CelExprBackend(CelBackend):
             ) from error
         self._cel = cel
         self._environment = cel.NewEnv()
+        # Compiling is rare (once per condition text) and the binding does not document
+        # it as thread-safe, so it is serialised; evaluating compiled programs is.
+        self._compile_lock = threading.Lock()
         self._timestamp_class = timestamp_pb2.Timestamp
         self._bool_type = cel.Type.BOOL
         self._error_type = cel.Type.ERROR
@@ -87,7 +91,8 @@ class CelExprBackend(CelBackend):
 
     def program(self, expression: str, ast: Any) -> Any:
         try:
-            return self._environment.compile(expression, disable_check=True)
+            with self._compile_lock:
+                return self._environment.compile(expression, disable_check=True)
         except RuntimeError as error:
             line, column, message = _compile_error_parts(str(error))
             where = f" at line {line}, column {column}" if line is not None else ""
