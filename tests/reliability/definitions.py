@@ -50,6 +50,9 @@ LOOP: dict[str, Any] = {
     ],
 }
 
+#: The transition the ``edit`` workers save over and over (its description only).
+LOOP_EDITED_TRANSITION = "Check -> Intake"
+
 #: Every status name of the loop workflow (some belong to several steps).
 STATUS_NAMES = sorted({s["name"] for step in LOOP["steps"] for s in step["statuses"]})
 

@@ -48,10 +48,6 @@ class WorkerRun:
     records: list[dict[str, Any]]
     seconds: float
 
-    @property
-    def operations_per_second(self) -> float:
-        return len(self.records) / self.seconds if self.seconds else 0.0
-
 
 class WorkerProcess:
     """One ``python -m tests.reliability.worker`` process and its files."""
@@ -135,6 +131,8 @@ def run_workers(specs: list[dict[str, Any]], directory: Path) -> WorkerRun:
     assert not unexpected, "calls raised unexpected errors:\n" + "\n".join(
         f"{r['note']} {r.get('operation')}: {r['unexpected']}" for r in unexpected[:5]
     )
-    expected = sum(spec.get("operations", len(spec["objects"])) for spec in specs)
+    expected = sum(
+        spec["operations"] if "operations" in spec else len(spec["objects"]) for spec in specs
+    )
     assert len(records) == expected, f"{len(records)} calls logged, {expected} made"
     return WorkerRun(records=records, seconds=seconds)

@@ -18,7 +18,7 @@ import pytest
 from django_steps.models import Workflow, WorkflowHistory, WorkflowInstance
 from tests.factories import create_workflow
 from tests.reliability.audit import AuditSummary, audit_workload
-from tests.reliability.definitions import LOOP_NAME, loop_definition
+from tests.reliability.definitions import LOOP_EDITED_TRANSITION, LOOP_NAME, loop_definition
 from tests.reliability.harness import WorkerRun, run_workers
 from tests.reliability.scale import (
     SHARED_LONG,
@@ -53,18 +53,24 @@ def report(label: str, workload: Workload, run: WorkerRun, summary: AuditSummary
     return (
         f"reliability: {label}: {workload.workers} processes x {workload.operations} calls on "
         f"{workload.objects} object(s): {summary.calls} calls in {run.seconds:.2f} s "
-        f"({run.operations_per_second:.0f} calls/s), {summary.changed_calls} changed "
+        f"({summary.calls / run.seconds:.0f} calls/s), {summary.changed_calls} changed "
         f"({summary.history_rows} history rows, {summary.step_changes} step changes), "
         f"{summary.refused_calls} refused, {summary.instances} instance(s); all checks held"
     )
 
 
 def run_workload(
-    label: str, workload: Workload, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    label: str,
+    workload: Workload,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    edits: int = 0,
 ) -> AuditSummary:
+    """Run the workload; with ``edits``, one more process edits the definition meanwhile."""
     workflow = create_workflow(loop_definition())
     claims = [Claim.objects.create(title=f"claim {n}") for n in range(workload.objects)]
-    specs = [
+    specs: list[dict[str, Any]] = [
         {
             "mode": "workload",
             "worker": number,
@@ -75,8 +81,24 @@ def run_workload(
         }
         for number in range(workload.workers)
     ]
+    if edits:
+        specs.append(
+            {
+                "mode": "edit",
+                "worker": workload.workers,
+                "operations": edits,
+                "workflow": LOOP_NAME,
+                "transition": LOOP_EDITED_TRANSITION,
+            }
+        )
+    version = workflow.version
     run = run_workers(specs, tmp_path)
     summary = audit_workload(run.records, workflow)
+    workflow.refresh_from_db()
+    assert workflow.version == version + edits, "every edit bumps the version once"
+    if edits:  # each worker compiled once before the race; edits make them compile again
+        recompiled = max(r.get("compilations", 0) for r in run.records)
+        assert recompiled > 1, "no worker saw a new version of the definition"
     # The run must have raced and must have exercised both outcomes, or it proves little.
     assert overlapping_calls(run.records) > 0, "no two calls of different workers overlapped"
     assert summary.changed_calls > 0
@@ -94,6 +116,13 @@ def test_workers_spread_over_many_instances(tmp_path, capsys):
     run_workload("many objects", SPREAD_SHORT, tmp_path, capsys)
 
 
+def test_workers_keep_going_while_the_definition_is_edited(tmp_path, capsys):
+    """Each edit bumps the version, so workers recompile mid-run; nothing else changes."""
+    run_workload(
+        "many objects, definition edited 20 times", SPREAD_SHORT, tmp_path, capsys, edits=20
+    )
+
+
 @pytest.mark.slow
 def test_workers_share_one_instance_long(tmp_path, capsys):
     summary = run_workload("one shared object, long", SHARED_LONG, tmp_path, capsys)
@@ -102,7 +131,7 @@ def test_workers_share_one_instance_long(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_workers_spread_over_many_instances_long(tmp_path, capsys):
-    run_workload("many objects, long", SPREAD_LONG, tmp_path, capsys)
+    run_workload("many objects, long, 50 definition edits", SPREAD_LONG, tmp_path, capsys, edits=50)
 
 
 def test_concurrent_starts_create_exactly_one_instance_per_object(tmp_path):

@@ -10,14 +10,18 @@ spec says what to do (``mode``):
     the given objects, half through the strict engine, half through the services.
 ``start``
     one ``start_workflow_instance`` call per object, all workers at once.
+``edit``
+    ``operations`` saves of one transition of the workflow, each bumping its version,
+    so the other workers recompile it while they run.
 ``hang``
     a status update whose signal receiver announces itself and then sleeps inside
     the transaction, so the test can kill the process there.
 
 Each call is appended to the ``log`` file as one JSON line: worker, sequence,
-operation, arguments, the note that tags its history rows, what it returned (or
-the error it raised) and wall-clock start and end times. Workers wait at a file
-barrier after Django is set up, so their calls really overlap.
+operation, arguments, the note that tags its history rows, what it returned (or the
+error it raised), wall-clock start and end times and, for the workload, how many times
+the process has compiled a workflow so far. Workers wait at a file barrier after
+Django is set up, so their calls really overlap.
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ def run_workload(spec: dict[str, Any], out: Any) -> None:
     from django.contrib.contenttypes.models import ContentType
 
     from django_steps import services
-    from django_steps.cache import compiled_workflow
+    from django_steps.cache import compiled_workflow, workflow_cache
     from django_steps.models import Workflow
     from tests.reliability.definitions import STATUS_NAMES
     from tests.testapp.models import Claim
@@ -145,6 +149,7 @@ def run_workload(spec: dict[str, Any], out: Any) -> None:
             record["unexpected"] = traceback.format_exc()
             known.pop(claim.pk, None)
         record["t0"], record["t1"] = started, time.time()
+        record["compilations"] = workflow_cache.misses
         out.write(json.dumps(record) + "\n")
         out.flush()
 
@@ -170,6 +175,29 @@ def run_start(spec: dict[str, Any], out: Any) -> None:
         out.flush()
 
 
+def run_edit(spec: dict[str, Any], out: Any) -> None:
+    """Edit the definition while the others run: each save bumps its version."""
+    from django_steps.models import WorkflowTransition
+
+    transition = WorkflowTransition.objects.get(
+        workflow__name=spec["workflow"], name=spec["transition"]
+    )
+    wait_at_barrier(spec)
+    for sequence in range(spec["operations"]):
+        started = time.time()
+        record: dict[str, Any] = {"worker": spec["worker"], "seq": sequence}
+        record.update(note=f"w{spec['worker']}#{sequence}", operation="edit")
+        try:
+            transition.description = f"edited {sequence} times"
+            transition.save()
+        except Exception:
+            record["unexpected"] = traceback.format_exc()
+        record["t0"], record["t1"] = started, time.time()
+        out.write(json.dumps(record) + "\n")
+        out.flush()
+        time.sleep(0.005)
+
+
 def run_hang(spec: dict[str, Any], out: Any) -> None:
     from django_steps import engine, signals
     from django_steps.models import WorkflowInstance
@@ -193,7 +221,7 @@ def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[1]).read_text())
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     django.setup()
-    modes = {"workload": run_workload, "start": run_start, "hang": run_hang}
+    modes = {"workload": run_workload, "start": run_start, "edit": run_edit, "hang": run_hang}
     with open(spec["log"], "a", encoding="utf-8") as out:
         modes[spec["mode"]](spec, out)
     return 0
