@@ -266,8 +266,9 @@ def test_missing_package_is_a_clear_import_error():
 def test_missing_package_is_reported_by_the_system_check():
     with override_settings(DJANGO_STEPS={"CEL_BACKEND": "cel-expr"}):
         messages = check_settings()
-    assert [message.id for message in messages] == ["django_steps.E004"]
-    assert "fast-cel" in messages[0].msg
+    errors = [message for message in messages if message.id == "django_steps.E004"]
+    assert len(errors) == 1
+    assert "fast-cel" in errors[0].msg
 
 
 def test_unknown_backend_names_the_choices():
