@@ -16,6 +16,7 @@ import datetime
 import decimal
 import functools
 import math
+import operator
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import celpy
+import celpy.evaluation
 from celpy import celtypes
 from celpy.celparser import CELParseError
 
@@ -160,8 +162,54 @@ class CelBackend:
         raise NotImplementedError  # pragma: no cover - interface
 
 
+_NUMBERS = (celtypes.IntType, celtypes.UintType, celtypes.DoubleType)
+
+
+def _numeric_comparison(name: str, compare: Callable[[Any, Any], bool]) -> Callable[..., Any]:
+    """A CEL comparison that also compares an int or uint with a double.
+
+    The CEL specification orders and equates numbers across int, uint and double;
+    cel-python 0.5 raises "no such overload" instead (its issue 114), so
+    ``claim.amount > 10000`` failed when ``amount`` came from a ``Decimal``. Python
+    compares int and float exactly, so the promotion loses nothing.
+    """
+    original = celpy.evaluation.base_functions[name]
+
+    def comparison(left: Any, right: Any) -> Any:
+        if (
+            isinstance(left, _NUMBERS)
+            and isinstance(right, _NUMBERS)
+            and isinstance(left, celtypes.DoubleType) != isinstance(right, celtypes.DoubleType)
+        ):
+            return celtypes.BoolType(compare(_plain_number(left), _plain_number(right)))
+        return original(left, right)
+
+    return comparison
+
+
+def _plain_number(value: Any) -> int | float:
+    return float(value) if isinstance(value, celtypes.DoubleType) else int(value)
+
+
+_CROSS_TYPE_COMPARISONS = {
+    name: _numeric_comparison(name, compare)
+    for name, compare in (
+        ("_<_", operator.lt),
+        ("_<=_", operator.le),
+        ("_>_", operator.gt),
+        ("_>=_", operator.ge),
+        ("_==_", operator.eq),
+        ("_!=_", operator.ne),
+    )
+}
+
+
 class CelPythonBackend(CelBackend):
-    """cel-python (``celpy``) with its interpreted runner, which is thread-safe."""
+    """cel-python (``celpy``) with its interpreted runner, which is thread-safe.
+
+    Comparisons between int, uint and double follow the CEL specification (see
+    :func:`_numeric_comparison`), as in the cel-expr backend.
+    """
 
     name = "celpy"
 
@@ -201,7 +249,7 @@ class CelPythonBackend(CelBackend):
         return ast
 
     def program(self, expression: str, ast: Any) -> Any:
-        return self.environment.program(ast)
+        return self.environment.program(ast, functions=_CROSS_TYPE_COMPARISONS)
 
     def prepare(self, context: Mapping[str, Any], limits: CelLimits = DEFAULT_LIMITS) -> Any:
         return _CelPyConverter(limits).convert_root(context)
