@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from tests.databases import databases_from_environment
+
 SECRET_KEY = "django-steps-bench-not-secret"
 DEBUG = False
 USE_TZ = True
@@ -24,25 +26,4 @@ INSTALLED_APPS = [
 
 DJANGO_STEPS = {"CEL_BACKEND": os.environ.get("DJANGO_STEPS_BENCH_CEL", "celpy")}
 
-BENCH_DB = os.environ.get("DJANGO_STEPS_BENCH_DB", "sqlite")
-
-if BENCH_DB == "postgres":
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": os.environ.get("PGDATABASE", "django_steps"),
-            "USER": os.environ.get("PGUSER", "postgres"),
-            "PASSWORD": os.environ.get("PGPASSWORD", ""),
-            "HOST": os.environ.get("PGHOST", ""),
-            "PORT": os.environ.get("PGPORT", ""),
-        }
-    }
-elif BENCH_DB == "sqlite":
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.environ.get("DJANGO_STEPS_BENCH_SQLITE_NAME", ":memory:"),
-        }
-    }
-else:
-    raise RuntimeError(f"DJANGO_STEPS_BENCH_DB must be 'sqlite' or 'postgres', not {BENCH_DB!r}")
+DATABASES = databases_from_environment("DJANGO_STEPS_BENCH_DB", "DJANGO_STEPS_BENCH_SQLITE_NAME")

@@ -8,7 +8,7 @@ throwaway cluster it starts).
 
 from __future__ import annotations
 
-import os
+from tests.databases import databases_from_environment
 
 SECRET_KEY = "django-steps-tests-not-secret"
 DEBUG = False
@@ -55,25 +55,4 @@ TEMPLATES = [
 
 STATIC_URL = "/static/"
 
-TEST_DB = os.environ.get("DJANGO_STEPS_TEST_DB", "sqlite")
-
-if TEST_DB == "postgres":
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": os.environ.get("PGDATABASE", "django_steps"),
-            "USER": os.environ.get("PGUSER", "postgres"),
-            "PASSWORD": os.environ.get("PGPASSWORD", ""),
-            "HOST": os.environ.get("PGHOST", ""),
-            "PORT": os.environ.get("PGPORT", ""),
-        }
-    }
-elif TEST_DB == "sqlite":
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.environ.get("DJANGO_STEPS_SQLITE_NAME", ":memory:"),
-        }
-    }
-else:
-    raise RuntimeError(f"DJANGO_STEPS_TEST_DB must be 'sqlite' or 'postgres', not {TEST_DB!r}")
+DATABASES = databases_from_environment("DJANGO_STEPS_TEST_DB", "DJANGO_STEPS_SQLITE_NAME")
