@@ -23,6 +23,7 @@ from statemachine.factory import StateMachineMetaclass
 from ..exceptions import ConditionError, ConditionEvaluationError, DefinitionError
 from .cel import DEFAULT_LIMITS, CelLimits, CompiledCondition, compile_condition
 from .definition import Lifecycle, StepDefinition, TransitionDefinition, WorkflowDefinition
+from .flat_engine import FlatMachineEngine, FlatShape
 
 COMPLETE = "complete"
 HOLD = "hold"
@@ -78,6 +79,14 @@ class WorkflowMachine(StateMachine):
     step_names: ClassVar[Mapping[str, str]]
     conditions: ClassVar[Mapping[TransitionDefinition, CompiledCondition | None]]
 
+    def _get_engine(self) -> Any:
+        # Compiled machines are flat, so the engine can skip the statechart work that
+        # never applies to them (see flat_engine); anything else gets the library's.
+        shape = FlatShape.of(type(self))
+        if shape is None or self._callbacks.has_async_callbacks:
+            return super()._get_engine()
+        return FlatMachineEngine(self, shape)
+
 
 class StepBinding:
     """What a machine is bound to: exposes a state's step name as the machine's state id.
@@ -132,9 +141,9 @@ def class_name_for(definition: WorkflowDefinition) -> str:
 def _condition_guard(
     definition: WorkflowDefinition, transition: TransitionDefinition, compiled: CompiledCondition
 ) -> Callable[..., bool]:
-    def guard(
-        activation: Any = None, evaluations: list[Evaluation] | None = None, **kwargs: Any
-    ) -> bool:
+    # Keyword-only parameters and no ``**kwargs``: python-statemachine binds a guard's
+    # arguments by its signature on every call, and this shape binds cheapest.
+    def guard(*, activation: Any = None, evaluations: list[Evaluation] | None = None) -> bool:
         try:
             result = compiled.evaluate(activation if activation is not None else {})
         except ConditionEvaluationError as error:
@@ -156,7 +165,7 @@ def _condition_guard(
 
 
 def _always(transition: TransitionDefinition) -> Callable[..., bool]:
-    def guard(evaluations: list[Evaluation] | None = None, **kwargs: Any) -> bool:
+    def guard(*, evaluations: list[Evaluation] | None = None) -> bool:
         if evaluations is not None:
             evaluations.append(Evaluation(transition, True))
         return True
@@ -165,7 +174,7 @@ def _always(transition: TransitionDefinition) -> Callable[..., bool]:
 
 
 def _lifecycle_is(*lifecycles: Lifecycle) -> Callable[..., bool]:
-    def guard(model: Any = None, **kwargs: Any) -> bool:
+    def guard(*, model: Any = None) -> bool:
         return Lifecycle(getattr(model, "lifecycle", Lifecycle.RUNNING)) in lifecycles
 
     return guard

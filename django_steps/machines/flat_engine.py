@@ -1,0 +1,143 @@
+"""A python-statemachine engine that skips the statechart work a flat machine never needs.
+
+Compiled workflow machines are flat: every state is a top-level atomic state, no
+history, no parallel regions, no eventless transitions, no invoked children. The
+library's :class:`~statemachine.engines.sync.SyncEngine` runs the full SCXML
+algorithm for every event anyway: it looks for eventless transitions before and after
+each event, resolves conflicts between enabled transitions, and computes the exit set,
+entry set and transition domain of the transition it takes. For a flat machine those
+results never change, so :class:`FlatMachineEngine` answers them without the work:
+
+* eventless transitions are not looked for when the machine class has none;
+* a single enabled transition has no conflict to resolve;
+* the exit and entry plans of a transition (the states left and entered, the new
+  configuration) are computed once by the library's own code, then reused for that
+  transition whenever the machine is in its source state.
+
+Transitions are still selected by the library (guards in order, through its callback
+registry), and every callback group (``before``, exit, ``on``, entry, ``after``,
+listeners) still runs as the library runs it. A machine that is not flat (or has
+async callbacks) gets the library's engine unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from statemachine.engines.sync import SyncEngine
+from statemachine.orderedset import OrderedSet
+
+if TYPE_CHECKING:
+    from statemachine import StateChart
+    from statemachine.event_data import TriggerData
+    from statemachine.state import State
+    from statemachine.transition import Transition
+
+
+class FlatShape:
+    """What the engine needs to know about a flat machine class, worked out once.
+
+    ``transitions`` are the class's own transitions (never the throw-away ones the
+    library builds to enter the initial state); ``exit_plans`` and ``entry_plans``
+    fill in as transitions are taken. The plans are pure values shared by every
+    instance of the class: concurrent fills compute the same value.
+    """
+
+    __slots__ = ("entry_plans", "exit_plans", "has_eventless", "transitions")
+
+    def __init__(self, transitions: frozenset[Transition], has_eventless: bool):
+        self.transitions = transitions
+        self.has_eventless = has_eventless
+        self.exit_plans: dict[Transition, Any] = {}
+        self.entry_plans: dict[Transition, Any] = {}
+
+    @classmethod
+    def of(cls, machine_class: type[StateChart]) -> FlatShape | None:
+        """The shape of ``machine_class``, or ``None`` when the class is not flat."""
+        shape = machine_class.__dict__.get("_flat_shape", False)
+        if shape is False:
+            shape = cls._compute(machine_class)
+            # Set on the class itself, so a subclass works out its own shape.
+            type.__setattr__(machine_class, "_flat_shape", shape)
+        return shape
+
+    @classmethod
+    def _compute(cls, machine_class: type[StateChart]) -> FlatShape | None:
+        states = list(machine_class.states_map.values())
+        if any(
+            not state.is_atomic or state.parent is not None or state.is_history or state.history
+            for state in states
+        ):
+            return None
+        transitions = [t for state in states for t in state.transitions]
+        return cls(frozenset(transitions), any(t.is_eventless for t in transitions))
+
+
+class FlatMachineEngine(SyncEngine):
+    """:class:`SyncEngine` for a flat machine class; see the module docstring."""
+
+    def __init__(self, sm: StateChart, shape: FlatShape):
+        super().__init__(sm)
+        self.shape = shape
+
+    def _run_macrostep(self) -> bool:
+        # Without eventless transitions, a macrostep can only run internal events.
+        if not self.shape.has_eventless and self.internal_queue.is_empty():
+            self._microstep_count = 0
+            return False
+        return bool(super()._run_macrostep())
+
+    def select_eventless_transitions(self, trigger_data: TriggerData) -> OrderedSet[Transition]:
+        if not self.shape.has_eventless:
+            return OrderedSet()
+        return super().select_eventless_transitions(trigger_data)
+
+    def _filter_conflicting_transitions(
+        self, transitions: OrderedSet[Transition]
+    ) -> OrderedSet[Transition]:
+        if len(transitions) <= 1:
+            return transitions
+        return super()._filter_conflicting_transitions(transitions)
+
+    def _cached(self, transitions: list[Transition], active: Any) -> Transition | None:
+        """The transition whose cached plans apply, or ``None`` to compute them.
+
+        They apply to one of the class's own transitions taken from its source state,
+        ``active`` being the active state values (a flat machine has one).
+        """
+        if len(transitions) != 1:
+            return None
+        transition = transitions[0]
+        if transition in self.shape.transitions and active == transition.source.value:
+            return transition
+        return None
+
+    def _prepare_exit_states(self, enabled_transitions: list[Transition]) -> Any:
+        key = self._cached(enabled_transitions, self.sm.current_state_value)
+        if key is None:
+            return super()._prepare_exit_states(enabled_transitions)
+        plan = self.shape.exit_plans.get(key)
+        if plan is None:
+            plan = self.shape.exit_plans[key] = super()._prepare_exit_states(enabled_transitions)
+        return plan
+
+    def _prepare_entry_states(
+        self,
+        enabled_transitions: list[Transition],
+        states_to_exit: OrderedSet[State],
+        previous_configuration: OrderedSet[State],
+    ) -> Any:
+        active = (
+            next(iter(previous_configuration)).value if len(previous_configuration) == 1 else None
+        )
+        key = self._cached(enabled_transitions, active)
+        if key is None:
+            return super()._prepare_entry_states(
+                enabled_transitions, states_to_exit, previous_configuration
+            )
+        plan = self.shape.entry_plans.get(key)
+        if plan is None:
+            plan = self.shape.entry_plans[key] = super()._prepare_entry_states(
+                enabled_transitions, states_to_exit, previous_configuration
+            )
+        return plan

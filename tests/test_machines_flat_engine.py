@@ -1,0 +1,144 @@
+"""Compiled machines run on the flat engine, with the library engine's results.
+
+:mod:`django_steps.machines.flat_engine` skips statechart work a flat machine never
+needs and reuses each transition's exit and entry plans. These tests pin that a
+machine on it ends in the same states and runs the same callbacks, in the same order,
+as the same machine on python-statemachine's own ``SyncEngine``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from statemachine import State
+from statemachine.engines.sync import SyncEngine
+
+from django_steps.machines import MachineState, WorkflowDefinition, WorkflowRunner
+from django_steps.machines.cel import convert_context
+from django_steps.machines.compiler import COMPLETE, WorkflowMachine, compile_workflow
+from django_steps.machines.flat_engine import FlatMachineEngine, FlatShape
+from tests.factories import claims_definition
+
+LOW = {"claim": {"amount": 500.0, "is_high_risk": False}}
+HIGH = {"claim": {"amount": 50000.0, "is_high_risk": False}}
+RISKY = {"claim": {"amount": 500.0, "is_high_risk": True}}
+
+
+class Recorder:
+    """A listener recording the callbacks python-statemachine runs, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def before_transition(self, event: Any, source: State, target: State) -> None:
+        self.calls.append(("before", str(event), source.id, target.id))
+
+    def on_exit_state(self, event: Any, state: State) -> None:
+        self.calls.append(("exit", str(event), state.id))
+
+    def on_transition(self, event: Any, source: State, target: State) -> None:
+        self.calls.append(("on", str(event), source.id, target.id))
+
+    def on_enter_state(self, event: Any, state: State) -> None:
+        self.calls.append(("enter", str(event), state.id))
+
+    def after_transition(self, event: Any, source: State, target: State) -> None:
+        self.calls.append(("after", str(event), source.id, target.id))
+
+
+def machine_class(*, flat: bool) -> type[WorkflowMachine]:
+    machine = compile_workflow(WorkflowDefinition.from_dict(claims_definition()))
+    if not flat:
+        # No shape: the class falls back to the library's engine.
+        type.__setattr__(machine, "_flat_shape", None)
+    return machine
+
+
+def drive(machine: type[WorkflowMachine], script: list[tuple[str, Any]]) -> list[Any]:
+    """Run ``script`` (events with their context) on a machine; what each step saw."""
+    runner = WorkflowRunner(machine)
+    state = MachineState(step="Submitted", status="New")
+    recorder = Recorder()
+    bound = runner.machine(state)
+    bound.add_listener(recorder)
+    seen = []
+    for event, context in script:
+        evaluations: list[Any] = []
+        try:
+            bound.send(event, activation=convert_context(context), evaluations=evaluations)
+            error = None
+        except Exception as exc:
+            error = type(exc).__name__
+        seen.append(
+            (
+                event,
+                state.step,
+                error,
+                [(e.transition.label, e.result) for e in evaluations],
+                list(bound.configuration_values),
+            )
+        )
+    return [seen, recorder.calls]
+
+
+SCRIPTS = {
+    "straight to payment": [(COMPLETE, LOW), (COMPLETE, LOW), (COMPLETE, LOW)],
+    "investigation": [(COMPLETE, None), (COMPLETE, RISKY), (COMPLETE, None), (COMPLETE, None)],
+    "senior review": [(COMPLETE, None), (COMPLETE, HIGH), (COMPLETE, None)],
+    "hold and resume": [
+        (COMPLETE, None),
+        ("hold", None),
+        ("resume", None),
+        ("cancel", None),
+        (COMPLETE, LOW),
+    ],
+    "condition error": [(COMPLETE, None), (COMPLETE, {"claim": {}}), (COMPLETE, HIGH)],
+    "unknown event": [("nope", None), (COMPLETE, None)],
+}
+
+
+def test_compiled_machines_run_on_the_flat_engine():
+    machine = machine_class(flat=True)
+    bound = WorkflowRunner(machine).machine(MachineState(step="Review"))
+    assert type(bound._engine) is FlatMachineEngine
+    assert type(machine_class(flat=False)(start_value=None)._engine) is SyncEngine
+
+
+@pytest.mark.parametrize("script", list(SCRIPTS.values()), ids=list(SCRIPTS))
+def test_flat_engine_gives_the_library_engine_results(script):
+    assert drive(machine_class(flat=True), script) == drive(machine_class(flat=False), script)
+
+
+def test_plans_are_kept_per_transition_of_the_class_only():
+    machine = machine_class(flat=True)
+    runner = WorkflowRunner(machine)
+    for _ in range(3):
+        state, _ = runner.start()
+        runner.set_status(state, "Accepted")
+        runner.set_status(state, "Approved", LOW)
+        runner.set_status(state, "Paid")
+        assert (state.step, state.lifecycle.value) == ("Closed", "completed")
+    shape = FlatShape.of(machine)
+    assert shape is not None
+    taken = {(t.source.name, t.target.name) for t in shape.exit_plans}
+    assert taken == {("Submitted", "Review"), ("Review", "Payment"), ("Payment", "Closed")}
+    # Entering the initial state (done for each new machine) is not cached.
+    assert set(shape.entry_plans) == set(shape.exit_plans)
+
+
+def test_a_machine_with_compound_states_is_not_flat():
+    class Compound(WorkflowMachine):
+        class outer(State.Compound):
+            inner = State(initial=True)
+            done = State(final=True)
+            finish = inner.to(done)
+
+        end = State(final=True)
+        leave = outer.to(end)
+
+    assert FlatShape.of(Compound) is None
+    machine = Compound()
+    assert type(machine._engine) is SyncEngine
+    machine.send("finish")
+    assert "done" in machine.configuration_values
