@@ -8,6 +8,7 @@ every process rebuilds on its next use, without a restart.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -36,6 +37,21 @@ class CompiledWorkflow:
     statuses: dict[tuple[str, str], WorkflowStepStatus]
     step_names: dict[Any, str]
     status_names: dict[Any, str]
+    workflow_values: tuple[tuple[str, Any], ...] = ()
+
+    def workflow_row(self, using: str) -> Workflow:
+        """A new ``Workflow`` object holding the row this entry was compiled from.
+
+        Any save of a workflow bumps its version, so the row of a matching version is
+        this one; each caller gets its own object.
+        """
+        names = [name for name, _ in self.workflow_values]
+        # JSON values are copied: a caller changing its object must not change the cache.
+        values = [
+            copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+            for _, value in self.workflow_values
+        ]
+        return Workflow.from_db(using, names, values)
 
     def matches(self, workflow: Workflow) -> bool:
         """Whether this entry was compiled from this row's current definition.
@@ -97,6 +113,19 @@ class WorkflowCache:
         self.hits = 0
         self.misses = 0
 
+    def current(self, workflow_id: Any, version: int, created_at: Any) -> CompiledWorkflow | None:
+        """The entry of this workflow version if it is cached (no compiling, no query)."""
+        settings_key = (steps_settings.CEL_BACKEND, current_limits())
+        with self._lock:
+            if settings_key != self._settings_key:
+                return None  # the settings changed: get() recompiles
+            entry = self._entries.get(workflow_id)
+            if entry is None or entry.version != version or entry.created_at != created_at:
+                return None
+            self._entries.move_to_end(workflow_id)
+            self.hits += 1
+            return entry
+
     def get(self, workflow: Workflow) -> CompiledWorkflow:
         """The compiled workflow for this row's version, compiling it on a miss.
 
@@ -152,6 +181,10 @@ class WorkflowCache:
             statuses=statuses,
             step_names={step.pk: step.name for step in rows.steps},
             status_names={status.pk: status.name for status in statuses.values()},
+            workflow_values=tuple(
+                (field.attname, getattr(workflow, field.attname))
+                for field in Workflow._meta.concrete_fields
+            ),
         )
 
     def clear(self) -> None:

@@ -6,27 +6,30 @@ refusal raises a :class:`~django_steps.exceptions.StepsError` subclass that says
 changes return the :class:`~django_steps.machines.Outcome`.
 
 Every change follows one path: open a transaction, lock the instance row, check,
-change, save, record history, send signals, return. A refused change writes nothing;
-an exception from a signal receiver rolls the whole change back.
+change, save the state and record history, send signals, return. The statements are
+written once per connection by :mod:`django_steps.statements`. A refused change
+writes nothing; an exception from a signal receiver rolls the whole change back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError, models, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, models, router, transaction
 from django.utils import timezone
 
 from . import signals
-from .cache import CompiledWorkflow, compiled_workflow, current_limits
+from .cache import CompiledWorkflow, compiled_workflow, current_limits, workflow_cache
 from .conf import steps_settings
 from .exceptions import InstanceError, InstanceNotFound, WorkflowNotFound
 from .machines.cel import convert_context
 from .machines.definition import Lifecycle
 from .machines.runner import ChangeKind, MachineState, Outcome, WorkflowRunner
-from .models import Workflow, WorkflowHistory, WorkflowInstance
+from .models import Workflow, WorkflowInstance
+from .statements import STATE_FIELDS, statements_for
 
 SIGNALS = {
     ChangeKind.STARTED: signals.workflow_started,
@@ -38,15 +41,6 @@ SIGNALS = {
     ChangeKind.COMPLETED: signals.workflow_completed,
 }
 
-STATE_FIELDS = (
-    "current_step",
-    "current_step_status",
-    "lifecycle",
-    "status_before_hold",
-    "completed_at",
-    "cancelled_at",
-    "updated_at",
-)
 
 Operation = Callable[[WorkflowRunner, MachineState], Outcome]
 
@@ -97,7 +91,13 @@ def start_workflow_instance(
             if existing is None:
                 raise
             return existing
-        _record(instance, compiled, outcome, context_data=None, actor=actor, note=note)
+        recording = _Recording(compiled, outcome, None, actor, note)
+        connection, statements = statements_for(instance._state.db or DEFAULT_DB_ALIAS)
+        with connection.cursor() as cursor:
+            statements.insert_history(
+                connection, cursor, recording.history_rows(instance, timezone.now())
+            )
+        recording.send_signals(instance)
     return instance
 
 
@@ -175,30 +175,37 @@ def _change(
     actor: Any = None,
     note: str = "",
 ) -> Outcome:
-    with transaction.atomic():
-        try:
-            locked = (
-                WorkflowInstance.objects.select_for_update(of=("self",))
-                .select_related("workflow")
-                .get(pk=instance.pk)
-            )
-        except WorkflowInstance.DoesNotExist:
-            raise InstanceNotFound(
-                f"Workflow instance {instance.pk} no longer exists.", instance=instance
-            ) from None
-        compiled = compiled_workflow(locked.workflow)
-        state = compiled.state_of(locked)
-        try:
-            outcome = operation(compiled.runner, state)
-        except InstanceError as error:
-            error.instance = instance
-            raise
-        if outcome.changed:
-            _copy_state(locked, compiled, state, timezone.now())
-            locked.save(update_fields=STATE_FIELDS)
-            _record(locked, compiled, outcome, context_data=context_data, actor=actor, note=note)
-        else:
-            _attach_rows(locked, compiled, state)  # so the refresh below loads nothing
+    using = router.db_for_write(WorkflowInstance, instance=instance)
+    with transaction.atomic(using=using):
+        connection, statements = statements_for(using)
+        with connection.cursor() as cursor:
+            found = statements.lock.fetch(connection, cursor, instance.pk)
+            if found is None:
+                raise InstanceNotFound(
+                    f"Workflow instance {instance.pk} no longer exists.", instance=instance
+                )
+            locked, version, created_at = found
+            compiled = workflow_cache.current(locked.workflow_id, version, created_at)
+            if compiled is None:  # first use, or the definition changed: compile it
+                compiled = compiled_workflow(
+                    Workflow.objects.using(using).get(pk=locked.workflow_id)
+                )
+            locked.workflow = compiled.workflow_row(using)
+            state = compiled.state_of(locked)
+            try:
+                outcome = operation(compiled.runner, state)
+            except InstanceError as error:
+                error.instance = instance
+                raise
+            if outcome.changed:
+                now = timezone.now()
+                _copy_state(locked, compiled, state, now)
+                locked.updated_at = now
+                recording = _Recording(compiled, outcome, context_data, actor, note)
+                statements.write(connection, cursor, locked, recording.history_rows(locked, now))
+                recording.send_signals(locked)
+            else:
+                _attach_rows(locked, compiled, state)  # so the refresh below loads nothing
     _refresh_in_place(instance, locked)  # even unchanged: the caller's object may be stale
     return outcome
 
@@ -231,53 +238,67 @@ def _refresh_in_place(target: WorkflowInstance, source: WorkflowInstance) -> Non
         setattr(target, name, getattr(source, name))
 
 
-def _record(
-    instance: WorkflowInstance,
-    compiled: CompiledWorkflow,
-    outcome: Outcome,
-    *,
-    context_data: Mapping[str, Any] | None,
-    actor: Any,
-    note: str,
-) -> None:
-    """Write the outcome's history rows in one INSERT, then send its signals."""
-    conditions = [evaluation.as_dict() for evaluation in outcome.evaluations]
-    stored_context = dict(context_data) if context_data is not None else None
-    now = timezone.now()
-    rows = []
-    for change in outcome.changes:
-        rows.append(
-            WorkflowHistory(
-                instance=instance,
-                event=change.kind.value,
-                timestamp=now,
-                from_step=compiled.step_row(change.from_step),
-                from_step_name=change.from_step or "",
-                from_status=compiled.status_row(change.from_step, change.from_status),
-                from_status_name=change.from_status or "",
-                to_step=compiled.step_row(change.to_step),
-                to_step_name=change.to_step or "",
-                to_status=compiled.status_row(change.to_step, change.to_status),
-                to_status_name=change.to_status or "",
-                context_data=stored_context,
-                conditions=conditions if change.kind is ChangeKind.STEP_CHANGED else [],
-                actor=actor if getattr(actor, "pk", None) is not None else None,
-                note=note,
+@dataclass(frozen=True)
+class _Recording:
+    """An outcome to persist for an instance, with what the caller passed along."""
+
+    compiled: CompiledWorkflow
+    outcome: Outcome
+    context_data: Mapping[str, Any] | None
+    actor: Any
+    note: str
+
+    def history_rows(self, instance: WorkflowInstance, now: Any) -> list[dict[str, Any]]:
+        """One history row per change, as column values by attribute name."""
+        compiled, outcome = self.compiled, self.outcome
+        stored_context = dict(self.context_data) if self.context_data is not None else None
+        actor_id = getattr(self.actor, "pk", None)
+        rows = []
+        for change in outcome.changes:
+            from_step = compiled.step_row(change.from_step)
+            from_status = compiled.status_row(change.from_step, change.from_status)
+            to_step = compiled.step_row(change.to_step)
+            to_status = compiled.status_row(change.to_step, change.to_status)
+            rows.append(
+                {
+                    "instance_id": instance.pk,
+                    "event": change.kind.value,
+                    "timestamp": now,
+                    "from_step_id": from_step.pk if from_step is not None else None,
+                    "from_step_name": change.from_step or "",
+                    "from_status_id": from_status.pk if from_status is not None else None,
+                    "from_status_name": change.from_status or "",
+                    "to_step_id": to_step.pk if to_step is not None else None,
+                    "to_step_name": change.to_step or "",
+                    "to_status_id": to_status.pk if to_status is not None else None,
+                    "to_status_name": change.to_status or "",
+                    "context_data": stored_context,
+                    "conditions": (
+                        [evaluation.as_dict() for evaluation in outcome.evaluations]
+                        if change.kind is ChangeKind.STEP_CHANGED
+                        else []
+                    ),
+                    "actor_id": actor_id,
+                    "note": self.note,
+                }
             )
-        )
-    WorkflowHistory.objects.bulk_create(rows)
-    for change in outcome.changes:
-        SIGNALS[change.kind].send(
-            sender=WorkflowInstance,
-            instance=instance,
-            from_step=compiled.step_row(change.from_step),
-            from_status=compiled.status_row(change.from_step, change.from_status),
-            to_step=compiled.step_row(change.to_step),
-            to_status=compiled.status_row(change.to_step, change.to_status),
-            context_data=context_data,
-            actor=actor,
-            note=note,
-        )
+        return rows
+
+    def send_signals(self, instance: WorkflowInstance) -> None:
+        """One signal per change, inside the transaction (a receiver's error undoes it)."""
+        compiled = self.compiled
+        for change in self.outcome.changes:
+            SIGNALS[change.kind].send(
+                sender=WorkflowInstance,
+                instance=instance,
+                from_step=compiled.step_row(change.from_step),
+                from_status=compiled.status_row(change.from_step, change.from_status),
+                to_step=compiled.step_row(change.to_step),
+                to_status=compiled.status_row(change.to_step, change.to_status),
+                context_data=self.context_data,
+                actor=self.actor,
+                note=self.note,
+            )
 
 
 def check_context(context_data: Mapping[str, Any] | None) -> None:

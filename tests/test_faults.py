@@ -30,6 +30,7 @@ from django_steps.models import (
     WorkflowStep,
     WorkflowStepStatus,
 )
+from django_steps.statements import Statements
 from tests.factories import claims_definition, create_workflow
 from tests.reliability.harness import start_workers
 from tests.testapp.models import Claim
@@ -179,7 +180,7 @@ def test_database_error_on_the_history_insert_leaves_the_instance_as_before(inst
     injected = DatabaseError("injected: history insert failed")
 
     with (
-        mock.patch.object(WorkflowHistory.objects, "bulk_create", side_effect=injected) as insert,
+        mock.patch.object(Statements, "write", side_effect=injected) as insert,
         pytest.raises(DatabaseError, match="injected"),
     ):
         api.update_workflow_step_status(instance, "Approved", LOW)
