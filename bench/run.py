@@ -293,8 +293,8 @@ class OrmFloor:
         from django.db import transaction
         from django.utils import timezone
 
-        from django_steps.engine import STATE_FIELDS
         from django_steps.models import WorkflowHistory, WorkflowInstance
+        from django_steps.statements import STATE_FIELDS
 
         with transaction.atomic():
             locked = (
@@ -326,6 +326,45 @@ class OrmFloor:
                     for event in ("status_changed", "step_changed")
                 ]
             )
+
+
+class StatementsFloor:
+    """Our write path's own statements (:mod:`django_steps.statements`), no workflow logic.
+
+    The same lock, update and history insert the engine runs, with the same parameters,
+    but no machine, conditions or outcome: the floor of the engine's design.
+    """
+
+    def __init__(self, instance: Any):
+        from django_steps.cache import compiled_workflow
+        from django_steps.machines.runner import Change, ChangeKind, Outcome
+
+        self.pk = instance.pk
+        self.compiled = compiled_workflow(instance.workflow)
+        step, status = instance.current_step.name, instance.current_step_status.name
+        self.outcome = Outcome(
+            [
+                Change(ChangeKind.STATUS_CHANGED, step, status, step, status),
+                Change(ChangeKind.STEP_CHANGED, step, status, step, status),
+            ]
+        )
+
+    def __call__(self) -> None:
+        from django.db import transaction
+        from django.utils import timezone
+
+        from django_steps.engine import _Recording
+        from django_steps.statements import statements_for
+
+        with transaction.atomic():
+            connection, statements = statements_for("default")
+            with connection.cursor() as cursor:
+                found = statements.lock.fetch(connection, cursor, self.pk)
+                assert found is not None
+                locked = found[0]
+                now = locked.updated_at = timezone.now()
+                recording = _Recording(self.compiled, self.outcome, CONTEXT, None, "")
+                statements.write(connection, cursor, locked, recording.history_rows(locked, now))
 
 
 class Cycler:
@@ -413,6 +452,8 @@ def run_latency(rounds: int, backends: list[str]) -> list[Row]:
     floor = OrmFloor(instances[1])
     label = "reference: the same statements through the ORM, no workflow logic"
     rows.append(measure(floor, rounds, peer=fsm).row(label))
+    label = "reference: our prepared statements alone, no workflow logic"
+    rows.append(measure(StatementsFloor(instances[1]), rounds, peer=fsm).row(label))
 
     for backend in backends:
         with cel_backend(backend):
