@@ -8,6 +8,7 @@ as the same machine on python-statemachine's own ``SyncEngine``.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import pytest
@@ -142,3 +143,17 @@ def test_a_machine_with_compound_states_is_not_flat():
     assert type(machine._engine) is SyncEngine
     machine.send("finish")
     assert "done" in machine.configuration_values
+
+
+def test_events_are_matched_once_per_declared_event():
+    machine = machine_class(flat=True)
+    bound = WorkflowRunner(machine).machine(MachineState(step="Review"))
+    for event in ("hold", "nope", "hold"):
+        with pytest.raises(bound.TransitionNotAllowed) if event == "nope" else nullcontext():
+            bound.send(event)
+    shape = FlatShape.of(machine)
+    assert shape is not None
+    assert set(shape.matches) == {"hold"}  # an undeclared event is never remembered
+    # The steps with an on-hold status.
+    held = {(t.source.name, t.target.name) for t in shape.matches["hold"]}
+    assert held == {("Submitted", "Submitted"), ("Review", "Review")}

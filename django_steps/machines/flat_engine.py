@@ -9,6 +9,9 @@ entry set and transition domain of the transition it takes. For a flat machine t
 results never change, so :class:`FlatMachineEngine` answers them without the work:
 
 * eventless transitions are not looked for when the machine class has none;
+* which transitions an event of the class names is worked out once per event, by
+  the library's own matching, instead of matching every transition's event names
+  (wildcards and dotted prefixes included) on every send;
 * a single enabled transition has no conflict to resolve;
 * the exit and entry plans of a transition (the states left and entered, the new
   configuration) are computed once by the library's own code, then reused for that
@@ -43,13 +46,33 @@ class FlatShape:
     instance of the class: concurrent fills compute the same value.
     """
 
-    __slots__ = ("entry_plans", "exit_plans", "has_eventless", "transitions")
+    __slots__ = (
+        "entry_plans",
+        "event_ids",
+        "exit_plans",
+        "has_eventless",
+        "matches",
+        "transitions",
+    )
 
-    def __init__(self, transitions: frozenset[Transition], has_eventless: bool):
+    def __init__(
+        self, transitions: frozenset[Transition], has_eventless: bool, event_ids: frozenset[str]
+    ):
         self.transitions = transitions
         self.has_eventless = has_eventless
+        self.event_ids = event_ids
+        self.matches: dict[str, frozenset[Transition]] = {}
         self.exit_plans: dict[Transition, Any] = {}
         self.entry_plans: dict[Transition, Any] = {}
+
+    def matching(self, event: str | None) -> frozenset[Transition] | None:
+        """The class's transitions ``event`` triggers; ``None`` for an event not declared."""
+        if event is None or event not in self.event_ids:
+            return None
+        found = self.matches.get(event)
+        if found is None:
+            found = self.matches[event] = frozenset(t for t in self.transitions if t.match(event))
+        return found
 
     @classmethod
     def of(cls, machine_class: type[StateChart]) -> FlatShape | None:
@@ -70,7 +93,11 @@ class FlatShape:
         ):
             return None
         transitions = [t for state in states for t in state.transitions]
-        return cls(frozenset(transitions), any(t.is_eventless for t in transitions))
+        return cls(
+            frozenset(transitions),
+            any(t.is_eventless for t in transitions),
+            frozenset(str(event) for event in machine_class._events),
+        )
 
 
 class FlatMachineEngine(SyncEngine):
@@ -91,6 +118,12 @@ class FlatMachineEngine(SyncEngine):
         if not self.shape.has_eventless:
             return OrderedSet()
         return super().select_eventless_transitions(trigger_data)
+
+    def select_transitions(self, trigger_data: TriggerData) -> OrderedSet[Transition]:
+        matching = self.shape.matching(trigger_data.event)
+        if matching is None:
+            return super().select_transitions(trigger_data)
+        return self._select_transitions(trigger_data, lambda transition, _: transition in matching)
 
     def _filter_conflicting_transitions(
         self, transitions: OrderedSet[Transition]
