@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from statemachine.exceptions import TransitionNotAllowed
@@ -65,6 +65,20 @@ class MachineState:
 
     def __post_init__(self) -> None:
         self.lifecycle = Lifecycle(self.lifecycle)
+
+
+class _Scratch:
+    """The step and lifecycle a borrowed machine reads and moves during one transition."""
+
+    __slots__ = ("lifecycle", "step")
+
+    def __init__(self, step: str | None, lifecycle: Lifecycle):
+        self.step = step
+        self.lifecycle = lifecycle
+
+
+#: An idle or borrowed machine: the machine, its binding and its bound ``complete`` event.
+_Borrowed = tuple[WorkflowMachine, StepBinding, Any]
 
 
 @dataclass(frozen=True)
@@ -283,7 +297,7 @@ class WorkflowRunner:
                 f"{state.lifecycle.value} (step {state.step!r}, status {state.status!r})."
             )
 
-    def _borrow_machine(self, state: MachineState) -> tuple[WorkflowMachine, StepBinding]:
+    def _borrow_machine(self, state: Any) -> _Borrowed:
         """A machine bound to ``state``, reusing this thread's idle one when there is one.
 
         Building a python-statemachine instance registers every callback again (about
@@ -292,17 +306,17 @@ class WorkflowRunner:
         only its binding is pointed at the new state. It is taken out of the slot while
         in use and put back only after a clean transition to a non-final step; after an
         error or on reaching a final state it is dropped and the next call builds a new
-        one.
+        one. Its ``complete`` event is bound once with it.
         """
-        idle = getattr(self._idle, "machine", None)
+        idle: _Borrowed | None = getattr(self._idle, "machine", None)
         if idle is None:
             machine_class = self.machine_class
             binding = StepBinding(state, machine_class.state_ids, machine_class.step_names)
-            return machine_class(model=binding, state_field="state_id"), binding
+            machine = machine_class(model=binding, state_field="state_id")
+            return machine, binding, getattr(machine, COMPLETE)
         self._idle.machine = None
-        machine, binding = idle
-        binding.state = state
-        return machine, binding
+        idle[1].state = state
+        return idle
 
     def _take_transition(
         self,
@@ -312,11 +326,13 @@ class WorkflowRunner:
         context: Mapping[str, Any] | None,
     ) -> Outcome:
         activation = convert_context(context, backend=self.backend, limits=self.limits)
-        work = replace(state)
+        # The machine moves a scratch copy, so a refusal leaves ``state`` untouched.
+        work = _Scratch(state.step, state.lifecycle)
         evaluations: list[Evaluation] = []
-        machine, binding = self._borrow_machine(work)
+        borrowed = self._borrow_machine(work)
         try:
-            machine.send(COMPLETE, activation=activation, evaluations=evaluations)
+            # The bound ``complete`` event: the same as machine.send(COMPLETE, ...).
+            borrowed[2](activation=activation, evaluations=evaluations)
         except ConditionEvaluationError as error:
             raise TransitionConditionError(
                 f"{error}. Nothing was changed.",
@@ -340,7 +356,7 @@ class WorkflowRunner:
             ) from None
         target = self.definition.get_step(work.step or "")
         if not target.is_final:  # a machine in a final state has stopped for good
-            self._idle.machine = machine, binding
+            self._idle.machine = borrowed
         target_status = self.default_status(target)
         outcome = Outcome(
             [
