@@ -29,6 +29,7 @@ from celpy import celtypes
 from celpy.celparser import CELParseError
 
 from ..exceptions import ConditionEvaluationError, ConditionSyntaxError, ContextError
+from .celpy_compiled import UnsafeSourceError, transpile
 
 
 @dataclass(frozen=True)
@@ -205,8 +206,11 @@ _CROSS_TYPE_COMPARISONS = {
 
 
 class CelPythonBackend(CelBackend):
-    """cel-python (``celpy``) with its interpreted runner, which is thread-safe.
+    """cel-python (``celpy``), each condition transpiled to a Python function once.
 
+    :func:`~django_steps.machines.celpy_compiled.transpile` compiles a condition (and
+    checks the code it generates); the few constructs it leaves out run with
+    cel-python's interpreter. Both are thread-safe and give the same results.
     Comparisons between int, uint and double follow the CEL specification (see
     :func:`_numeric_comparison`), as in the cel-expr backend.
     """
@@ -249,7 +253,22 @@ class CelPythonBackend(CelBackend):
         return ast
 
     def program(self, expression: str, ast: Any) -> Any:
-        return self.environment.program(ast, functions=_CROSS_TYPE_COMPARISONS)
+        environment = self.environment
+        program: Any
+        try:
+            program = transpile(environment, ast, _CROSS_TYPE_COMPARISONS)
+        except (
+            SyntaxError,  # Python's parser nests less deeply than the condition's tree
+            RecursionError,
+            UnsafeSourceError,
+            celpy.evaluation.CELSyntaxError,
+            celpy.evaluation.CELUnsupportedError,
+        ):
+            # The interpreter runs it without generating code, as it always did.
+            program = None
+        if program is None:
+            program = environment.program(ast, functions=_CROSS_TYPE_COMPARISONS)
+        return program
 
     def prepare(self, context: Mapping[str, Any], limits: CelLimits = DEFAULT_LIMITS) -> Any:
         return _CelPyConverter(limits).convert_root(context)

@@ -1,0 +1,703 @@
+"""cel-python conditions transpiled to Python once, with nothing from the text in the code.
+
+cel-python 0.5's ``CompiledRunner`` turns a parse tree into Python source, compiles it
+and ``exec()``s it on every evaluation, about five times faster than its interpreter.
+As shipped it cannot be used here:
+
+- each evaluation writes its activation and result into the globals of the
+  ``celpy.evaluation`` module, and its lambdas look each other up there: two threads
+  evaluating at once read each other's context;
+- it refers to functions by module and qualified name, so the functions given to
+  ``program()`` (the int/double comparisons of the celpy backend) do not compile;
+- it reads a variable as an attribute of the ``Activation`` object, so a context key
+  named ``package``, ``functions``, ``identifiers``, ``get`` or ``clone`` gives the
+  activation's own attribute instead of the value;
+- it copies number literals into the source (``007`` is valid CEL, a ``SyntaxError``
+  in Python), ``has()`` gives a Python ``bool``, and errors inside macros, ``?:`` and
+  method calls are absorbed where the interpreter reports them, or the reverse;
+- it needs the process-wide parser to build its own tree class, which depends on
+  whoever created the parser first.
+
+:func:`transpile` keeps cel-python's code generation for the operators and logic,
+and replaces every part that would copy text of the condition into the source:
+identifiers, field names and macro variables become ``repr()`` strings, literals and
+functions become indexes into tables built at compile time. The source is then
+checked node by node against the few constructs the generator emits (any other name,
+attribute, string or statement refuses it), compiled once into a function, and each
+evaluation calls that function with an activation of its own.
+
+The code evaluates as cel-python's interpreter does: each operator, function, field
+selection, ``?:`` and macro turns the same Python exceptions into the same CEL error
+values, and an exception the interpreter lets out of the whole evaluation leaves the
+generated code too (wrapped in :class:`_Escape`, which cel-python's ``result()`` does
+not catch). Conditions using constructs outside that set (protobuf message literals,
+leading-dot names, cel-python's non-standard ``min`` and ``reduce``, ``has()`` or
+``dyn()`` without exactly one argument, a macro whose variable is not a plain name)
+return ``None`` here and are run by the interpreter.
+"""
+
+from __future__ import annotations
+
+import ast as python_ast
+import re
+from collections.abc import Callable, Iterable, Mapping
+from functools import reduce
+from string import Template
+from textwrap import dedent
+from typing import Any, cast
+
+import celpy
+import celpy.evaluation
+import lark
+from celpy import celtypes
+from celpy.evaluation import (
+    Activation,
+    CELEvalError,
+    Evaluator,
+    NameContainer,
+    Phase1Transpiler,
+    Phase2Transpiler,
+    Transpiler,
+    TranspilerTree,
+)
+
+#: cel-python's identifier token (its grammar's ``IDENT``).
+_IDENT = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*\Z")
+
+#: Macros the generated code runs with :func:`_comprehension`.
+_MACROS = frozenset({"map", "filter", "all", "exists", "exists_one"})
+
+#: Nodes whose code the generator below does not produce; such conditions are interpreted.
+_INTERPRETED_NODES = frozenset({"member_object", "dot_ident", "dot_ident_arg"})
+
+#: How the interpreter names each operator in its "no matching overload" messages.
+_OVERLOAD_NAMES = {
+    "_||_": "_||_",
+    "_&&_": "_&&_",
+    "_<_": "'relation_lt'",
+    "_<=_": "'relation_le'",
+    "_>_": "'relation_gt'",
+    "_>=_": "'relation_ge'",
+    "_==_": "'relation_eq'",
+    "_!=_": "'relation_ne'",
+    "_in_": "'relation_in'",
+    "_+_": "'addition_add'",
+    "_-_": "'addition_sub'",
+    "_*_": "'multiplication_mul'",
+    "_/_": "'multiplication_div'",
+    "_%_": "'multiplication_mod'",
+    "!_": "'unary_not'",
+    "-_": "'unary_neg'",
+    "_[_]": "_[_]",
+}
+
+#: What the interpreter's node for each operator turns into an error value.
+_CAUGHT: dict[str, tuple[type[Exception], ...]] = {
+    **dict.fromkeys(("_||_", "_&&_"), (TypeError,)),
+    **dict.fromkeys(("_<_", "_<=_", "_>_", "_>=_", "_==_", "_!=_", "_in_"), (TypeError,)),
+    **dict.fromkeys(("_+_", "_-_"), (TypeError, ValueError, OverflowError)),
+    **dict.fromkeys(
+        ("_*_", "_/_", "_%_"), (TypeError, ZeroDivisionError, ValueError, OverflowError)
+    ),
+    **dict.fromkeys(("!_", "-_"), (TypeError, ValueError)),
+    "_[_]": (TypeError, KeyError, IndexError),
+}
+_MESSAGES: dict[type[Exception], str] = {
+    ZeroDivisionError: "modulus or divide by zero",
+    ValueError: "return error for overflow",
+    OverflowError: "return error for overflow",
+    KeyError: "no such key",
+    IndexError: "invalid_argument",
+}
+
+_HELPER_NAMES = frozenset(
+    {
+        "celpy",
+        "_functions",
+        "_literals",
+        "_variable",
+        "_select",
+        "_list",
+        "_map",
+        "_has",
+        "_conditional",
+        "_comprehension",
+    }
+)
+_LOCAL_NAME = re.compile(r"(?:ex_[0-9]+(?:_[a-z])?|activation|base_activation|CEL)\Z")
+_ASSIGNED_NAME = re.compile(r"(?:ex_[0-9]+(?:_[a-z])?|CEL)\Z")
+_ATTRIBUTES = {
+    ("celpy", "evaluation"): {"result"},
+}
+_NODE_TYPES = (
+    python_ast.Module,
+    python_ast.FunctionDef,
+    python_ast.arguments,
+    python_ast.arg,
+    python_ast.Assign,
+    python_ast.Return,
+    python_ast.Lambda,
+    python_ast.Call,
+    python_ast.Name,
+    python_ast.Attribute,
+    python_ast.Subscript,
+    python_ast.Constant,
+    python_ast.List,
+    python_ast.Tuple,
+    python_ast.Load,
+    python_ast.Store,
+)
+
+
+class UnsafeSourceError(ValueError):
+    """The generated source holds a construct outside what the generator may emit."""
+
+
+class _Escape(Exception):
+    """An exception the interpreter would let out of the whole evaluation.
+
+    cel-python's ``result()`` (used by the generated ``||``, ``&&`` and ``has()``)
+    turns ``TypeError``, ``KeyError`` and others into error values; wrapped in this
+    class they pass through it, and :meth:`TranspiledProgram.evaluate` re-raises them.
+    """
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class TranspiledProgram:
+    """A condition compiled to a Python function; :meth:`evaluate` is thread-safe.
+
+    The function never sees shared mutable state: each call gets an activation of
+    its own holding the context, and the code's own names are locals of that call.
+    """
+
+    def __init__(
+        self,
+        function: Callable[[Activation], Any],
+        new_activation: Callable[[], Activation],
+        source: str,
+    ) -> None:
+        self._function = function
+        self._new_activation = new_activation
+        self._base = new_activation()
+        self.source = source
+
+    def evaluate(self, context: Mapping[str, Any]) -> Any:
+        """The condition's value; raises ``CELEvalError`` (or what the interpreter would)."""
+        if any("." in name for name in context):
+            # A dotted name is loaded into the package containers, which a clone
+            # shares with the base activation: build a whole new one instead.
+            activation = self._new_activation()
+        else:
+            activation = self._base.clone()
+        if context:
+            activation.identifiers.load_values(context)
+        try:
+            value = self._function(activation)
+        except _Escape as escape:
+            raise escape.error from None
+        if isinstance(value, CELEvalError):
+            # A copy: the value may be an error kept in the literal table for every call.
+            raise CELEvalError(*value.args)
+        return value
+
+
+def transpile(
+    environment: celpy.Environment,
+    tree: lark.Tree,
+    functions: Mapping[str, Callable[..., Any]] | None = None,
+) -> TranspiledProgram | None:
+    """Compile a parse tree to a :class:`TranspiledProgram`, or ``None`` to interpret it.
+
+    ``None`` means the condition uses a construct left to the interpreter; the
+    caller then builds cel-python's ``InterpretedRunner``. ``tree`` is not modified.
+    Raises :class:`UnsafeSourceError` if the generated code fails the source check,
+    and ``SyntaxError`` or ``RecursionError`` if Python cannot compile it.
+    """
+    if not _transpilable(tree):
+        return None
+
+    def new_activation() -> Activation:
+        return Activation(
+            package=environment.package,
+            annotations=environment.annotations,
+            functions=functions,
+        )
+
+    copy = _transpiler_tree(tree)
+    facade = Transpiler(ast=copy, activation=new_activation())
+    generator = _Phase1(facade)
+    generator.visit(copy)
+    phase_2 = Phase2Transpiler(facade)
+    phase_2.visit(copy)
+    body = "\n".join("    " + line for line in phase_2.statements(copy) if line.strip())
+    source = f"def condition(base_activation):\n{body}\n    return CEL\n"
+    _check_source(source)
+    namespace: dict[str, Any] = {
+        "__builtins__": {},
+        "celpy": celpy,
+        "_functions": tuple(generator.function_table),
+        "_literals": tuple(generator.literal_table),
+        "_variable": _variable,
+        "_select": _select,
+        "_list": _list,
+        "_map": _map,
+        "_has": _has,
+        "_conditional": _conditional,
+        "_comprehension": _comprehension,
+    }
+    exec(compile(source, "<cel condition>", "exec"), namespace)
+    return TranspiledProgram(namespace["condition"], new_activation, source)
+
+
+def _check_source(source: str) -> None:
+    """Refuse source with any node, name, attribute or constant the generator never emits.
+
+    This holds whatever text the condition had: the only code that can run is one
+    function of lambdas calling the table entries, the helpers of this module and
+    cel-python's ``result()``, on the activation, table entries and identifier strings.
+    """
+    module = python_ast.parse(source)
+    definitions = [
+        node for node in python_ast.walk(module) if isinstance(node, python_ast.FunctionDef)
+    ]
+    if module.body != definitions or len(definitions) != 1:
+        raise UnsafeSourceError("expected one function definition")
+    for node in python_ast.walk(module):
+        if not isinstance(node, _NODE_TYPES):
+            raise UnsafeSourceError(f"unexpected {type(node).__name__}")
+        if isinstance(node, python_ast.Name):
+            if isinstance(node.ctx, python_ast.Store):
+                if not _ASSIGNED_NAME.match(node.id):
+                    raise UnsafeSourceError(f"unexpected assignment to {node.id!r}")
+            elif node.id not in _HELPER_NAMES and not _LOCAL_NAME.match(node.id):
+                raise UnsafeSourceError(f"unexpected name {node.id!r}")
+        elif isinstance(node, python_ast.arg):
+            if node.arg not in ("activation", "base_activation"):
+                raise UnsafeSourceError(f"unexpected parameter {node.arg!r}")
+        elif isinstance(node, python_ast.Call):
+            if node.keywords or not isinstance(
+                node.func, python_ast.Name | python_ast.Attribute | python_ast.Subscript
+            ):
+                raise UnsafeSourceError("unexpected call")
+        elif isinstance(node, python_ast.Attribute):
+            owner = node.value
+            allowed: set[str] = set()
+            if isinstance(owner, python_ast.Attribute) and isinstance(owner.value, python_ast.Name):
+                allowed = _ATTRIBUTES.get((owner.value.id, owner.attr), set())
+            elif isinstance(owner, python_ast.Name) and owner.id == "celpy":
+                allowed = {"evaluation", "celtypes"}
+            if node.attr not in allowed or not isinstance(node.ctx, python_ast.Load):
+                raise UnsafeSourceError(f"unexpected attribute {node.attr!r}")
+        elif isinstance(node, python_ast.Subscript):
+            if not isinstance(node.ctx, python_ast.Load) or not (
+                isinstance(node.value, python_ast.Name)
+                and node.value.id in ("_functions", "_literals")
+                and isinstance(node.slice, python_ast.Constant)
+                and type(node.slice.value) is int
+            ):
+                raise UnsafeSourceError("unexpected subscript")
+        elif isinstance(node, python_ast.Constant):
+            value = node.value
+            if not (type(value) is int or (type(value) is str and _IDENT.match(value))):
+                raise UnsafeSourceError(f"unexpected constant {value!r}")
+        elif isinstance(node, python_ast.FunctionDef) and (
+            node.name != "condition" or node.decorator_list or node.returns
+        ):
+            raise UnsafeSourceError(f"unexpected function {node.name!r}")
+
+
+def _transpilable(tree: lark.Tree) -> bool:
+    for node in tree.iter_subtrees():
+        if node.data in _INTERPRETED_NODES:
+            return False
+        if node.data == "ident_arg" and str(node.children[0]) in ("has", "dyn"):
+            # The interpreter reads the first argument only; the generator would read all.
+            arguments = node.children[1] if len(node.children) == 2 else None
+            if not isinstance(arguments, lark.Tree) or len(arguments.children) != 1:
+                return False
+        if node.data == "member_dot_arg" and str(node.children[1]) in ("min", "reduce"):
+            return False
+        if (
+            node.data == "member_dot_arg"
+            and str(node.children[1]) in _MACROS
+            and _macro_variable(node) is None
+        ):
+            return False
+    return True
+
+
+def _macro_variable(node: lark.Tree) -> str | None:
+    """The variable a macro binds (``x`` in ``l.all(x, ...)``), when it is a plain name."""
+    if len(node.children) != 3:
+        return None
+    arguments = node.children[2]
+    if not isinstance(arguments, lark.Tree) or len(arguments.children) != 2:
+        return None
+    item: Any = arguments.children[0]
+    while isinstance(item, lark.Tree) and len(item.children) == 1 and item.data != "ident":
+        item = item.children[0]
+    if isinstance(item, lark.Tree) and item.data == "ident" and len(item.children) == 1:
+        name = str(item.children[0])
+        return name if _IDENT.match(name) else None
+    return None
+
+
+def _transpiler_tree(tree: lark.Tree) -> TranspilerTree:
+    """A copy of ``tree`` made of ``TranspilerTree`` nodes, built without recursion.
+
+    cel-python's parser is one per process and builds the tree class of whoever made
+    it first, so the transpiler cannot rely on receiving its own class; the copy also
+    keeps the transpiler's annotations off the tree the safety checks read.
+    """
+    copies: dict[int, TranspilerTree] = {}
+    order: list[lark.Tree] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(child for child in node.children if isinstance(child, lark.Tree))
+    for node in reversed(order):
+        children = [
+            copies[id(child)] if isinstance(child, lark.Tree) else child for child in node.children
+        ]
+        copies[id(node)] = TranspilerTree(node.data, children, node.meta)
+    return copies[id(tree)]
+
+
+class _Phase1(Phase1Transpiler):
+    """cel-python's first transpiler pass, with no text of the condition in its output."""
+
+    def __init__(self, facade: Transpiler) -> None:
+        super().__init__(facade)
+        self.function_table: list[Callable[..., Any]] = []
+        self.literal_table: list[Any] = []
+
+    def _literal(self, value: Any) -> str:
+        self.literal_table.append(value)
+        return f"_literals[{len(self.literal_table) - 1}]"
+
+    def _function(self, label: str, wrap: Callable[[str, Callable[..., Any]], Any]) -> str:
+        try:
+            function = self.activation.resolve_function(label)
+        except KeyError as error:
+            # Calling a CELEvalError returns it: the interpreter's undeclared reference.
+            return self._literal(
+                CELEvalError(f"undeclared reference to {label!r}", KeyError, error.args)
+            )
+        self.function_table.append(wrap(label, function))
+        return f"_functions[{len(self.function_table) - 1}]"
+
+    def func_name(self, label: str) -> str:
+        return self._function(label, _operator if label in _CAUGHT else _function_call)
+
+    def expr(self, tree: TranspilerTree) -> None:
+        if len(tree.children) != 3:
+            super().expr(tree)
+            return
+        function = self._function("_?_:_", lambda label, function: function)
+        tree.checked_exception = (
+            _CONDITIONAL,
+            {
+                "n": lambda tree: str(tree.expr_number),
+                "f": lambda tree: function,
+                "cond": lambda tree: cast(TranspilerTree, tree.children[0]).transpiled,
+                "left": lambda tree: cast(TranspilerTree, tree.children[1]).transpiled,
+                "rght": lambda tree: cast(TranspilerTree, tree.children[2]).transpiled,
+            },
+        )
+        tree.transpiled = f"ex_{tree.expr_number}(activation)"
+
+    def ident(self, tree: TranspilerTree) -> None:
+        name = _checked_ident(tree.children[0])
+        tree.transpiled = f"_variable(activation, {name!r})"
+
+    def member_dot(self, tree: TranspilerTree) -> None:
+        member = cast(TranspilerTree, tree.children[0])
+        name = _checked_ident(tree.children[1])
+        tree.transpiled = f"_select({member.transpiled}, {name!r})"
+
+    def list_lit(self, tree: TranspilerTree) -> None:
+        items = cast(TranspilerTree, tree.children[0]).transpiled if tree.children else ""
+        tree.transpiled = f"_list([{items}])"
+
+    def map_lit(self, tree: TranspilerTree) -> None:
+        items = cast(TranspilerTree, tree.children[0]).transpiled if tree.children else ""
+        tree.transpiled = f"_map([{items}])"
+
+    def literal(self, tree: TranspilerTree) -> None:
+        # The interpreter's own conversion, done once: an invalid literal is an error value.
+        value = Evaluator(ast=tree, activation=self.activation).literal(tree)
+        tree.transpiled = self._literal(value)
+
+    def ident_arg(self, tree: TranspilerTree) -> None:
+        name = _checked_ident(tree.children[0])
+        if name == "dyn":
+            arguments = cast(TranspilerTree, tree.children[1])
+            tree.transpiled = cast(TranspilerTree, arguments.children[0]).transpiled
+        elif name == "has":
+            tree.checked_exception = (
+                _HAS,
+                {
+                    "n": lambda tree: str(tree.expr_number),
+                    "exprlist": lambda tree: cast(TranspilerTree, tree.children[1]).transpiled,
+                },
+            )
+            tree.transpiled = f"ex_{tree.expr_number}(activation)"
+        else:
+            function = self._function(name, _function_call)
+            exprlist = (
+                cast(TranspilerTree, tree.children[1]).transpiled if len(tree.children) == 2 else ""
+            )
+            tree.transpiled = f"{function}({exprlist})"
+
+    def member_dot_arg(self, tree: TranspilerTree) -> None:
+        name = _checked_ident(tree.children[1])
+        member = cast(TranspilerTree, tree.children[0])
+        if name not in _MACROS:
+            # A method is the function with the receiver first (``Evaluator.method_eval``).
+            function = self._function(name, _function_call)
+            arguments = [member.transpiled]
+            if len(tree.children) == 3:
+                arguments.append(cast(TranspilerTree, tree.children[2]).transpiled)
+            tree.transpiled = f"{function}({', '.join(arguments)})"
+            return
+        variable = _macro_variable(tree)
+        if variable is None:  # pragma: no cover - refused by _transpilable
+            raise UnsafeSourceError("macro without a plain variable name")
+        arguments_tree = cast(TranspilerTree, tree.children[2])
+        tree.checked_exception = (
+            _MACRO,
+            {
+                "n": lambda tree: str(tree.expr_number),
+                "m": lambda tree: repr(name),
+                "member": lambda tree: member.transpiled,
+                "v": lambda tree: repr(variable),
+                "expr": lambda tree: cast(TranspilerTree, arguments_tree.children[1]).transpiled,
+            },
+        )
+        tree.transpiled = f"ex_{tree.expr_number}(activation)"
+
+
+_CONDITIONAL = Template(
+    dedent("""\
+    # expr:
+    ex_${n}_c = lambda activation: ${cond}
+    ex_${n}_l = lambda activation: ${left}
+    ex_${n}_r = lambda activation: ${rght}
+    ex_${n} = lambda activation: _conditional(${f}, activation, ex_${n}_c, ex_${n}_l, ex_${n}_r)
+    """)
+)
+
+_HAS = Template(
+    dedent("""\
+    # ident_arg has:
+    ex_${n}_h = lambda activation: ${exprlist}
+    ex_${n} = lambda activation: _has(celpy.evaluation.result(activation, ex_${n}_h))
+    """)
+)
+
+_MACRO = Template(
+    dedent("""\
+    # member_dot_arg:
+    ex_${n}_l = lambda activation: ${member}
+    ex_${n}_x = lambda activation: ${expr}
+    ex_${n} = lambda activation: _comprehension(${m}, activation, ${v}, ex_${n}_x, ex_${n}_l)
+    """)
+)
+
+
+def _checked_ident(token: Any) -> str:
+    name = str(token)
+    if not _IDENT.match(name):  # the grammar allows nothing else
+        raise UnsafeSourceError(f"unexpected identifier {name!r}")
+    return name
+
+
+# --- what the generated code calls: the interpreter's rules, node by node -----------
+
+
+def _variable(activation: Activation, name: str) -> Any:
+    """A name in the activation, or the interpreter's error value for an unknown one."""
+    try:
+        return activation.resolve_variable(name)
+    except KeyError as error:
+        return CELEvalError(f"undeclared reference to {name!r}", KeyError, error.args)
+    except Exception as error:
+        raise _Escape(error) from None
+
+
+def _select(member: Any, name: str) -> Any:
+    """``member.name`` as cel-python's interpreter evaluates it (``Evaluator.member_dot``)."""
+    try:
+        if isinstance(member, CELEvalError):
+            return member
+        if isinstance(member, NameContainer):
+            if name in member:
+                return member[name].value
+            return CELEvalError(f"No {name!r} in bindings {sorted(member.keys())}", KeyError, None)
+        if isinstance(member, celtypes.MessageType):
+            return member.get(name)
+        if isinstance(member, celtypes.MapType):
+            try:
+                return member[name]
+            except KeyError:
+                return CELEvalError(f"no such member in mapping: {name!r}", KeyError, None)
+        return CELEvalError(
+            f"{member!r} with type: '{type(member)}' does not support field selection",
+            TypeError,
+            None,
+        )
+    except Exception as error:
+        raise _Escape(error) from None
+
+
+def _has(value: Any) -> Any:
+    """``has()``: whether the member selection gave a value (the interpreter's rule)."""
+    return celtypes.BoolType(not isinstance(value, CELEvalError))
+
+
+def _list(items: list[Any]) -> Any:
+    """A list literal; an error among the items is the result (``Evaluator.exprlist``)."""
+    for item in items:
+        if isinstance(item, CELEvalError):
+            return item
+    return celtypes.ListType(items)
+
+
+def _map(items: list[tuple[Any, Any]]) -> Any:
+    """A map literal; duplicate or invalid keys are an error value, as interpreted."""
+    try:
+        return celtypes.MapType(items)
+    except (ValueError, TypeError) as error:
+        return CELEvalError(error.args[0] if error.args else str(error), type(error), error.args)
+    except Exception as error:
+        raise _Escape(error) from None
+
+
+def _conditional(
+    function: Callable[..., Any],
+    activation: Activation,
+    condition: Callable[[Activation], Any],
+    left: Callable[[Activation], Any],
+    right: Callable[[Activation], Any],
+) -> Any:
+    """``c ? l : r``, evaluating only the branch chosen, as ``Evaluator.expr`` does."""
+    chosen = condition(activation)
+    when_true = when_false = celtypes.BoolType(False)
+    try:
+        if chosen:
+            when_true = left(activation)
+        else:
+            when_false = right(activation)
+        return function(chosen, when_true, when_false)
+    except (TypeError, _Escape) as error:
+        cause = error.error if isinstance(error, _Escape) else error
+        if not isinstance(cause, TypeError):
+            raise
+        types = f"{type(chosen)}, {type(when_true)}, {type(when_false)}"
+        message = f"found no matching overload for _?_:_ applied to '({types})'"
+        return CELEvalError(message, TypeError, cause.args)
+    except CELEvalError:
+        raise
+    except Exception as error:
+        raise _Escape(error) from None
+
+
+def _comprehension(
+    macro: str,
+    activation: Activation,
+    variable: str,
+    body: Callable[[Activation], Any],
+    members: Callable[[Activation], Any],
+) -> Any:
+    """A macro as ``Evaluator.member_dot_arg`` runs it.
+
+    An error in the body ends ``map``, ``filter`` and ``exists_one`` (the interpreter
+    raises it out of the whole evaluation); ``all`` and ``exists`` combine it.
+    """
+    values = members(activation)
+    if isinstance(values, CELEvalError):
+        return values
+
+    def each(value: Any) -> Any:
+        nested = activation.clone()
+        nested.identifiers.load_values({variable: value})
+        result = body(nested)
+        if isinstance(result, CELEvalError) and macro not in ("all", "exists"):
+            raise result
+        return result
+
+    try:
+        if macro == "map":
+            return celtypes.ListType(map(each, cast(Iterable[Any], values)))
+        if macro == "filter":
+            return celtypes.ListType(filter(each, cast(Iterable[Any], values)))
+        if macro == "exists_one":
+            count = sum(1 for value in values if bool(each(value)))
+            return celtypes.BoolType(count == 1)
+        combine = celtypes.logical_and if macro == "all" else celtypes.logical_or
+        start = celtypes.BoolType(macro == "all")
+        return reduce(_no_such_overload(combine), map(each, values), start)
+    except (CELEvalError, _Escape):
+        raise
+    except Exception as error:
+        raise _Escape(error) from None
+
+
+def _no_such_overload(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` with a ``TypeError`` as an error value (the interpreter's ``eval_error``)."""
+
+    def combined(*arguments: Any) -> Any:
+        try:
+            return function(*arguments)
+        except TypeError as error:
+            return CELEvalError("no such overload", TypeError, error.args)
+
+    return combined
+
+
+def _operator(label: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """An operator turning what its interpreter node catches into error values."""
+    node = _OVERLOAD_NAMES[label]
+    caught = _CAUGHT[label]
+
+    def operator(*arguments: Any) -> Any:
+        try:
+            return function(*arguments)
+        except caught as error:
+            if isinstance(error, TypeError):
+                types = ", ".join(str(type(argument)) for argument in arguments)
+                message = f"found no matching overload for {node} applied to '({types})'"
+            else:
+                message = _MESSAGES[type(error)]
+            return CELEvalError(message, type(error), error.args)
+        except Exception as error:
+            raise _Escape(error) from None
+
+    return operator
+
+
+def _function_call(label: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """A function or method as the interpreter calls it: the first error argument is the result."""
+
+    def call(*arguments: Any) -> Any:
+        for argument in arguments:
+            if isinstance(argument, CELEvalError):
+                return argument
+        return _call(function, arguments)
+
+    return call
+
+
+def _call(function: Callable[..., Any], arguments: tuple[Any, ...]) -> Any:
+    try:
+        return function(*arguments)
+    except ValueError as error:
+        return CELEvalError("return error for overflow", ValueError, error.args)
+    except (TypeError, AttributeError) as error:
+        return CELEvalError("no such overload", type(error), error.args)
+    except Exception as error:
+        raise _Escape(error) from None

@@ -1,0 +1,521 @@
+"""The celpy backend's transpiled conditions: same answers as the interpreter, no injection.
+
+The celpy backend compiles each condition to Python source (cel-python's transpiler,
+hardened in :mod:`django_steps.machines.celpy_compiled`) and runs it. These tests
+check that no condition text reaches that source as code, that the generated code
+holds no state shared between threads, and that random conditions give the same
+result or the same failure as cel-python's interpreter.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+import threading
+from typing import Any
+
+import celpy
+import pytest
+from celpy.celparser import CELParser
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
+
+from django_steps.exceptions import ConditionError, ConditionEvaluationError, ConditionSyntaxError
+from django_steps.machines import celpy_compiled
+from django_steps.machines.cel import (
+    _CROSS_TYPE_COMPARISONS,
+    CelLimits,
+    CelPythonBackend,
+    CompiledCondition,
+    compile_condition,
+    convert_context,
+    get_backend,
+)
+from django_steps.machines.celpy_compiled import (
+    TranspiledProgram,
+    UnsafeSourceError,
+    _check_source,
+    transpile,
+)
+from django_steps.machines.safety import check_condition_safety
+
+CONTEXT: dict[str, Any] = {
+    "count": 3,
+    "ratio": 0.5,
+    "name": "Ada",
+    "flag": True,
+    "nothing": None,
+    "tags": ["urgent", "vip"],
+    "nums": [1, 2, 3],
+    "seen": datetime.datetime(2024, 3, 1, 12, 30, tzinfo=datetime.timezone.utc),
+    "claim": {"amount": 12500.0, "risk": False, "lines": [{"qty": 2}, {"qty": 5}], "meta": {}},
+    # Names of the Activation's own attributes: the stock transpiler read those instead.
+    "package": "box",
+    "functions": 2,
+    "identifiers": ["a"],
+    "get": 1,
+    "clone": "c",
+    "__class__": 7,
+}
+
+FUZZ = settings(
+    max_examples=int(os.environ.get("DJANGO_STEPS_HYPOTHESIS_EXAMPLES") or 300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def celpy_environment() -> None:
+    """Build cel-python's environment (it raises the recursion limit) before hypothesis runs."""
+    get_backend("celpy").environment  # noqa: B018 - built on first access
+
+
+def celpy_backend() -> CelPythonBackend:
+    backend = get_backend("celpy")
+    assert isinstance(backend, CelPythonBackend)
+    return backend
+
+
+def outcome(condition: CompiledCondition, context: dict[str, Any] = CONTEXT) -> Any:
+    """The condition's bool, or the kind of failure, through the backend's evaluate()."""
+    try:
+        return condition.evaluate(convert_context(context))
+    except ConditionEvaluationError:
+        return "error"
+
+
+def both_ways(expression: str) -> tuple[CompiledCondition, CompiledCondition]:
+    """The condition run by cel-python's interpreter and by the transpiled code."""
+    backend = celpy_backend()
+    tree = backend.parse(expression)
+    interpreted = backend.environment.program(tree, functions=_CROSS_TYPE_COMPARISONS)
+    transpiled = backend.program(expression, tree)
+    return (
+        CompiledCondition(expression, interpreted, backend),
+        CompiledCondition(expression, transpiled, backend),
+    )
+
+
+# --- the backend uses it -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "claim.amount > 10000 && !claim.risk",
+        "count > 2.5",  # the int/double comparison passed as functions= to program()
+        "'vip' in tags || claim.amount < 50.0",
+        "claim.lines.exists(line, line.qty > 4)",
+        "has(claim.amount) ? name.startsWith('A') : false",
+        "{'a': 1}['a'] == 1 && size(nums) == 3",
+    ],
+)
+def test_typical_conditions_are_transpiled(expression):
+    condition = compile_condition(expression)
+    assert isinstance(condition.program, TranspiledProgram)
+    assert condition.evaluate(convert_context(CONTEXT)) is True
+
+
+def test_functions_given_to_program_are_called():
+    backend = celpy_backend()
+    calls: list[tuple[Any, Any]] = []
+
+    def greater(left: Any, right: Any) -> Any:
+        calls.append((left, right))
+        return celpy.celtypes.BoolType(True)
+
+    program = transpile(backend.environment, backend.parse("1 > 2"), {"_>_": greater})
+    assert program is not None
+    assert program.evaluate({}) == celpy.celtypes.BoolType(True)
+    assert calls == [(1, 2)]
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("package == 'box'", True),
+        ("functions == 2", True),
+        ("identifiers[0] == 'a'", True),
+        ("get == 1 && clone == 'c'", True),
+        ("__class__ == 7", True),
+        ("claim.meta.package == 1", "error"),
+        ("has(claim.meta.identifiers)", False),
+    ],
+)
+def test_variables_named_like_activation_attributes(expression, expected):
+    interpreted, transpiled = both_ways(expression)
+    assert isinstance(transpiled.program, TranspiledProgram)
+    assert outcome(transpiled) == outcome(interpreted) == expected
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("007 == 7", True),  # valid CEL, a SyntaxError as Python source
+        ("0x1F == 31 && 3u == uint(3)", True),
+        ("!has(claim.nope) && has(claim.risk)", True),
+        ("[3, 1].min() == 1", True),  # cel-python's extension: interpreted
+        ("{'a': 1, 'a': 2}.size() == 1", "error"),
+        ("18446744073709551616 > 0", "error"),
+        ("count / 0 == 1 || true", True),
+        ("claim.nope == 1 || true", True),
+        ("name.x == 1", "error"),
+    ],
+)
+def test_corner_cases_match_the_interpreter(expression, expected):
+    interpreted, transpiled = both_ways(expression)
+    assert outcome(transpiled) == outcome(interpreted) == expected
+
+
+def test_constructs_left_to_the_interpreter():
+    assert not isinstance(compile_condition("[3, 1].min() == 1").program, TranspiledProgram)
+    assert not isinstance(compile_condition(".count == 3").program, TranspiledProgram)
+    assert compile_condition(".count == 3").evaluate(convert_context(CONTEXT)) is True
+
+
+def test_deepest_accepted_chains_are_transpiled():
+    # The tree-depth limit keeps chains below the 200 parentheses Python's parser takes.
+    limits = CelLimits(max_length=10000, max_depth=40)
+    for expression in ("claim" + ".meta" * 190 + " == 1", "nums" + "[0]" * 190 + " == 1"):
+        condition = compile_condition(expression, limits=limits)
+        assert isinstance(condition.program, TranspiledProgram)
+        interpreted = celpy_backend().environment.program(
+            celpy_backend().parse(expression), functions=_CROSS_TYPE_COMPARISONS
+        )
+        expected = outcome(CompiledCondition(expression, interpreted, celpy_backend()))
+        assert outcome(condition) == expected == "error"
+
+
+def test_code_refused_by_the_source_check_is_interpreted(monkeypatch):
+    def refuse(source: str) -> None:
+        raise UnsafeSourceError("refused")
+
+    monkeypatch.setattr(celpy_compiled, "_check_source", refuse)
+    backend = celpy_backend()
+    program = backend.program("count == 3", backend.parse("count == 3"))
+    assert not isinstance(program, TranspiledProgram)
+    assert CompiledCondition("count == 3", program, backend).evaluate(convert_context(CONTEXT))
+
+
+@pytest.mark.parametrize(
+    ("message", "expression"),
+    [
+        ("undefined variable 'missing'", "missing > 1"),
+        ("no matching overload", "count + name == 'x'"),
+        ("divide by zero", "count % 0 == 1"),
+        ("no such member in mapping: 'nope'", "claim.nope == 1"),
+        ("overflow", "9223372036854775807 + 1 > 0"),
+        ("the condition gave an int 3, not a bool", "count"),
+    ],
+)
+def test_evaluation_errors_name_the_expression(message, expression):
+    condition = compile_condition(expression)
+    assert isinstance(condition.program, TranspiledProgram)
+    with pytest.raises(ConditionEvaluationError, match=message) as caught:
+        condition.evaluate(convert_context(CONTEXT))
+    assert caught.value.expression == expression
+
+
+# --- no condition text becomes code ------------------------------------------------
+
+#: Texts aimed at the generated source: quotes, backslashes, line breaks (including
+#: those str.splitlines() honours), triple quotes, escapes that decode to quotes.
+PAYLOADS = [
+    "'); import os; os._exit(3) #",
+    '"""); celpy.INJECTED = 1 #',
+    "'''\nceply.INJECTED = 1\n'''",
+    "\\'); celpy.INJECTED = 1 #",
+    "line\nbreak\r\nand\u2028separator\u2029and\x85next\x0bvt\x0cff\x1cfs",
+    "\\\\'); celpy.INJECTED = 1 #",
+    "${n}${exprlist}$$",
+    "ex_1 = lambda activation: 1",
+    "é😀\ufeff",
+]
+
+
+def cel_string(text: str, quote: str = "'") -> str:
+    """``text`` as a CEL string literal, with CEL escapes."""
+    escaped = text.replace("\\", "\\\\").replace(quote, "\\" + quote)
+    escaped = escaped.replace("\n", "\\n").replace("\r", "\\r")
+    return quote + "".join(_cel_escape(char) for char in escaped) + quote
+
+
+def _cel_escape(char: str) -> str:
+    if char.isprintable() or char in "\\":
+        return char
+    return f"\\u{ord(char):04x}" if ord(char) < 0x10000 else f"\\U{ord(char):08x}"
+
+
+def assert_not_injected() -> None:
+    assert not hasattr(celpy, "INJECTED")
+    assert not hasattr(celpy.evaluation, "INJECTED")
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+@pytest.mark.parametrize("quote", ["'", '"'])
+def test_string_literals_stay_data(payload, quote):
+    expression = f"name + {cel_string(payload, quote)} == {cel_string('Ada' + payload, quote)}"
+    condition = compile_condition(expression, limits=CelLimits(max_length=5000))
+    assert isinstance(condition.program, TranspiledProgram)
+    assert condition.evaluate(convert_context(CONTEXT)) is True
+    assert_not_injected()
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        (r"r'a\n' == 'a\\n'", True),
+        ("name == '''Ada'''", True),
+        ('name == """Ada"""', True),
+        # cel-python drops a line break inside a triple-quoted string (both runners).
+        ("'ab' == '''a\nb'''", True),
+        (r"""b'\x27); celpy.INJECTED = 1 #' == b"'); celpy.INJECTED = 1 #" """, True),
+        (r"""b'''\'''' == b"'" """, True),
+        (r"name == '\x41da' && name == '\u0041da' && name == '\101da'", True),
+        (r"""'\'' + '\\' + '\"' == "'\\\"" """, True),
+        ("{'); celpy.INJECTED = 1 #': 1}['); celpy.INJECTED = 1 #'] == 1", True),
+        (r"['\\', '\''].exists(__import__, __import__ == '\'')", True),
+        ("claim.__class__ == 1 || claim.__globals__ == 1 || true", True),
+        ("claim.__class__ == 1", "error"),
+    ],
+)
+def test_quoting_literals_and_names_stay_data(expression, expected):
+    interpreted, transpiled = both_ways(expression)
+    assert isinstance(transpiled.program, TranspiledProgram)
+    assert outcome(transpiled) == outcome(interpreted) == expected
+    assert_not_injected()
+
+
+def test_names_reach_no_python_attributes():
+    # Dunder names are CEL identifiers: they look up the context, never Python objects.
+    expression = "__class__.__init__.__globals__ == 1"
+    interpreted, transpiled = both_ways(expression)
+    assert isinstance(transpiled.program, TranspiledProgram)
+    assert outcome(transpiled) == outcome(interpreted) == "error"
+    source = transpiled.program.source
+    assert "'__globals__'" in source
+    assert ".__globals__" not in source
+
+
+@settings(FUZZ)
+@given(
+    text=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
+    )
+)
+@example(text="'''")
+@example(text='\\"; x')
+def test_any_string_literal_round_trips(text):
+    expression = f"value == {cel_string(text)}"
+    try:
+        condition = compile_condition(expression, limits=CelLimits(max_length=5000))
+    except ConditionSyntaxError:
+        # Control characters are refused by the safety checks, before any code exists.
+        assume(False)
+    assert isinstance(condition.program, TranspiledProgram)
+    assert condition.evaluate(convert_context({"value": text})) is True
+    assert_not_injected()
+
+
+@settings(FUZZ)
+@given(name=st.from_regex(r"[_a-zA-Z][_a-zA-Z0-9]{0,12}", fullmatch=True))
+def test_any_identifier_is_a_variable(name):
+    reserved = {"true", "false", "null", "in", "has", "dyn", "m"}
+    assume(name not in reserved)
+    expression = f"{name} == 'v' && m.{name} == 'w' && [1].all({name}, {name} == 1)"
+    condition = compile_condition(expression)
+    assert isinstance(condition.program, TranspiledProgram)
+    assert condition.evaluate(convert_context({name: "v", "m": {name: "w"}})) is True
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def condition(base_activation):\n    return __import__('os')\n",
+        "def condition(base_activation):\n    return base_activation.__class__\n",
+        "def condition(base_activation):\n    return celpy.evaluation.exec\n",
+        "def condition(base_activation):\n    return _functions['x']\n",
+        "def condition(base_activation):\n    return _variable(base_activation, 'a b')\n",
+        "def condition(base_activation):\n    import os\n    return os\n",
+        "def condition(base_activation):\n    return [c for c in celpy]\n",
+        "def condition(base_activation):\n    return 1.5\n",
+        "def other(base_activation):\n    return 1\n",
+        "def condition(base_activation):\n    celpy.evaluation.result = _map\n    return 1\n",
+        "def condition(base_activation):\n    _functions = 1\n    return 1\n",
+        "def condition(base_activation):\n    return _map(items=1)\n",
+        "def condition(base_activation):\n    return (lambda x: x)(1)\n",
+        "def condition(base_activation):\n    def condition(activation):\n        return 1\n",
+        "def condition(base_activation):\n    return 1\ndef condition(activation):\n    return 1\n",
+        "x = 1\ndef condition(base_activation):\n    return 1\n",
+    ],
+)
+def test_source_check_refuses_anything_unexpected(source):
+    with pytest.raises(UnsafeSourceError):
+        _check_source(source)
+
+
+# --- thread safety -----------------------------------------------------------------
+
+
+def test_threads_evaluating_one_condition_see_their_own_context():
+    condition = compile_condition("claim.lines.exists(line, line.qty == count) && name != ''")
+    assert isinstance(condition.program, TranspiledProgram)
+    contexts = [
+        convert_context({"count": n, "name": "n", "claim": {"lines": [{"qty": n}]}})
+        for n in range(8)
+    ]
+    other = convert_context({"count": 1, "name": "n", "claim": {"lines": [{"qty": 2}]}})
+    failures: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def work(index: int) -> None:
+        barrier.wait()
+        for turn in range(1000):
+            if turn % 2:
+                if condition.evaluate(other) is not False:
+                    failures.append(f"thread {index} turn {turn}: true for a mismatch")
+            elif condition.evaluate(contexts[(index + turn) % 8]) is not True:
+                failures.append(f"thread {index} turn {turn}: false for a match")
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=work, args=(index,)) for index in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []
+
+
+def test_dotted_context_names_do_not_leak_into_later_evaluations():
+    condition = compile_condition("has(google.protobuf.leak) || count == 1")
+    assert isinstance(condition.program, TranspiledProgram)
+    dotted = {"google.protobuf.leak": 1, "count": 2}
+    assert condition.evaluate(convert_context(dotted)) is True
+    assert condition.evaluate(convert_context({"count": 2})) is False
+
+
+# --- cel-python's one parser per process -------------------------------------------
+
+
+@pytest.mark.parametrize("first_tree_class", ["lark", "transpiler"])
+def test_transpiling_does_not_depend_on_who_made_the_parser(monkeypatch, first_tree_class):
+    # cel-python builds one parser per process, with the tree class of the first
+    # CELParser(); the stock CompiledRunner then failed with "'Tree' object has no
+    # attribute 'checked_exception'" when an interpreted Environment came first.
+    monkeypatch.setattr(CELParser, "CEL_PARSER", None)
+    if first_tree_class == "lark":
+        CELParser()
+    else:
+        celpy.Environment(runner_class=celpy.CompiledRunner)
+    backend = CelPythonBackend()
+    expression = "count > 2 && claim.lines.all(line, line.qty > 1)"
+    tree = backend.parse(expression)
+    check_condition_safety(expression, tree)
+    program = backend.program(expression, tree)
+    assert isinstance(program, TranspiledProgram)
+    assert program.evaluate(convert_context(CONTEXT)) == celpy.celtypes.BoolType(True)
+    # The tree the safety checks read stays unannotated, and the interpreter can run it.
+    assert getattr(tree, "transpiled", "ex_0(activation)") == "ex_0(activation)"
+    interpreted = backend.environment.program(tree, functions=_CROSS_TYPE_COMPARISONS)
+    assert interpreted.evaluate(convert_context(CONTEXT)) == celpy.celtypes.BoolType(True)
+
+
+# --- random conditions: the same answer as the interpreter -------------------------
+
+VALUES = st.sampled_from(
+    [
+        "count",
+        "ratio",
+        "name",
+        "flag",
+        "nothing",
+        "tags",
+        "nums",
+        "seen",
+        "claim",
+        "claim.amount",
+        "claim.risk",
+        "claim.lines",
+        "claim.lines[0].qty",
+        "claim.nope",
+        "package",
+        "functions",
+        "missing",
+        "0",
+        "1",
+        "-2",
+        "3u",
+        "2.5",
+        "0.0",
+        "9223372036854775807",
+        "'vip'",
+        "''",
+        "b'x'",
+        "true",
+        "false",
+        "null",
+        "[]",
+        "[1, 'a']",
+        "{'a': 1}",
+        "timestamp('2024-03-01T12:30:00Z')",
+        "duration('1h')",
+    ]
+)
+BINARY = st.sampled_from(
+    ["+", "-", "*", "/", "%", "<", "<=", ">", ">=", "==", "!=", "in", "&&", "||"]
+)
+
+
+def _combine(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.tuples(children, BINARY, children).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        children.map(lambda c: f"!{c}"),
+        children.map(lambda c: f"!!{c}"),
+        st.tuples(children, BINARY, children, BINARY, children).map(" ".join),
+        st.tuples(children, children).map(lambda t: f"has({t[0]}, {t[1]})"),
+        st.tuples(children, children).map(lambda t: f"dyn({t[0]}, {t[1]})"),
+        st.sampled_from(["has()", "dyn()", "size()", "[1].all(v)", "[1].map(v, v, v)"]),
+        children.map(lambda c: f"-{c}"),
+        st.tuples(children, children, children).map(lambda t: f"({t[0]} ? {t[1]} : {t[2]})"),
+        st.tuples(children, children).map(lambda t: f"{t[0]}[{t[1]}]"),
+        children.map(lambda c: f"size({c})"),
+        children.map(lambda c: f"int({c})"),
+        children.map(lambda c: f"string({c})"),
+        children.map(lambda c: f"dyn({c})"),
+        children.map(lambda c: f"{c}.startsWith('A')"),
+        children.map(lambda c: f"[{c}, 1]"),
+        children.map(lambda c: f"{{'k': {c}}}.k"),
+        st.sampled_from(["all", "exists", "exists_one", "map", "filter"]).flatmap(
+            lambda macro: st.tuples(children, children).map(
+                lambda t: f"{t[0]}.{macro}(v, {t[1].replace('count', 'v')})"
+            )
+        ),
+        st.sampled_from(["claim", "claim.lines[0]", "{'a': 1}", "name"]).map(
+            lambda c: f"has({c}.qty)"
+        ),
+    )
+
+
+EXPRESSIONS = st.recursive(VALUES, _combine, max_leaves=8)
+
+
+@settings(FUZZ)
+@given(expression=EXPRESSIONS)
+@example(expression="(claim.lines.exists(v, v.qty > 4) || (1 / 0 > 1))")
+@example(expression="[1, 2].map(v, v * 2)[1] == 4")
+@example(expression="(nums.filter(v, v > 1) == [2, 3])")
+def test_random_conditions_match_the_interpreter(expression):
+    try:
+        interpreted, transpiled = both_ways(expression)
+        check_condition_safety(expression, celpy_backend().parse(expression))
+    except ConditionError:
+        assume(False)
+    if not any(marker in expression for marker in ("has(", "dyn(", "(v)", "(v, v, v)")):
+        assert isinstance(transpiled.program, TranspiledProgram)
+    assert outcome(transpiled) == outcome(interpreted)
