@@ -304,9 +304,9 @@ class WorkflowRunner:
         as long as the transition itself), and the machine reads its current state from
         the binding on every event, so one machine per thread can serve every update:
         only its binding is pointed at the new state. It is taken out of the slot while
-        in use and put back only after a clean transition to a non-final step; after an
-        error or on reaching a final state it is dropped and the next call builds a new
-        one. Its ``complete`` event is bound once with it.
+        in use and put back by :meth:`_give_back`; after an unexpected error it is
+        dropped and the next call builds a new one. Its ``complete`` event is bound once
+        with it.
         """
         idle: _Borrowed | None = getattr(self._idle, "machine", None)
         if idle is None:
@@ -317,6 +317,20 @@ class WorkflowRunner:
         self._idle.machine = None
         idle[1].state = state
         return idle
+
+    def _give_back(self, borrowed: _Borrowed, *, restart: bool) -> None:
+        """Make a borrowed machine this thread's idle one again.
+
+        ``restart`` gives it a new engine first: python-statemachine stops an engine for
+        good once its machine enters a final state, and an engine that raised out of an
+        event is not trusted to be clean. The machine itself (its states, callbacks and
+        binding) holds nothing of the event, and a new engine costs about a tenth of a
+        new machine.
+        """
+        machine = borrowed[0]
+        if restart:
+            machine._engine = machine._get_engine()
+        self._idle.machine = borrowed
 
     def _take_transition(
         self,
@@ -334,6 +348,7 @@ class WorkflowRunner:
             # The bound ``complete`` event: the same as machine.send(COMPLETE, ...).
             borrowed[2](activation=activation, evaluations=evaluations)
         except ConditionEvaluationError as error:
+            self._give_back(borrowed, restart=True)
             raise TransitionConditionError(
                 f"{error}. Nothing was changed.",
                 step=step.name,
@@ -341,6 +356,7 @@ class WorkflowRunner:
                 error=error,
             ) from None
         except TransitionNotAllowed:
+            self._give_back(borrowed, restart=True)
             if not self.definition.transitions_from(step.name):
                 reason = "it has no outgoing transitions"
             else:
@@ -355,8 +371,7 @@ class WorkflowRunner:
                 evaluations=evaluations,
             ) from None
         target = self.definition.get_step(work.step or "")
-        if not target.is_final:  # a machine in a final state has stopped for good
-            self._idle.machine = borrowed
+        self._give_back(borrowed, restart=target.is_final)
         target_status = self.default_status(target)
         outcome = Outcome(
             [
