@@ -42,6 +42,37 @@ STATE_FIELDS = (
 
 Converter = Callable[[Any, Any, BaseDatabaseWrapper], Any]
 
+# Columns of these exact field types (or foreign keys to them) take the engine's str,
+# int and None values as they are on every backend: their preparation returns the
+# value unchanged, so it is skipped for those values (it is about a third of the
+# Python time of the statements).
+_PLAIN_FIELD_TYPES = (
+    models.CharField,
+    models.TextField,
+    models.IntegerField,
+    models.BigIntegerField,
+    models.PositiveIntegerField,
+    models.AutoField,
+    models.BigAutoField,
+)
+
+
+class _Column:
+    """A field to write, and whether str/int/None values go to the database as they are."""
+
+    __slots__ = ("attname", "field", "plain")
+
+    def __init__(self, field: models.Field[Any, Any]):
+        self.field = field
+        self.attname = field.attname
+        target = field.target_field if field.is_relation else field  # type: ignore[attr-defined]
+        self.plain = type(target) in _PLAIN_FIELD_TYPES
+
+    def prepare(self, value: Any, connection: BaseDatabaseWrapper) -> Any:
+        if self.plain and (value is None or type(value) is str or type(value) is int):
+            return value
+        return self.field.get_db_prep_save(value, connection)
+
 
 class LockStatement:
     """``SELECT ... FOR UPDATE OF`` the instance, with its workflow's definition version.
@@ -114,6 +145,7 @@ class UpdateStatement:
         quote = connection.ops.quote_name
         by_name = {field.name: field for field in meta.concrete_fields}
         self.fields: list[models.Field[Any, Any]] = [by_name[name] for name in STATE_FIELDS]
+        self.columns = [_Column(field) for field in self.fields]
         assert meta.pk is not None
         self.pk_field = meta.pk
         assignments = ", ".join(f"{quote(str(field.column))} = %s" for field in self.fields)
@@ -125,8 +157,7 @@ class UpdateStatement:
     def params(self, connection: BaseDatabaseWrapper, instance: WorkflowInstance) -> list[Any]:
         """The parameters that write ``instance``'s state fields."""
         params = [
-            field.get_db_prep_save(getattr(instance, field.attname), connection)
-            for field in self.fields
+            column.prepare(getattr(instance, column.attname), connection) for column in self.columns
         ]
         params.append(self.pk_field.get_db_prep_value(instance.pk, connection))
         return params
@@ -140,7 +171,7 @@ class HistoryInsert:
         self.fields: list[models.Field[Any, Any]] = [
             field for field in meta.concrete_fields if not field.primary_key
         ]
-        self.names = [field.attname for field in self.fields]
+        self.columns = [_Column(field) for field in self.fields]
         quote = connection.ops.quote_name
         self.prefix = (
             f"INSERT INTO {quote(meta.db_table)} "
@@ -164,8 +195,7 @@ class HistoryInsert:
         params: list[Any] = []
         for row in rows:
             params.extend(
-                field.get_db_prep_save(row[name], connection)
-                for field, name in zip(self.fields, self.names, strict=True)
+                column.prepare(row[column.attname], connection) for column in self.columns
             )
         return params
 
