@@ -48,6 +48,30 @@ class Recorder:
         self.calls.append(("after", str(event), source.id, target.id))
 
 
+class AfterOnly:
+    """A listener with callbacks in one group only: the other groups are skipped."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def after_transition(self, event: Any, source: State, target: State) -> None:
+        self.calls.append(("after", str(event), source.id, target.id))
+
+
+class Preparer:
+    """A ``prepare_event`` listener: it runs each time callback arguments are built."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def prepare_event(self, event: Any, transition: Any, state: State) -> dict[str, Any]:
+        self.calls.append(("prepare", str(event), transition.source.id, state.id))
+        return {}
+
+
+LISTENERS = {"all callbacks": Recorder, "after only": AfterOnly, "prepare": Preparer}
+
+
 def machine_class(*, flat: bool) -> type[WorkflowMachine]:
     machine = compile_workflow(WorkflowDefinition.from_dict(claims_definition()))
     if not flat:
@@ -56,13 +80,15 @@ def machine_class(*, flat: bool) -> type[WorkflowMachine]:
     return machine
 
 
-def drive(machine: type[WorkflowMachine], script: list[tuple[str, Any]]) -> list[Any]:
+def drive(
+    machine: type[WorkflowMachine], script: list[tuple[str, Any]], listener: Any = None
+) -> list[Any]:
     """Run ``script`` (events with their context) on a machine; what each step saw."""
     runner = WorkflowRunner(machine)
     state = MachineState(step="Submitted", status="New")
-    recorder = Recorder()
     bound = runner.machine(state)
-    bound.add_listener(recorder)
+    if listener is not None:
+        bound.add_listener(listener)
     seen = []
     for event, context in script:
         evaluations: list[Any] = []
@@ -80,7 +106,7 @@ def drive(machine: type[WorkflowMachine], script: list[tuple[str, Any]]) -> list
                 list(bound.configuration_values),
             )
         )
-    return [seen, recorder.calls]
+    return [seen, listener.calls if listener is not None else None]
 
 
 SCRIPTS = {
@@ -107,8 +133,13 @@ def test_compiled_machines_run_on_the_flat_engine():
 
 
 @pytest.mark.parametrize("script", list(SCRIPTS.values()), ids=list(SCRIPTS))
-def test_flat_engine_gives_the_library_engine_results(script):
-    assert drive(machine_class(flat=True), script) == drive(machine_class(flat=False), script)
+@pytest.mark.parametrize("listener", [None, *LISTENERS.values()], ids=["none", *LISTENERS])
+def test_flat_engine_gives_the_library_engine_results(script, listener):
+    flat = drive(machine_class(flat=True), script, listener and listener())
+    library = drive(machine_class(flat=False), script, listener and listener())
+    assert flat == library
+    if listener is not None:
+        assert flat[1]  # the listener saw something to compare
 
 
 def test_plans_are_kept_per_transition_of_the_class_only():

@@ -67,7 +67,8 @@ class WorkflowMachine(StateMachine):
     transition raises ``TransitionNotAllowed``. The definition is checked by
     :mod:`django_steps.validation`, so python-statemachine's own graph checks are off:
     they would refuse, with a less helpful message, definitions that validation
-    reports better.
+    reports better. Compiled machines are flat, and run on
+    :class:`~django_steps.machines.flat_engine.FlatMachineEngine`.
     """
 
     validate_disconnected_states = False

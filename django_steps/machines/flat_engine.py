@@ -13,6 +13,9 @@ results never change, so :class:`FlatMachineEngine` answers them without the wor
   the library's own matching, instead of matching every transition's event names
   (wildcards and dotted prefixes included) on every send;
 * a single enabled transition has no conflict to resolve;
+* a transition's ``before``, ``on`` and ``after`` content is skipped when nothing is
+  registered for it (nor for ``prepare_event``): running it would only build the
+  arguments of callbacks that do not exist;
 * the exit and entry plans of a transition (the states left and entered, the new
   configuration) are computed once by the library's own code, then reused for that
   transition whenever the machine is in its source state.
@@ -25,6 +28,7 @@ async callbacks) gets the library's engine unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from statemachine.engines.sync import SyncEngine
@@ -131,6 +135,24 @@ class FlatMachineEngine(SyncEngine):
         if len(transitions) <= 1:
             return transitions
         return super()._filter_conflicting_transitions(transitions)
+
+    def _execute_transition_content(
+        self,
+        enabled_transitions: list[Transition],
+        trigger_data: TriggerData,
+        get_key: Callable[[Transition], str],
+        set_target_as_state: bool = False,
+        **kwargs_extra: Any,
+    ) -> list[Any]:
+        callbacks = self.sm._callbacks
+        if self.sm.prepare.key not in callbacks and not any(
+            get_key(transition) in callbacks for transition in enabled_transitions
+        ):
+            return []
+        result: list[Any] = super()._execute_transition_content(
+            enabled_transitions, trigger_data, get_key, set_target_as_state, **kwargs_extra
+        )
+        return result
 
     def _cached(self, transitions: list[Transition], active: Any) -> Transition | None:
         """The transition whose cached plans apply, or ``None`` to compute them.
