@@ -33,6 +33,7 @@ from django_steps.machines.cel import (
     get_backend,
 )
 from django_steps.machines.celpy_compiled import (
+    PreparedContext,
     TranspiledProgram,
     UnsafeSourceError,
     _check_source,
@@ -80,8 +81,13 @@ def celpy_backend() -> CelPythonBackend:
 
 def outcome(condition: CompiledCondition, context: dict[str, Any] = CONTEXT) -> Any:
     """The condition's bool, or the kind of failure, through the backend's evaluate()."""
+    return outcome_in(condition, convert_context(context))
+
+
+def outcome_in(condition: CompiledCondition, prepared: Any) -> Any:
+    """:func:`outcome` with a context already converted (possibly used by other conditions)."""
     try:
-        return condition.evaluate(convert_context(context))
+        return condition.evaluate(prepared)
     except ConditionEvaluationError:
         return "error"
 
@@ -504,6 +510,9 @@ def _combine(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 
 EXPRESSIONS = st.recursive(VALUES, _combine, max_leaves=8)
 
+#: Run before and after each random condition on the same prepared context.
+SHARING = "nums.all(v, v > 0) && [count].exists(name, name == 3) && name == 'Ada'"
+
 
 @settings(FUZZ)
 @given(expression=EXPRESSIONS)
@@ -518,4 +527,174 @@ def test_random_conditions_match_the_interpreter(expression):
         assume(False)
     if not any(marker in expression for marker in ("has(", "dyn(", "(v)", "(v, v, v)")):
         assert isinstance(transpiled.program, TranspiledProgram)
-    assert outcome(transpiled) == outcome(interpreted)
+    expected = outcome(interpreted)
+    assert outcome(transpiled) == expected
+    # Again on a context whose activation other conditions (a macro first) built and used.
+    sharing = compile_condition(SHARING)
+    assert isinstance(sharing.program, TranspiledProgram)
+    prepared = convert_context(CONTEXT)
+    assert outcome_in(sharing, prepared) is True
+    assert outcome_in(transpiled, prepared) == expected
+    assert outcome_in(sharing, prepared) is True
+    assert outcome_in(transpiled, prepared) == expected
+
+
+# --- one activation per prepared context -------------------------------------------
+
+
+def test_conditions_of_one_change_share_the_activation(monkeypatch):
+    built: list[Any] = []
+    original = TranspiledProgram._activation
+
+    def counting(self: TranspiledProgram, context: Any) -> Any:
+        activation = original(self, context)
+        built.append(activation)
+        return activation
+
+    monkeypatch.setattr(TranspiledProgram, "_activation", counting)
+    first = compile_condition("claim.amount > 100.0 && 'vip' in tags")
+    second = compile_condition("name == 'Ada' || count > 100")
+    prepared = convert_context(CONTEXT)
+    assert isinstance(prepared, PreparedContext)
+    assert first.evaluate(prepared) is True
+    assert second.evaluate(prepared) is True
+    assert len(built) == 1
+    assert first.evaluate(convert_context(CONTEXT)) is True
+    assert len(built) == 2
+
+
+def test_a_shared_activation_is_not_changed_by_evaluation():
+    # A macro binds its variable (here named like context keys) in a clone only.
+    prepared = convert_context(CONTEXT)
+    conditions = [
+        compile_condition("nums.all(count, count > 0) && tags.exists(name, name == 'vip')"),
+        compile_condition("[claim].map(count, count.amount)[0] == 12500.0"),
+        compile_condition("count == 3 && name == 'Ada' && claim.lines.size() == 2"),
+    ]
+    assert all(isinstance(condition.program, TranspiledProgram) for condition in conditions)
+    assert conditions[2].evaluate(prepared) is True
+    assert prepared.activation is not None
+    activation = prepared.activation[2]
+    before = {
+        name: (referent.value, referent.container)
+        for name, referent in activation.identifiers.items()
+    }
+    for _ in range(2):
+        for condition in conditions:
+            assert condition.evaluate(prepared) is True
+    after = {
+        name: (referent.value, referent.container)
+        for name, referent in activation.identifiers.items()
+    }
+    assert after == before
+    assert prepared.activation[2] is activation
+
+
+def test_a_prepared_context_is_the_converted_dict():
+    prepared = convert_context({"count": 3})
+    assert prepared == {"count": celpy.celtypes.IntType(3)}
+    # The interpreter reads it as a plain mapping.
+    assert compile_condition(".count == 3").evaluate(prepared) is True
+
+
+def test_context_names_that_cannot_load_fail_every_condition():
+    prepared = convert_context({"not a name": 1})
+    for expression in ("1 == 1", "2 == 2"):
+        with pytest.raises(ConditionEvaluationError, match="Invalid name"):
+            compile_condition(expression).evaluate(prepared)
+
+
+# --- local equivalents of cel-python's helpers: the same results and failures ---------
+
+
+def _behaviour(function: Any, *arguments: Any) -> Any:
+    """What ``function`` returns or raises, comparable between two implementations."""
+    try:
+        value = function(*arguments)
+    except Exception as error:
+        return ("raised", type(error), error.args)
+    if isinstance(value, celpy.CELEvalError):
+        return ("error", value.args)
+    return ("value", type(value), value)
+
+
+SAMPLE_VALUES = [
+    celpy.celtypes.IntType(1),
+    celpy.celtypes.UintType(1),
+    celpy.celtypes.DoubleType(1.0),
+    celpy.celtypes.DoubleType(2.5),
+    celpy.celtypes.StringType("a"),
+    celpy.celtypes.BoolType(True),
+    celpy.celtypes.BytesType(b"a"),
+    None,
+    celpy.celtypes.ListType([celpy.celtypes.IntType(1), celpy.celtypes.StringType("a")]),
+    celpy.celtypes.ListType([celpy.celtypes.StringType("a"), celpy.celtypes.IntType(1)]),
+    celpy.celtypes.ListType([celpy.celtypes.UintType(2)]),
+    celpy.celtypes.ListType([]),
+    celpy.celtypes.MapType({celpy.celtypes.StringType("a"): celpy.celtypes.IntType(1)}),
+    celpy.CELEvalError("earlier", TypeError, ("x",)),
+]
+
+
+@pytest.mark.parametrize("name", sorted(_CROSS_TYPE_COMPARISONS))
+def test_comparisons_match_cel_python_within_a_type(name):
+    ours = _CROSS_TYPE_COMPARISONS[name]
+    theirs = celpy.evaluation.base_functions[name]
+    for left in SAMPLE_VALUES:
+        for right in SAMPLE_VALUES:
+            if isinstance(left, float) != isinstance(right, float) and all(
+                isinstance(value, int | float) and not isinstance(value, bool)
+                for value in (left, right)
+            ):
+                continue  # int against double: the CEL rule, not cel-python's (issue 114)
+            assert _behaviour(ours, left, right) == _behaviour(theirs, left, right), (left, right)
+
+
+def test_operator_in_matches_cel_python():
+    for item in SAMPLE_VALUES:
+        for container in SAMPLE_VALUES:
+            assert _behaviour(celpy_compiled._operator_in, item, container) == _behaviour(
+                celpy.evaluation.operator_in, item, container
+            ), (item, container)
+
+
+class _OddKeyError(KeyError):
+    """A subclass cel-python's result() has no message for."""
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("v"),
+        KeyError("k"),
+        KeyError(),
+        TypeError("t"),
+        ZeroDivisionError("z"),
+        OverflowError("o"),
+        IndexError("i"),
+        NameError("n", "more"),
+        NameError(),
+        UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad"),
+        _OddKeyError("odd"),
+        RuntimeError("r"),
+    ],
+)
+def test_result_matches_cel_python(error):
+    def failing(activation: Any) -> Any:
+        raise error
+
+    assert _behaviour(celpy_compiled._result, None, failing) == _behaviour(
+        celpy.evaluation.result, None, failing
+    )
+    value = celpy.celtypes.IntType(3)
+    assert celpy_compiled._result(None, lambda activation: value) is value
+
+
+def test_generated_code_reaches_only_result_through_celpy():
+    condition = compile_condition("count > 1 || has(claim.amount)")
+    assert isinstance(condition.program, TranspiledProgram)
+    assert "celpy.evaluation.result(" in condition.program.source
+    assert vars(celpy_compiled._CELPY) == {"evaluation": celpy_compiled._CELPY.evaluation}
+    assert vars(celpy_compiled._CELPY.evaluation) == {"result": celpy_compiled._result}
+    with pytest.raises(UnsafeSourceError):
+        _check_source("def condition(base_activation):\n    return celpy.celtypes\n")

@@ -29,7 +29,7 @@ from celpy import celtypes
 from celpy.celparser import CELParseError
 
 from ..exceptions import ConditionEvaluationError, ConditionSyntaxError, ContextError
-from .celpy_compiled import UnsafeSourceError, transpile
+from .celpy_compiled import PreparedContext, UnsafeSourceError, transpile
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ class CelBackend:
 _NUMBERS = (celtypes.IntType, celtypes.UintType, celtypes.DoubleType)
 
 
-def _numeric_comparison(name: str, compare: Callable[[Any, Any], bool]) -> Callable[..., Any]:
+def _numeric_comparison(compare: Callable[[Any, Any], Any]) -> Callable[..., Any]:
     """A CEL comparison that also compares an int or uint with a double.
 
     The CEL specification orders and equates numbers across int, uint and double;
@@ -174,7 +174,10 @@ def _numeric_comparison(name: str, compare: Callable[[Any, Any], bool]) -> Calla
     ``claim.amount > 10000`` failed when ``amount`` came from a ``Decimal``. Python
     compares int and float exactly, so the promotion loses nothing.
     """
-    original = celpy.evaluation.base_functions[name]
+    # Otherwise cel-python's own comparison: its bool_lt and the others build
+    # ``boolean(operator.lt)`` (copying metadata with functools.wraps) on every call,
+    # so the same wrapper is built once here.
+    original = celpy.evaluation.boolean(compare)
 
     def comparison(left: Any, right: Any) -> Any:
         if (
@@ -193,7 +196,7 @@ def _plain_number(value: Any) -> int | float:
 
 
 _CROSS_TYPE_COMPARISONS = {
-    name: _numeric_comparison(name, compare)
+    name: _numeric_comparison(compare)
     for name, compare in (
         ("_<_", operator.lt),
         ("_<=_", operator.le),
@@ -271,7 +274,7 @@ class CelPythonBackend(CelBackend):
         return program
 
     def prepare(self, context: Mapping[str, Any], limits: CelLimits = DEFAULT_LIMITS) -> Any:
-        return _CelPyConverter(limits).convert_root(context)
+        return PreparedContext(_CelPyConverter(limits).convert_root(context))
 
     def evaluate(self, condition: CompiledCondition, activation: Any) -> bool:
         try:

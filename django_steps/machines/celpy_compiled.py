@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import reduce
 from string import Template
 from textwrap import dedent
+from types import SimpleNamespace
 from typing import Any, cast
 
 import celpy
@@ -166,34 +167,64 @@ class _Escape(Exception):
         self.error = error
 
 
+class PreparedContext(dict[str, Any]):
+    """A converted context that keeps the activation the first condition built from it.
+
+    The conditions tried for one change all read the same context, so the first
+    transpiled condition builds the activation (the environment's annotations, the
+    functions and the context's values) and the others reuse it. That is safe because
+    nothing changes an activation once built: the generated code and its helpers only
+    read it, and a macro binds its variable in a clone. A prepared context belongs to
+    one change, evaluated in one thread; the activation is not part of its value.
+    """
+
+    __slots__ = ("activation",)
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        super().__init__(values)
+        #: ``(environment, functions, activation)`` once a condition has built it.
+        self.activation: tuple[celpy.Environment, Any, Activation] | None = None
+
+
 class TranspiledProgram:
     """A condition compiled to a Python function; :meth:`evaluate` is thread-safe.
 
-    The function never sees shared mutable state: each call gets an activation of
-    its own holding the context, and the code's own names are locals of that call.
+    The function never sees shared mutable state: each context gets an activation of
+    its own (kept by a :class:`PreparedContext` for the other conditions of the same
+    change, which only read it), and the code's own names are locals of each call.
     """
 
     def __init__(
         self,
         function: Callable[[Activation], Any],
+        environment: celpy.Environment,
+        functions: Mapping[str, Callable[..., Any]] | None,
         new_activation: Callable[[], Activation],
         source: str,
     ) -> None:
         self._function = function
+        self._environment = environment
+        self._functions = functions
         self._new_activation = new_activation
         self._base = new_activation()
         self.source = source
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         """The condition's value; raises ``CELEvalError`` (or what the interpreter would)."""
-        if any("." in name for name in context):
-            # A dotted name is loaded into the package containers, which a clone
-            # shares with the base activation: build a whole new one instead.
-            activation = self._new_activation()
+        if isinstance(context, PreparedContext):
+            cached = context.activation
+            if (
+                cached is not None
+                and cached[0] is self._environment
+                and cached[1] is self._functions
+            ):
+                activation = cached[2]
+            else:
+                activation = self._activation(context)
+                # Programs of one environment and functions build equal activations.
+                context.activation = (self._environment, self._functions, activation)
         else:
-            activation = self._base.clone()
-        if context:
-            activation.identifiers.load_values(context)
+            activation = self._activation(context)
         try:
             value = self._function(activation)
         except _Escape as escape:
@@ -202,6 +233,18 @@ class TranspiledProgram:
             # A copy: the value may be an error kept in the literal table for every call.
             raise CELEvalError(*value.args)
         return value
+
+    def _activation(self, context: Mapping[str, Any]) -> Activation:
+        """A new activation holding ``context``; raises what loading the values raises."""
+        if any("." in name for name in context):
+            # A dotted name is loaded into the package containers, which a clone
+            # shares with the base activation: build a whole new one instead.
+            activation = self._new_activation()
+        else:
+            activation = self._base.clone()
+        if context:
+            activation.identifiers.load_values(context)
+        return activation
 
 
 def transpile(
@@ -237,7 +280,7 @@ def transpile(
     _check_source(source)
     namespace: dict[str, Any] = {
         "__builtins__": {},
-        "celpy": celpy,
+        "celpy": _CELPY,
         "_functions": tuple(generator.function_table),
         "_literals": tuple(generator.literal_table),
         "_variable": _variable,
@@ -249,7 +292,7 @@ def transpile(
         "_comprehension": _comprehension,
     }
     exec(compile(source, "<cel condition>", "exec"), namespace)
-    return TranspiledProgram(namespace["condition"], new_activation, source)
+    return TranspiledProgram(namespace["condition"], environment, functions, new_activation, source)
 
 
 def _check_source(source: str) -> None:
@@ -288,7 +331,7 @@ def _check_source(source: str) -> None:
             if isinstance(owner, python_ast.Attribute) and isinstance(owner.value, python_ast.Name):
                 allowed = _ATTRIBUTES.get((owner.value.id, owner.attr), set())
             elif isinstance(owner, python_ast.Name) and owner.id == "celpy":
-                allowed = {"evaluation", "celtypes"}
+                allowed = {"evaluation"}
             if node.attr not in allowed or not isinstance(node.ctx, python_ast.Load):
                 raise UnsafeSourceError(f"unexpected attribute {node.attr!r}")
         elif isinstance(node, python_ast.Subscript):
@@ -387,7 +430,7 @@ class _Phase1(Phase1Transpiler):
             return self._literal(
                 CELEvalError(f"undeclared reference to {label!r}", KeyError, error.args)
             )
-        self.function_table.append(wrap(label, function))
+        self.function_table.append(wrap(label, _EQUIVALENTS.get(function, function)))
         return f"_functions[{len(self.function_table) - 1}]"
 
     def func_name(self, label: str) -> str:
@@ -523,9 +566,19 @@ def _variable(activation: Activation, name: str) -> Any:
     """A name in the activation, or the interpreter's error value for an unknown one."""
     try:
         # What Activation.resolve_variable does, without its logging and its
-        # typing.cast(Union[...]) built on every call (half the time of a lookup).
+        # typing.cast(Union[...]) built on every call.
         try:
-            return activation.identifiers.resolve_name(activation.package, name).value
+            if activation.package:
+                return activation.identifiers.resolve_name(activation.package, name).value
+            # NameContainer.resolve_name without a package: the first container of the
+            # chain holding the name, most local first (its logging formats each
+            # container's keys on every call, even with debug logging off).
+            container: NameContainer | None = activation.identifiers
+            while container is not None:
+                if name in container:
+                    return container[name].value
+                container = container.parent
+            raise KeyError(name)
         except KeyError:
             return activation.functions[name]
     except KeyError as error:
@@ -557,6 +610,70 @@ def _select(member: Any, name: str) -> Any:
         )
     except Exception as error:
         raise _Escape(error) from None
+
+
+def _result(activation: Activation, expression: Callable[[Activation], Any]) -> Any:
+    """cel-python's ``celpy.evaluation.result()`` without its logging on every call.
+
+    The generated code calls it as ``celpy.evaluation.result``: the ``celpy`` its
+    code sees is :data:`_CELPY`, which holds this function and nothing else.
+    """
+    value: Any
+    try:
+        value = expression(activation)
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        ZeroDivisionError,
+        OverflowError,
+        IndexError,
+        NameError,
+    ) as error:
+        # The same table as cel-python's: an exception of a subclass not named in it
+        # (UnicodeDecodeError aside) fails the look-up with a KeyError, as there.
+        message = {
+            ValueError: "return error for overflow",
+            KeyError: f"no such member in mapping: {error.args[0]!r}",
+            TypeError: "no such overload",
+            ZeroDivisionError: "divide by zero",
+            OverflowError: "return error for overflow",
+            IndexError: "invalid_argument",
+            UnicodeDecodeError: "invalid UTF-8",
+            NameError: (
+                f"undeclared reference to {error.args[0]!r} (in container {error.args[1:]!r})"
+            ),
+        }[error.__class__]
+        value = CELEvalError(message, error.__class__, error.args).with_traceback(
+            error.__traceback__
+        )
+        value.__cause__ = error
+    return value
+
+
+_CELPY = SimpleNamespace(evaluation=SimpleNamespace(result=_result))
+
+
+def _operator_in(item: Any, container: Any) -> Any:
+    """cel-python's ``operator_in`` (``_in_``) without its logging and ``typing.cast``."""
+    if isinstance(item, CELEvalError):
+        return item
+    if isinstance(container, CELEvalError):
+        return container
+    result: Any = celtypes.BoolType(False)
+    for member in container:
+        try:
+            if member == item:
+                return celtypes.BoolType(True)
+        except TypeError as error:
+            result = CELEvalError("no such overload", error.__class__, error.args)
+    return result
+
+
+#: cel-python functions and the equivalents the generated code calls instead.
+_EQUIVALENTS: dict[Callable[..., Any], Callable[..., Any]] = {
+    celpy.evaluation.operator_in: _operator_in,
+}
 
 
 def _has(value: Any) -> Any:
