@@ -326,6 +326,31 @@ def test_deleting_the_status_an_on_hold_instance_returns_to(instance):
     assert instance.lifecycle == "running"
 
 
+def test_deleting_a_status_clears_its_history_links_and_keeps_the_names(instance):
+    # History links to steps and statuses have no database constraint; Django's
+    # deletion still sets them to NULL, and the name snapshots remain the record.
+    at_review(instance)
+    engine.update_workflow_step_status(instance, "In progress")
+    engine.update_workflow_step_status(instance, "Pending")
+    in_progress = WorkflowStepStatus.objects.get(step__name="Review", name="In progress")
+    linked = WorkflowHistory.objects.filter(instance=instance, to_status=in_progress)
+    left = WorkflowHistory.objects.filter(instance=instance, from_status=in_progress)
+    ids = [linked.get().pk, left.get().pk]
+    in_progress.delete()
+
+    rows = WorkflowHistory.objects.filter(pk__in=ids).order_by("pk")
+    assert [(row.to_status_id, row.from_status_id) for row in rows] == [
+        (None, rows[0].from_status_id),
+        (rows[1].to_status_id, None),
+    ]
+    assert rows[0].from_status_id is not None
+    assert rows[1].to_status_id is not None
+    assert [(row.to_status_name, row.from_status_name) for row in rows] == [
+        ("In progress", "Pending"),
+        ("Pending", "In progress"),
+    ]
+
+
 def test_renaming_steps_and_statuses_breaks_no_instance_or_history(instance):
     at_review(instance)
     engine.update_workflow_step_status(instance, "In progress")
