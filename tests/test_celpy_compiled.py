@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from django_steps.exceptions import ConditionError, ConditionEvaluationError, ConditionSyntaxError
+from django_steps.machines import cel as cel_module
 from django_steps.machines import celpy_compiled
 from django_steps.machines.cel import (
     _CROSS_TYPE_COMPARISONS,
@@ -698,3 +699,83 @@ def test_generated_code_reaches_only_result_through_celpy():
     assert vars(celpy_compiled._CELPY.evaluation) == {"result": celpy_compiled._result}
     with pytest.raises(UnsafeSourceError):
         _check_source("def condition(base_activation):\n    return celpy.celtypes\n")
+
+
+# --- the context converter builds what the celtypes constructors build ---------------
+
+
+def _typed(value: Any) -> Any:
+    """``value`` with the type of every part, for comparisons that see types."""
+    if isinstance(value, dict):
+        return (type(value), [(_typed(key), _typed(item)) for key, item in value.items()])
+    if isinstance(value, list):
+        return (type(value), [_typed(item) for item in value])
+    return (type(value), value)
+
+
+def _reference(value: Any) -> Any:
+    """The celtypes value of plain data, through the celtypes constructors."""
+    types = celpy.celtypes
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return types.BoolType(value)
+    if isinstance(value, int):
+        return types.IntType(value)
+    if isinstance(value, float):
+        return types.DoubleType(value)
+    if isinstance(value, str):
+        return types.StringType(value)
+    if isinstance(value, datetime.datetime):
+        return types.TimestampType(value)
+    if isinstance(value, dict):
+        return types.MapType({types.StringType(k): _reference(v) for k, v in value.items()})
+    return types.ListType([_reference(item) for item in value])
+
+
+PLAIN = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
+    | st.datetimes(timezones=st.just(datetime.timezone.utc)),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text(max_size=5).filter(lambda k: "\x00" not in k), children, max_size=4
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@settings(FUZZ)
+@given(context=st.dictionaries(st.from_regex(r"[a-z]{1,6}", fullmatch=True), PLAIN, max_size=4))
+def test_converted_context_matches_the_celtypes_constructors(context):
+    try:
+        prepared = convert_context(context, limits=CelLimits(context_max_depth=50))
+    except ConditionError:
+        assume(False)
+    expected = {key: _reference(value) for key, value in context.items()}
+    assert _typed(dict(prepared)) == _typed(expected)
+
+
+@pytest.mark.parametrize(
+    ("make", "constructor", "values"),
+    [
+        ("make_bool", "BoolType", [True, False]),
+        ("make_int", "IntType", [0, -1, 2**63 - 1, -(2**63)]),
+        ("make_double", "DoubleType", [0.0, -0.0, 1.5, 1e308]),
+        ("make_string", "StringType", ["", "a", "é😀"]),
+        ("make_map", "MapType", [{}, {"a": 1}]),
+        ("make_list", "ListType", [[], [1, "a"]]),
+    ],
+)
+def test_celpy_converter_values_match_the_constructors(make, constructor, values):
+    converter = cel_module._CelPyConverter(CelLimits())
+    for value in values:
+        ours = getattr(converter, make)(value)
+        theirs = getattr(celpy.celtypes, constructor)(value)
+        assert type(ours) is type(theirs)
+        assert ours == theirs

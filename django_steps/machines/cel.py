@@ -351,6 +351,8 @@ class ContextConverter:
     def __init__(self, limits: CelLimits):
         self.limits = limits
         self.size = 0
+        self._max_bytes = limits.context_max_bytes
+        self._max_depth = limits.context_max_depth
 
     # --- the backend's values (overridden) -----------------------------------------
 
@@ -398,20 +400,30 @@ class ContextConverter:
 
     def _grow(self, amount: int) -> None:
         self.size += amount
-        if self.size > self.limits.context_max_bytes:
+        if self.size > self._max_bytes:
             raise ContextError(
-                f"context_data is larger than {self.limits.context_max_bytes} bytes "
-                "(setting CONTEXT_MAX_BYTES)."
+                f"context_data is larger than {self._max_bytes} bytes (setting CONTEXT_MAX_BYTES)."
             )
 
     def convert(self, value: Any, path: str, depth: int) -> Any:
-        if depth > self.limits.context_max_depth:
+        if depth > self._max_depth:
             raise ContextError(
-                f"context_data is nested deeper than {self.limits.context_max_depth} levels "
+                f"context_data is nested deeper than {self._max_depth} levels "
                 f"at {path!r} (setting CONTEXT_MAX_DEPTH).",
                 path=path,
             )
         self._grow(8)
+        # The common types first, by exact type: each takes the branch its isinstance()
+        # below would, so only the time changes.
+        kind = type(value)
+        if kind is str:
+            return self._string(value, path)
+        if kind is dict:
+            return self._map(value, path, depth)
+        if kind is float:
+            return self._double(value, path)
+        if kind is list:
+            return self._list(value, path, depth)
         if value is None:
             return None
         if isinstance(value, bool):
@@ -421,16 +433,13 @@ class ContextConverter:
                 raise ContextError(f"context_data at {path!r}: {value} does not fit in 64 bits.")
             return self.make_int(value)
         if isinstance(value, float):
-            if not math.isfinite(value):  # JSON has no NaN or infinity: history can't keep it
-                raise ContextError(f"context_data at {path!r}: {value} is not a finite number.")
-            return self.make_double(value)
+            return self._double(value, path)
         if isinstance(value, decimal.Decimal):
             if not value.is_finite():
                 raise ContextError(f"context_data at {path!r}: {value} is not a finite number.")
             return self.make_double(float(value))
         if isinstance(value, str):
-            self._grow(len(value))
-            return self.make_string(_storable(value, path))
+            return self._string(value, path)
         if isinstance(value, datetime.datetime):
             if value.tzinfo is None:
                 value = value.replace(tzinfo=datetime.timezone.utc)
@@ -442,45 +451,69 @@ class ContextConverter:
         if isinstance(value, uuid.UUID):
             return self.make_string(str(value))
         if isinstance(value, Mapping):
-            return self.make_map(
-                {
-                    self.make_string(self._key(key, path)): self.convert(
-                        item, f"{path}.{key}", depth + 1
-                    )
-                    for key, item in value.items()
-                }
-            )
+            return self._map(value, path, depth)
         if isinstance(value, list | tuple):
-            return self.make_list(
-                [self.convert(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
-            )
+            return self._list(value, path, depth)
         raise ContextError(
             f"context_data at {path!r} is a {type(value).__name__}; conditions accept dict, "
             "list, str, int, float, bool, None, Decimal, date, datetime and UUID values.",
             path=path,
         )
 
+    def _double(self, value: float, path: str) -> Any:
+        if not math.isfinite(value):  # JSON has no NaN or infinity: history can't keep it
+            raise ContextError(f"context_data at {path!r}: {value} is not a finite number.")
+        return self.make_double(value)
+
+    def _string(self, value: str, path: str) -> Any:
+        self._grow(len(value))
+        return self.make_string(_storable(value, path))
+
+    def _map(self, value: Mapping[Any, Any], path: str, depth: int) -> Any:
+        make_string, key_of, convert = self.make_string, self._key, self.convert
+        return self.make_map(
+            {
+                make_string(key_of(key, path)): convert(item, f"{path}.{key}", depth + 1)
+                for key, item in value.items()
+            }
+        )
+
+    def _list(self, value: list[Any] | tuple[Any, ...], path: str, depth: int) -> Any:
+        convert = self.convert
+        return self.make_list(
+            [convert(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+        )
+
 
 class _CelPyConverter(ContextConverter):
-    """Context values as cel-python's ``celtypes``."""
+    """Context values as cel-python's ``celtypes``.
+
+    The values are built as the ``celtypes`` constructors build them from these
+    arguments (the walk only passes a bool, an int within 64 bits, a finite float, a
+    str, an aware datetime, a dict or a list), without the checks those constructors
+    run for other arguments: ``IntType(1)`` alone copies a wrapper's metadata with
+    functools.wraps. The tests compare both ways for each constructor.
+    """
 
     def make_bool(self, value: bool) -> Any:
-        return celtypes.BoolType(value)
+        return int.__new__(celtypes.BoolType, value)
 
     def make_int(self, value: int) -> Any:
-        return celtypes.IntType(value)
+        return int.__new__(celtypes.IntType, int(value))
 
     def make_double(self, value: float) -> Any:
-        return celtypes.DoubleType(value)
+        return float.__new__(celtypes.DoubleType, value)
 
     def make_string(self, value: str) -> Any:
-        return celtypes.StringType(value)
+        return str.__new__(celtypes.StringType, value)
 
     def make_timestamp(self, value: datetime.datetime) -> Any:
         return celtypes.TimestampType(value)
 
     def make_map(self, items: dict[Any, Any]) -> Any:
-        return celtypes.MapType(items)
+        mapping = celtypes.MapType()
+        dict.update(mapping, items)
+        return mapping
 
     def make_list(self, items: list[Any]) -> Any:
         return celtypes.ListType(items)
