@@ -164,6 +164,9 @@ class CelBackend:
 
 
 _NUMBERS = (celtypes.IntType, celtypes.UintType, celtypes.DoubleType)
+_SAME_TYPE_SHORTCUT = frozenset(
+    {celtypes.IntType, celtypes.UintType, celtypes.DoubleType, celtypes.StringType}
+)
 
 
 def _numeric_comparison(compare: Callable[[Any, Any], Any]) -> Callable[..., Any]:
@@ -180,6 +183,11 @@ def _numeric_comparison(compare: Callable[[Any, Any], Any]) -> Callable[..., Any
     original = celpy.evaluation.boolean(compare)
 
     def comparison(left: Any, right: Any) -> Any:
+        kind = type(left)
+        if kind is type(right) and kind in _SAME_TYPE_SHORTCUT:
+            # What ``original`` gives for two values of one of these types (their
+            # operators return a bool or raise), without its checks for error values.
+            return int.__new__(celtypes.BoolType, bool(compare(left, right)))
         if (
             isinstance(left, _NUMBERS)
             and isinstance(right, _NUMBERS)
@@ -527,6 +535,8 @@ def _storable(text: str, path: str) -> str:
             "cannot be stored in the history.",
             path=path,
         )
+    if text.isascii():  # no surrogate, so it encodes
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as error:

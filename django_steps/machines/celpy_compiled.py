@@ -241,7 +241,13 @@ class TranspiledProgram:
             # shares with the base activation: build a whole new one instead.
             activation = self._new_activation()
         else:
-            activation = self._base.clone()
+            # What Activation.clone() does, without its logging, and with the functions
+            # shared instead of copied (nothing changes them).
+            base = self._base
+            activation = Activation.__new__(Activation)
+            activation.identifiers = base.identifiers.clone()
+            activation.functions = base.functions
+            activation.package = base.package
         if context:
             activation.identifiers.load_values(context)
         return activation
@@ -590,24 +596,27 @@ def _variable(activation: Activation, name: str) -> Any:
 def _select(member: Any, name: str) -> Any:
     """``member.name`` as cel-python's interpreter evaluates it (``Evaluator.member_dot``)."""
     try:
-        if isinstance(member, CELEvalError):
-            return member
-        if isinstance(member, NameContainer):
-            if name in member:
-                return member[name].value
-            return CELEvalError(f"No {name!r} in bindings {sorted(member.keys())}", KeyError, None)
-        if isinstance(member, celtypes.MessageType):
-            return member.get(name)
-        if isinstance(member, celtypes.MapType):
-            try:
-                return member[name]
-            except KeyError:
-                return CELEvalError(f"no such member in mapping: {name!r}", KeyError, None)
-        return CELEvalError(
-            f"{member!r} with type: '{type(member)}' does not support field selection",
-            TypeError,
-            None,
-        )
+        if type(member) is not celtypes.MapType:  # a map of the context goes straight on
+            if isinstance(member, CELEvalError):
+                return member
+            if isinstance(member, NameContainer):
+                if name in member:
+                    return member[name].value
+                return CELEvalError(
+                    f"No {name!r} in bindings {sorted(member.keys())}", KeyError, None
+                )
+            if isinstance(member, celtypes.MessageType):
+                return member.get(name)
+            if not isinstance(member, celtypes.MapType):
+                return CELEvalError(
+                    f"{member!r} with type: '{type(member)}' does not support field selection",
+                    TypeError,
+                    None,
+                )
+        try:
+            return member[name]
+        except KeyError:
+            return CELEvalError(f"no such member in mapping: {name!r}", KeyError, None)
     except Exception as error:
         raise _Escape(error) from None
 
