@@ -58,6 +58,7 @@ from celpy.evaluation import (
     NameContainer,
     Phase1Transpiler,
     Phase2Transpiler,
+    Referent,
     Transpiler,
     TranspilerTree,
 )
@@ -241,13 +242,7 @@ class TranspiledProgram:
             # shares with the base activation: build a whole new one instead.
             activation = self._new_activation()
         else:
-            # What Activation.clone() does, without its logging, and with the functions
-            # shared instead of copied (nothing changes them).
-            base = self._base
-            activation = Activation.__new__(Activation)
-            activation.identifiers = base.identifiers.clone()
-            activation.functions = base.functions
-            activation.package = base.package
+            activation = _clone(self._base)
         if context:
             activation.identifiers.load_values(context)
         return activation
@@ -392,6 +387,18 @@ def _macro_variable(node: lark.Tree) -> str | None:
         name = str(item.children[0])
         return name if _IDENT.match(name) else None
     return None
+
+
+def _clone(activation: Activation) -> Activation:
+    """What ``Activation.clone()`` does, without its logging on every call.
+
+    The functions are shared instead of copied: nothing changes them.
+    """
+    clone = Activation.__new__(Activation)
+    clone.identifiers = activation.identifiers.clone()
+    clone.functions = activation.functions
+    clone.package = activation.package
+    return clone
 
 
 def _transpiler_tree(tree: lark.Tree) -> TranspilerTree:
@@ -593,6 +600,10 @@ def _variable(activation: Activation, name: str) -> Any:
         raise _Escape(error) from None
 
 
+#: MapType.__getitem__ without its key type check, for ``name``, a str (a valid key).
+_map_item: Callable[[Any, str], Any] = dict.__getitem__
+
+
 def _select(member: Any, name: str) -> Any:
     """``member.name`` as cel-python's interpreter evaluates it (``Evaluator.member_dot``)."""
     try:
@@ -614,7 +625,7 @@ def _select(member: Any, name: str) -> Any:
                     None,
                 )
         try:
-            return member[name]
+            return _map_item(member, name)
         except KeyError:
             return CELEvalError(f"no such member in mapping: {name!r}", KeyError, None)
     except Exception as error:
@@ -754,8 +765,10 @@ def _comprehension(
         return values
 
     def each(value: Any) -> Any:
-        nested = activation.clone()
-        nested.identifiers.load_values({variable: value})
+        nested = _clone(activation)
+        # NameContainer.load_values({variable: value}) for a plain name (the only kind
+        # of macro variable transpiled), without its pattern matching.
+        nested.identifiers.setdefault(variable, Referent()).value = value
         result = body(nested)
         if isinstance(result, CELEvalError) and macro not in ("all", "exists"):
             raise result
