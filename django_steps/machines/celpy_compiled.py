@@ -24,7 +24,9 @@ identifiers, field names and macro variables become ``repr()`` strings, literals
 functions become indexes into tables built at compile time. The source is then
 checked node by node against the few constructs the generator emits (any other name,
 attribute, string or statement refuses it), compiled once into a function, and each
-evaluation calls that function with an activation of its own.
+evaluation calls that function with the activation of its context: one per context
+(a :class:`PreparedContext` keeps it for the other conditions of the same change),
+which the code only reads.
 
 The code evaluates as cel-python's interpreter does: each operator, function, field
 selection, ``?:`` and macro turns the same Python exceptions into the same CEL error
