@@ -152,16 +152,17 @@ def get_workflow_instance_for_object(
     content_object: models.Model, workflow_name: str | None = None
 ) -> WorkflowInstance | None:
     """The object's unfinished instance, else its most recently started one (one query)."""
-    queryset = WorkflowInstance.objects.for_object(content_object).select_related("workflow")
-    if workflow_name is not None:
-        queryset = queryset.filter(workflow__name=workflow_name)
-    unfinished_first = models.Case(
-        models.When(lifecycle__in=[Lifecycle.RUNNING.value, Lifecycle.ON_HOLD.value], then=0),
-        default=1,
-    )
-    return queryset.order_by(
-        unfinished_first, models.F("started_at").desc(nulls_last=True), "-updated_at"
-    ).first()
+    content_type = ContentType.objects.get_for_model(content_object)
+    using = router.db_for_read(WorkflowInstance)
+    connection, statements = statements_for(using)
+    arguments = {"content_type": content_type.pk, "object_id": str(content_object.pk)}
+    if workflow_name is None:
+        lookup = statements.lookup
+    else:
+        lookup = statements.lookup_by_name
+        arguments["workflow_name"] = workflow_name
+    with connection.cursor() as cursor:
+        return lookup.fetch(connection, cursor, arguments)
 
 
 # --- the one write path ------------------------------------------------------------

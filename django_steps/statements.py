@@ -1,17 +1,17 @@
-"""The SQL of the write path, written once per database connection and reused.
+"""The SQL of the write path and of the look-up, written once per connection and reused.
 
 Every state change runs the same three statements inside its transaction: lock the
 instance row (joined with its workflow, so the compiled-machine cache can check the
 definition version without another query), update the instance's state columns, and
-insert the change's history rows. Building them through QuerySets on every call
-costs several times what the database needs to run them, so this module has Django
-write each statement once per connection, with its own compilers and quoting (the
-lock is compiled from the equivalent QuerySet, so ``FOR UPDATE OF`` and the column
-list are exactly what the ORM would send), and the engine executes them with a
-cursor. Parameters are prepared by each field's ``get_db_prep_save`` or
-``get_db_prep_value`` and results converted by the backend's converters, as the ORM
-does, so every supported database receives the values it would from ``save()`` and
-``bulk_create()``.
+insert the change's history rows; finding an object's instance is one query.
+Building these through QuerySets on every call costs several times what the database
+needs to run them, so this module has Django write each statement once per
+connection, with its own compilers and quoting (the queries are compiled from the
+equivalent QuerySets, so ``FOR UPDATE OF``, joins and column lists are exactly what
+the ORM would send), and the engine executes them with a cursor. Parameters are
+prepared by each field's ``get_db_prep_save`` or ``get_db_prep_value`` and results
+converted by the backend's converters, as the ORM does, so every supported database
+receives the values it would from ``save()`` and ``bulk_create()``.
 
 Like ``QuerySet.update()`` and ``bulk_create()``, these statements send no
 ``pre_save``/``post_save`` signals; the engine sends django-steps' own signals.
@@ -22,12 +22,14 @@ from __future__ import annotations
 import uuid
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from functools import cached_property
+from typing import Any, ClassVar, cast
 
 from django.db import connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .models import WorkflowHistory, WorkflowInstance
+from .machines.definition import Lifecycle
+from .models import Workflow, WorkflowHistory, WorkflowInstance
 
 STATE_FIELDS = (
     "current_step",
@@ -74,54 +76,57 @@ class _Column:
         return self.field.get_db_prep_save(value, connection)
 
 
-class LockStatement:
-    """``SELECT ... FOR UPDATE OF`` the instance, with its workflow's definition version.
+class _CompiledQuery:
+    """A QuerySet compiled once for a connection: its SQL, where each argument goes in
+    its parameters, and the converters of its result columns.
 
-    Only the workflow's ``version`` and ``created_at`` are read (what the cache of
-    compiled workflows needs to tell whether its entry is current): the workflow row
-    itself comes from that entry.
+    The QuerySet is compiled with a sentinel for each argument; each call puts the real
+    values in their places.
     """
 
-    def __init__(self, connection: BaseDatabaseWrapper):
-        queryset = (
-            WorkflowInstance.objects.select_for_update(of=("self",))
-            .select_related("workflow")
-            .only(
-                *(field.name for field in WorkflowInstance._meta.concrete_fields),
-                "workflow__version",
-                "workflow__created_at",
-            )
-            .filter(pk=uuid.UUID(int=0))
-            .order_by()
-        )
+    def __init__(
+        self,
+        queryset: models.QuerySet[Any],
+        connection: BaseDatabaseWrapper,
+        sentinels: Mapping[str, Any],
+    ):
         compiler = queryset.query.get_compiler(connection=connection)
-        # Compiling a locking query requires a transaction: callers hold one.
         self.sql, params = compiler.as_sql()
-        if len(params) != 1:  # pragma: no cover - guards against a Django change
-            raise RuntimeError(f"Unexpected parameters for the lock statement: {params!r}")
-        select = compiler.select
+        self.params = list(params)
+        self.slots: dict[str, int] = {}
+        for name, sentinel in sentinels.items():
+            positions = [
+                index
+                for index, param in enumerate(self.params)
+                if type(param) is type(sentinel) and param == sentinel
+            ]
+            if len(positions) != 1:  # pragma: no cover - guards against a Django change
+                raise RuntimeError(f"Cannot place {name!r} in {self.sql!r} ({params!r}).")
+            self.slots[name] = positions[0]
+        self.select = compiler.select
         klass_info = compiler.klass_info
         assert klass_info is not None
-        (workflow_info,) = klass_info["related_klass_infos"]
-        self.instance_columns = list(klass_info["select_fields"])
-        self.instance_names = [select[i][0].target.attname for i in self.instance_columns]
-        workflow_columns = {select[i][0].target.attname: i for i in workflow_info["select_fields"]}
-        self.version_column = workflow_columns["version"]
-        self.created_at_column = workflow_columns["created_at"]
+        self.klass_info = klass_info
         self.converters: list[tuple[int, list[Converter], Any]] = [
             (position, converters, expression)
             for position, (converters, expression) in compiler.get_converters(
-                [column for column, _, _ in select]
+                [column for column, _, _ in self.select]
             ).items()
         ]
-        assert WorkflowInstance._meta.pk is not None
-        self.pk_field = WorkflowInstance._meta.pk
+
+    def columns(self, klass_info: Mapping[str, Any]) -> tuple[list[int], list[str]]:
+        """The positions and attribute names of one model's columns in a result row."""
+        positions = list(klass_info["select_fields"])
+        return positions, [self.select[i][0].target.attname for i in positions]
 
     def fetch(
-        self, connection: BaseDatabaseWrapper, cursor: Any, pk: Any
-    ) -> tuple[WorkflowInstance, int, Any] | None:
-        """The locked instance, its workflow's version and creation time; ``None`` if gone."""
-        cursor.execute(self.sql, (self.pk_field.get_db_prep_value(pk, connection),))
+        self, connection: BaseDatabaseWrapper, cursor: Any, arguments: Mapping[str, Any]
+    ) -> list[Any] | None:
+        """The first result row, converted as the ORM converts it; ``None`` if none."""
+        params = self.params.copy()
+        for name, value in arguments.items():
+            params[self.slots[name]] = value
+        cursor.execute(self.sql, params)
         row = cursor.fetchone()
         if row is None:
             return None
@@ -131,10 +136,113 @@ class LockStatement:
             for converter in converters:
                 value = converter(value, expression, connection)
             values[position] = value
+        return values
+
+
+class LockStatement:
+    """``SELECT ... FOR UPDATE OF`` the instance, with its workflow's definition version.
+
+    Only the workflow's ``version`` and ``created_at`` are read (what the cache of
+    compiled workflows needs to tell whether its entry is current): the workflow row
+    itself comes from that entry.
+    """
+
+    SENTINEL = uuid.UUID(int=0)
+
+    def __init__(self, connection: BaseDatabaseWrapper):
+        assert WorkflowInstance._meta.pk is not None
+        self.pk_field = WorkflowInstance._meta.pk
+        queryset = (
+            WorkflowInstance.objects.select_for_update(of=("self",))
+            .select_related("workflow")
+            .only(
+                *(field.name for field in WorkflowInstance._meta.concrete_fields),
+                "workflow__version",
+                "workflow__created_at",
+            )
+            .filter(pk=self.SENTINEL)
+            .order_by()
+        )
+        # Compiling a locking query requires a transaction: callers hold one.
+        self.query = _CompiledQuery(
+            queryset, connection, {"pk": self.pk_field.get_db_prep_value(self.SENTINEL, connection)}
+        )
+        self.sql = self.query.sql
+        self.instance_columns, self.instance_names = self.query.columns(self.query.klass_info)
+        (workflow_info,) = self.query.klass_info["related_klass_infos"]
+        positions, names = self.query.columns(workflow_info)
+        self.version_column = positions[names.index("version")]
+        self.created_at_column = positions[names.index("created_at")]
+
+    def fetch(
+        self, connection: BaseDatabaseWrapper, cursor: Any, pk: Any
+    ) -> tuple[WorkflowInstance, int, Any] | None:
+        """The locked instance, its workflow's version and creation time; ``None`` if gone."""
+        values = self.query.fetch(
+            connection, cursor, {"pk": self.pk_field.get_db_prep_value(pk, connection)}
+        )
+        if values is None:
+            return None
         instance = WorkflowInstance.from_db(
             connection.alias, self.instance_names, [values[i] for i in self.instance_columns]
         )
         return instance, values[self.version_column], values[self.created_at_column]
+
+
+def unfinished_first(queryset: models.QuerySet[WorkflowInstance]) -> models.QuerySet[Any]:
+    """``queryset`` ordered unfinished first, then the latest started: what look-ups return."""
+    unfinished = models.Case(
+        models.When(lifecycle__in=[Lifecycle.RUNNING.value, Lifecycle.ON_HOLD.value], then=0),
+        default=1,
+    )
+    return queryset.order_by(
+        unfinished, models.F("started_at").desc(nulls_last=True), "-updated_at"
+    )
+
+
+class LookupStatement:
+    """An object's instance, unfinished first, with its workflow row (``select_related``).
+
+    The query of :func:`django_steps.services.get_workflow_instance_for_object`, with or
+    without a workflow name.
+    """
+
+    SENTINELS: ClassVar[dict[str, Any]] = {
+        "content_type": -7_654_321,
+        "object_id": "django-steps:object-id",
+        "workflow_name": "django-steps:workflow-name",
+    }
+
+    def __init__(self, connection: BaseDatabaseWrapper, *, by_name: bool):
+        sentinels = dict(self.SENTINELS)
+        queryset = WorkflowInstance.objects.select_related("workflow").filter(
+            content_type_id=sentinels["content_type"], object_id=sentinels["object_id"]
+        )
+        if by_name:
+            queryset = queryset.filter(workflow__name=sentinels["workflow_name"])
+        else:
+            del sentinels["workflow_name"]
+        self.query = _CompiledQuery(unfinished_first(queryset)[:1], connection, sentinels)
+        self.instance_columns, self.instance_names = self.query.columns(self.query.klass_info)
+        (workflow_info,) = self.query.klass_info["related_klass_infos"]
+        self.workflow_columns, self.workflow_names = self.query.columns(workflow_info)
+        self.workflow_field = WorkflowInstance._meta.get_field("workflow")
+
+    def fetch(
+        self, connection: BaseDatabaseWrapper, cursor: Any, arguments: Mapping[str, Any]
+    ) -> WorkflowInstance | None:
+        values = self.query.fetch(connection, cursor, arguments)
+        if values is None:
+            return None
+        alias = connection.alias
+        instance = WorkflowInstance.from_db(
+            alias, self.instance_names, [values[i] for i in self.instance_columns]
+        )
+        workflow = Workflow.from_db(
+            alias, self.workflow_names, [values[i] for i in self.workflow_columns]
+        )
+        self.workflow_field.set_cached_value(instance, workflow)  # as select_related does
+        return instance
 
 
 class UpdateStatement:
@@ -201,15 +309,33 @@ class HistoryInsert:
 
 
 class Statements:
-    """The write path's statements for one database connection."""
+    """The statements for one database connection, each written on first use."""
 
     def __init__(self, connection: BaseDatabaseWrapper):
-        self.lock = LockStatement(connection)
-        self.update = UpdateStatement(connection)
-        self.history = HistoryInsert(connection)
+        self.connection = connection
         # PostgreSQL runs the update and the insert as one statement (a data-modifying
         # WITH), saving a round trip; other databases get two statements.
         self.combine_writes = connection.vendor == "postgresql"
+
+    @cached_property
+    def lock(self) -> LockStatement:
+        return LockStatement(self.connection)
+
+    @cached_property
+    def update(self) -> UpdateStatement:
+        return UpdateStatement(self.connection)
+
+    @cached_property
+    def history(self) -> HistoryInsert:
+        return HistoryInsert(self.connection)
+
+    @cached_property
+    def lookup(self) -> LookupStatement:
+        return LookupStatement(self.connection, by_name=False)
+
+    @cached_property
+    def lookup_by_name(self) -> LookupStatement:
+        return LookupStatement(self.connection, by_name=True)
 
     def write(
         self,
