@@ -44,6 +44,10 @@ SIGNALS = {
 
 Operation = Callable[[WorkflowRunner, MachineState], Outcome]
 
+# How many times a start inserts before giving up, when each insert conflicts with an
+# instance another process started and finished before this one could return it.
+START_ATTEMPTS = 3
+
 
 def start_workflow_instance(
     workflow_name: str, content_object: models.Model, *, actor: Any = None, note: str = ""
@@ -69,28 +73,33 @@ def start_workflow_instance(
     unfinished = WorkflowInstance.objects.unfinished().filter(
         workflow=workflow, content_type=content_type, object_id=object_id
     )
+    state, outcome = compiled.runner.start()
     with transaction.atomic():
-        existing = unfinished.first()
-        if existing is not None:
-            return existing
-        state, outcome = compiled.runner.start()
-        now = timezone.now()
-        instance = WorkflowInstance(
-            workflow=workflow,
-            content_type=content_type,
-            object_id=object_id,
-            started_at=now,
-        )
-        _copy_state(instance, compiled, state, now)
-        try:
-            with transaction.atomic():
-                instance.save(force_insert=True)
-        except IntegrityError:
-            # Another process started it first; the constraint kept it unique.
+        conflict: IntegrityError | None = None
+        for _attempt in range(START_ATTEMPTS):
             existing = unfinished.first()
-            if existing is None:
-                raise
-            return existing
+            if existing is not None:
+                return existing
+            now = timezone.now()
+            instance = WorkflowInstance(
+                workflow=workflow,
+                content_type=content_type,
+                object_id=object_id,
+                started_at=now,
+            )
+            _copy_state(instance, compiled, state, now)
+            try:
+                with transaction.atomic():
+                    instance.save(force_insert=True)
+            except IntegrityError as error:
+                # Another process started one first and the constraint kept it unique:
+                # the next turn returns it, or starts again if it has finished meanwhile.
+                conflict = error
+                continue
+            break
+        else:
+            assert conflict is not None
+            raise conflict
         recording = _Recording(compiled, outcome, None, actor, note)
         connection, statements = statements_for(instance._state.db or DEFAULT_DB_ALIAS)
         with connection.cursor() as cursor:

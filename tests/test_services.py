@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+from unittest import mock
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import IntegrityError
 
 from django_steps import engine
 from django_steps.exceptions import (
@@ -116,6 +120,40 @@ def test_start_again_after_finishing_creates_a_new_instance(instance, claim):
     again = start_workflow_instance("Claims", claim)
     assert again.pk != instance.pk
     assert WorkflowInstance.objects.for_object(claim).count() == 2
+
+
+def conflicting_saves(failures: int) -> Any:
+    """``WorkflowInstance.save`` failing ``failures`` times as a concurrent start would."""
+    real_save = WorkflowInstance.save
+    calls = []
+
+    def save(self: WorkflowInstance, *args: Any, **kwargs: Any) -> None:
+        calls.append(self.pk)
+        if len(calls) <= failures:
+            raise IntegrityError('duplicate key value violates "django_steps_one_unfinished"')
+        real_save(self, *args, **kwargs)
+
+    return mock.patch.object(WorkflowInstance, "save", save), calls
+
+
+def test_start_tries_again_when_the_conflicting_instance_finished_meanwhile(workflow, claim):
+    # Another process's start won the insert, then its instance finished before this
+    # call could look it up: there is nothing to return, so this call starts one.
+    patch, calls = conflicting_saves(failures=1)
+    with patch:
+        instance = engine.start_workflow_instance("Claims", claim)
+    assert len(calls) == 2
+    assert WorkflowInstance.objects.get() == instance
+    assert list(instance.history.values_list("event", flat=True)) == ["started"]
+
+
+def test_start_gives_up_after_repeated_conflicts(workflow, claim):
+    patch, calls = conflicting_saves(failures=engine.START_ATTEMPTS)
+    with patch, pytest.raises(IntegrityError, match="django_steps_one_unfinished"):
+        engine.start_workflow_instance("Claims", claim)
+    assert len(calls) == engine.START_ATTEMPTS
+    assert not WorkflowInstance.objects.exists()
+    assert not WorkflowHistory.objects.exists()
 
 
 def test_start_works_with_uuid_primary_keys(workflow):
