@@ -188,3 +188,38 @@ def test_events_are_matched_once_per_declared_event():
     # The steps with an on-hold status.
     held = {(t.source.name, t.target.name) for t in shape.matches["hold"]}
     assert held == {("Submitted", "Submitted"), ("Review", "Review")}
+
+
+def test_condition_guards_are_marked_for_direct_calls_and_lifecycle_guards_are_not():
+    shape = FlatShape.of(machine_class(flat=True))
+    assert shape is not None
+    completions = {t for t in shape.transitions if t.match(COMPLETE)}
+    assert set(shape.guards) == completions
+    assert shape.transitions - completions  # hold, resume, cancel: through the library
+
+
+@pytest.mark.parametrize(
+    ("listener", "through_the_library"),
+    # With prepare_event, every guard tried: Submitted's one, then Review's three.
+    [(None, 0), (Recorder, 0), (Preparer, 4)],
+    ids=["none", "all callbacks", "prepare"],
+)
+def test_guards_are_called_directly_unless_prepare_event_may_add_arguments(
+    monkeypatch, listener, through_the_library
+):
+    dispatched = []
+    library = SyncEngine._conditions_match
+
+    def counting(self: Any, transition: Any, trigger_data: Any) -> Any:
+        dispatched.append(transition)
+        return library(self, transition, trigger_data)
+
+    monkeypatch.setattr(SyncEngine, "_conditions_match", counting)
+    script = [(COMPLETE, None), (COMPLETE, LOW)]
+    seen, _ = drive(machine_class(flat=True), script, listener and listener())
+    assert seen[1][3] == [
+        ("Review -> Investigation", False),
+        ("Review -> Senior Review", False),
+        ("Review -> Payment", True),
+    ]
+    assert len(dispatched) == through_the_library

@@ -23,7 +23,7 @@ from statemachine.factory import StateMachineMetaclass
 from ..exceptions import ConditionError, ConditionEvaluationError, DefinitionError
 from .cel import DEFAULT_LIMITS, CelLimits, CompiledCondition, compile_condition
 from .definition import Lifecycle, StepDefinition, TransitionDefinition, WorkflowDefinition
-from .flat_engine import FlatMachineEngine, FlatShape
+from .flat_engine import DIRECT_ARGUMENTS, FlatMachineEngine, FlatShape
 
 COMPLETE = "complete"
 HOLD = "hold"
@@ -162,6 +162,7 @@ def _condition_guard(
         return result
 
     guard.__name__ = f"condition_{transition.label}"
+    setattr(guard, DIRECT_ARGUMENTS, ("activation", "evaluations"))
     return guard
 
 
@@ -171,6 +172,7 @@ def _always(transition: TransitionDefinition) -> Callable[..., bool]:
             evaluations.append(Evaluation(transition, True))
         return True
 
+    setattr(guard, DIRECT_ARGUMENTS, ("evaluations",))
     return guard
 
 

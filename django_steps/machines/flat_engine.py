@@ -18,11 +18,17 @@ results never change, so :class:`FlatMachineEngine` answers them without the wor
   arguments of callbacks that do not exist;
 * the exit and entry plans of a transition (the states left and entered, the new
   configuration) are computed once by the library's own code, then reused for that
-  transition whenever the machine is in its source state.
+  transition whenever the machine is in its source state;
+* a transition whose only condition is a guard the compiler marked (the CEL
+  guards, which take only arguments given to ``send()``) has it called with those
+  arguments, as the library's dispatch would, without building an event data object
+  and binding the guard's signature for each transition tried; with a
+  ``prepare_event`` callback (which may add arguments) or errors caught as events,
+  the library dispatches it.
 
-Transitions are still selected by the library (guards in order, through its callback
-registry), and every callback group (``before``, exit, ``on``, entry, ``after``,
-listeners) still runs as the library runs it. A machine that is not flat (or has
+Transitions are still selected by the library (guards in priority order, the first
+that passes is taken), and every callback group (``before``, exit, ``on``, entry,
+``after``, listeners) still runs as the library runs it. A machine that is not flat (or has
 async callbacks) gets the library's engine unchanged.
 """
 
@@ -54,17 +60,23 @@ class FlatShape:
         "entry_plans",
         "event_ids",
         "exit_plans",
+        "guards",
         "has_eventless",
         "matches",
         "transitions",
     )
 
     def __init__(
-        self, transitions: frozenset[Transition], has_eventless: bool, event_ids: frozenset[str]
+        self,
+        transitions: frozenset[Transition],
+        has_eventless: bool,
+        event_ids: frozenset[str],
+        guards: dict[Transition, DirectGuard] | None = None,
     ):
         self.transitions = transitions
         self.has_eventless = has_eventless
         self.event_ids = event_ids
+        self.guards = guards or {}
         self.matches: dict[str, frozenset[Transition]] = {}
         self.exit_plans: dict[Transition, Any] = {}
         self.entry_plans: dict[Transition, Any] = {}
@@ -101,7 +113,34 @@ class FlatShape:
             frozenset(transitions),
             any(t.is_eventless for t in transitions),
             frozenset(str(event) for event in machine_class._events),
+            {t: guard for t in transitions if (guard := _direct_guard(t)) is not None},
         )
+
+
+DirectGuard = tuple[Callable[..., bool], tuple[str, ...]]
+
+DIRECT_ARGUMENTS = "direct_arguments"
+"""Attribute naming the keyword arguments of a guard the engine may call directly."""
+
+
+def _direct_guard(transition: Transition) -> DirectGuard | None:
+    """The transition's guard when it is its only condition and marked for direct calls.
+
+    The compiler marks its CEL guards with the keyword arguments they take, all of
+    which come from ``send()``: calling such a guard with them is what the library's
+    callback dispatch does, without building an event data object and binding the
+    guard's signature for every transition tried.
+    """
+    specs = list(transition.cond)
+    if len(specs) != 1 or list(transition.validators):
+        return None
+    (spec,) = specs
+    arguments = getattr(spec.func, DIRECT_ARGUMENTS, None)
+    if arguments is None or spec.is_convention or spec.cond is not None:
+        return None
+    if spec.expected_value is not True:  # an ``unless`` guard
+        return None
+    return spec.func, tuple(arguments)
 
 
 class FlatMachineEngine(SyncEngine):
@@ -128,6 +167,19 @@ class FlatMachineEngine(SyncEngine):
         if matching is None:
             return super().select_transitions(trigger_data)
         return self._select_transitions(trigger_data, lambda transition, _: transition in matching)
+
+    def _conditions_match(self, transition: Transition, trigger_data: TriggerData) -> bool:
+        direct = self.shape.guards.get(transition)
+        callbacks = self.sm._callbacks
+        if (
+            direct is None
+            or self.sm.prepare.key in callbacks  # prepare_event may add arguments
+            or self._on_error_handler() is not None  # errors become events: the library's way
+        ):
+            return bool(super()._conditions_match(transition, trigger_data))
+        guard, names = direct
+        given = trigger_data.kwargs
+        return bool(guard(**{name: given[name] for name in names if name in given}))
 
     def _filter_conflicting_transitions(
         self, transitions: OrderedSet[Transition]
