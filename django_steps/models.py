@@ -485,6 +485,13 @@ class WorkflowInstanceQuerySet(models.QuerySet["WorkflowInstance"]):
         content_type = ContentType.objects.get_for_model(obj)
         return self.filter(content_type=content_type, object_id=str(obj.pk))
 
+    def unfinished_first(self) -> WorkflowInstanceQuerySet:
+        """Unfinished instances first, then the latest started: the look-up's order."""
+        unfinished = models.Case(models.When(lifecycle__in=UNFINISHED, then=0), default=1)
+        return self.order_by(
+            unfinished, models.F("started_at").desc(nulls_last=True), "-updated_at"
+        )
+
     def for_workflow(self, workflow: Workflow | str) -> WorkflowInstanceQuerySet:
         """Instances of a workflow, given as an object or by name."""
         if isinstance(workflow, str):
@@ -583,6 +590,13 @@ class WorkflowInstance(models.Model):
         return self.lifecycle == Lifecycle.ON_HOLD.value
 
 
+def _definition_link(to: type[models.Model]) -> models.ForeignKey[Any, Any]:
+    """A history row's link to a step or status: cleared on delete, no database constraint."""
+    return models.ForeignKey(
+        to, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
+
+
 class WorkflowHistory(models.Model):
     """One event in an instance's life; rows are written once and never changed.
 
@@ -603,41 +617,13 @@ class WorkflowHistory(models.Model):
     )
     event = models.CharField(_("event"), max_length=20, choices=EVENT_CHOICES)
     timestamp = models.DateTimeField(_("timestamp"), default=timezone.now, db_index=True)
-    from_step = models.ForeignKey(
-        WorkflowStep,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_constraint=False,
-    )
+    from_step = _definition_link(WorkflowStep)
     from_step_name = models.CharField(_("from step"), max_length=100, blank=True)
-    from_status = models.ForeignKey(
-        WorkflowStepStatus,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_constraint=False,
-    )
+    from_status = _definition_link(WorkflowStepStatus)
     from_status_name = models.CharField(_("from status"), max_length=100, blank=True)
-    to_step = models.ForeignKey(
-        WorkflowStep,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_constraint=False,
-    )
+    to_step = _definition_link(WorkflowStep)
     to_step_name = models.CharField(_("to step"), max_length=100, blank=True)
-    to_status = models.ForeignKey(
-        WorkflowStepStatus,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_constraint=False,
-    )
+    to_status = _definition_link(WorkflowStepStatus)
     to_status_name = models.CharField(_("to status"), max_length=100, blank=True)
     context_data = models.JSONField(
         _("context data"), null=True, blank=True, encoder=DjangoJSONEncoder

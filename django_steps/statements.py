@@ -28,7 +28,6 @@ from typing import Any, ClassVar, cast
 from django.db import connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .machines.definition import Lifecycle
 from .models import Workflow, WorkflowHistory, WorkflowInstance
 
 STATE_FIELDS = (
@@ -189,17 +188,6 @@ class LockStatement:
         return instance, values[self.version_column], values[self.created_at_column]
 
 
-def unfinished_first(queryset: models.QuerySet[WorkflowInstance]) -> models.QuerySet[Any]:
-    """``queryset`` ordered unfinished first, then the latest started: what look-ups return."""
-    unfinished = models.Case(
-        models.When(lifecycle__in=[Lifecycle.RUNNING.value, Lifecycle.ON_HOLD.value], then=0),
-        default=1,
-    )
-    return queryset.order_by(
-        unfinished, models.F("started_at").desc(nulls_last=True), "-updated_at"
-    )
-
-
 class LookupStatement:
     """An object's instance, unfinished first, with its workflow row (``select_related``).
 
@@ -222,7 +210,7 @@ class LookupStatement:
             queryset = queryset.filter(workflow__name=sentinels["workflow_name"])
         else:
             del sentinels["workflow_name"]
-        self.query = _CompiledQuery(unfinished_first(queryset)[:1], connection, sentinels)
+        self.query = _CompiledQuery(queryset.unfinished_first()[:1], connection, sentinels)
         self.instance_columns, self.instance_names = self.query.columns(self.query.klass_info)
         (workflow_info,) = self.query.klass_info["related_klass_infos"]
         self.workflow_columns, self.workflow_names = self.query.columns(workflow_info)
