@@ -359,12 +359,12 @@ class StatementsFloor:
         with transaction.atomic():
             connection, statements = statements_for("default")
             with connection.cursor() as cursor:
-                found = statements.lock.fetch(connection, cursor, self.pk)
+                found = statements.lock.fetch(cursor, self.pk)
                 assert found is not None
                 locked = found[0]
                 now = locked.updated_at = timezone.now()
                 recording = _Recording(self.compiled, self.outcome, CONTEXT, None, "")
-                statements.write(connection, cursor, locked, recording.history_rows(locked, now))
+                statements.write(cursor, locked, recording.history_rows(locked, now))
 
 
 class Cycler:

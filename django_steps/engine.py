@@ -103,9 +103,7 @@ def start_workflow_instance(
         recording = _Recording(compiled, outcome, None, actor, note)
         connection, statements = statements_for(instance._state.db or DEFAULT_DB_ALIAS)
         with connection.cursor() as cursor:
-            statements.insert_history(
-                connection, cursor, recording.history_rows(instance, timezone.now())
-            )
+            statements.insert_history(cursor, recording.history_rows(instance, timezone.now()))
         recording.send_signals(instance)
     return instance
 
@@ -171,7 +169,7 @@ def get_workflow_instance_for_object(
         lookup = statements.lookup_by_name
         arguments["workflow_name"] = workflow_name
     with connection.cursor() as cursor:
-        return lookup.fetch(connection, cursor, arguments)
+        return lookup.fetch(cursor, arguments)
 
 
 # --- the one write path ------------------------------------------------------------
@@ -189,7 +187,7 @@ def _change(
     with transaction.atomic(using=using):
         connection, statements = statements_for(using)
         with connection.cursor() as cursor:
-            found = statements.lock.fetch(connection, cursor, instance.pk)
+            found = statements.lock.fetch(cursor, instance.pk)
             if found is None:
                 raise InstanceNotFound(
                     f"Workflow instance {instance.pk} no longer exists.", instance=instance
@@ -212,7 +210,7 @@ def _change(
                 _copy_state(locked, compiled, state, now)
                 locked.updated_at = now
                 recording = _Recording(compiled, outcome, context_data, actor, note)
-                statements.write(connection, cursor, locked, recording.history_rows(locked, now))
+                statements.write(cursor, locked, recording.history_rows(locked, now))
                 recording.send_signals(locked)
             else:
                 _attach_rows(locked, compiled, state)  # so the refresh below loads nothing

@@ -89,6 +89,7 @@ class _CompiledQuery:
         connection: BaseDatabaseWrapper,
         sentinels: Mapping[str, Any],
     ):
+        self.connection = connection
         compiler = queryset.query.get_compiler(connection=connection)
         self.sql, params = compiler.as_sql()
         self.params = list(params)
@@ -118,10 +119,9 @@ class _CompiledQuery:
         positions = list(klass_info["select_fields"])
         return positions, [self.select[i][0].target.attname for i in positions]
 
-    def fetch(
-        self, connection: BaseDatabaseWrapper, cursor: Any, arguments: Mapping[str, Any]
-    ) -> list[Any] | None:
+    def fetch(self, cursor: Any, arguments: Mapping[str, Any]) -> list[Any] | None:
         """The first result row, converted as the ORM converts it; ``None`` if none."""
+        connection = self.connection
         params = self.params.copy()
         for name, value in arguments.items():
             params[self.slots[name]] = value
@@ -173,13 +173,10 @@ class LockStatement:
         self.version_column = positions[names.index("version")]
         self.created_at_column = positions[names.index("created_at")]
 
-    def fetch(
-        self, connection: BaseDatabaseWrapper, cursor: Any, pk: Any
-    ) -> tuple[WorkflowInstance, int, Any] | None:
+    def fetch(self, cursor: Any, pk: Any) -> tuple[WorkflowInstance, int, Any] | None:
         """The locked instance, its workflow's version and creation time; ``None`` if gone."""
-        values = self.query.fetch(
-            connection, cursor, {"pk": self.pk_field.get_db_prep_value(pk, connection)}
-        )
+        connection = self.query.connection
+        values = self.query.fetch(cursor, {"pk": self.pk_field.get_db_prep_value(pk, connection)})
         if values is None:
             return None
         instance = WorkflowInstance.from_db(
@@ -216,13 +213,11 @@ class LookupStatement:
         self.workflow_columns, self.workflow_names = self.query.columns(workflow_info)
         self.workflow_field = WorkflowInstance._meta.get_field("workflow")
 
-    def fetch(
-        self, connection: BaseDatabaseWrapper, cursor: Any, arguments: Mapping[str, Any]
-    ) -> WorkflowInstance | None:
-        values = self.query.fetch(connection, cursor, arguments)
+    def fetch(self, cursor: Any, arguments: Mapping[str, Any]) -> WorkflowInstance | None:
+        values = self.query.fetch(cursor, arguments)
         if values is None:
             return None
-        alias = connection.alias
+        alias = self.query.connection.alias
         instance = WorkflowInstance.from_db(
             alias, self.instance_names, [values[i] for i in self.instance_columns]
         )
@@ -237,6 +232,7 @@ class UpdateStatement:
     """``UPDATE`` the instance's state columns."""
 
     def __init__(self, connection: BaseDatabaseWrapper):
+        self.connection = connection
         meta = WorkflowInstance._meta
         quote = connection.ops.quote_name
         by_name = {field.name: field for field in meta.concrete_fields}
@@ -250,8 +246,9 @@ class UpdateStatement:
             f"WHERE {quote(str(self.pk_field.column))} = %s"
         )
 
-    def params(self, connection: BaseDatabaseWrapper, instance: WorkflowInstance) -> list[Any]:
+    def params(self, instance: WorkflowInstance) -> list[Any]:
         """The parameters that write ``instance``'s state fields."""
+        connection = self.connection
         params = [
             column.prepare(getattr(instance, column.attname), connection) for column in self.columns
         ]
@@ -263,6 +260,7 @@ class HistoryInsert:
     """A multi-row ``INSERT`` of history rows (every column but the primary key)."""
 
     def __init__(self, connection: BaseDatabaseWrapper):
+        self.connection = connection
         meta = WorkflowHistory._meta
         self.fields: list[models.Field[Any, Any]] = [
             field for field in meta.concrete_fields if not field.primary_key
@@ -275,19 +273,21 @@ class HistoryInsert:
         )
         self._sql: dict[int, str] = {}
 
-    def sql(self, connection: BaseDatabaseWrapper, count: int) -> str:
+    def sql(self, count: int) -> str:
+        """The statement inserting ``count`` rows."""
         sql = self._sql.get(count)
         if sql is None:
             placeholders = [["%s"] * len(self.fields)] * count
             # One list of placeholders per row, as Django's insert compiler passes them.
-            sql = self.prefix + connection.ops.bulk_insert_sql(self.fields, cast(Any, placeholders))
+            sql = self.prefix + self.connection.ops.bulk_insert_sql(
+                self.fields, cast(Any, placeholders)
+            )
             self._sql[count] = sql
         return sql
 
-    def params(
-        self, connection: BaseDatabaseWrapper, rows: Sequence[Mapping[str, Any]]
-    ) -> list[Any]:
+    def params(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
         """The parameters of ``rows``, each a mapping of every column's attribute name."""
+        connection = self.connection
         params: list[Any] = []
         for row in rows:
             params.extend(
@@ -304,6 +304,7 @@ class Statements:
         # PostgreSQL runs the update and the insert as one statement (a data-modifying
         # WITH), saving a round trip; other databases get two statements.
         self.combine_writes = connection.vendor == "postgresql"
+        self._combined: dict[int, str] = {}
 
     @cached_property
     def lock(self) -> LockStatement:
@@ -326,31 +327,28 @@ class Statements:
         return LookupStatement(self.connection, by_name=True)
 
     def write(
-        self,
-        connection: BaseDatabaseWrapper,
-        cursor: Any,
-        instance: WorkflowInstance,
-        rows: Sequence[Mapping[str, Any]],
+        self, cursor: Any, instance: WorkflowInstance, rows: Sequence[Mapping[str, Any]]
     ) -> None:
         """Save ``instance``'s state fields and insert its history ``rows``."""
-        update_params = self.update.params(connection, instance)
-        insert_sql = self.history.sql(connection, len(rows))
-        insert_params = self.history.params(connection, rows)
+        update_params = self.update.params(instance)
+        insert_params = self.history.params(rows)
         if self.combine_writes:
-            cursor.execute(
-                f"WITH updated AS ({self.update.sql}) {insert_sql}", update_params + insert_params
-            )
+            cursor.execute(self._combined_sql(len(rows)), update_params + insert_params)
         else:
             cursor.execute(self.update.sql, update_params)
-            cursor.execute(insert_sql, insert_params)
+            cursor.execute(self.history.sql(len(rows)), insert_params)
 
-    def insert_history(
-        self, connection: BaseDatabaseWrapper, cursor: Any, rows: Sequence[Mapping[str, Any]]
-    ) -> None:
+    def insert_history(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert history ``rows`` alone (when an instance starts)."""
-        cursor.execute(
-            self.history.sql(connection, len(rows)), self.history.params(connection, rows)
-        )
+        cursor.execute(self.history.sql(len(rows)), self.history.params(rows))
+
+    def _combined_sql(self, count: int) -> str:
+        sql = self._combined.get(count)
+        if sql is None:
+            sql = self._combined[count] = (
+                f"WITH updated AS ({self.update.sql}) {self.history.sql(count)}"
+            )
+        return sql
 
 
 # Connection wrappers are per thread (and per async task), so are their statements:
@@ -361,7 +359,10 @@ _statements: weakref.WeakKeyDictionary[BaseDatabaseWrapper, Statements] = (
 
 
 def statements_for(using: str) -> tuple[BaseDatabaseWrapper, Statements]:
-    """The connection for ``using`` and its statements (built on first use, in a transaction)."""
+    """The connection for ``using`` and its statements, each compiled on first use.
+
+    The lock must first be used inside a transaction: compiling ``FOR UPDATE`` needs one.
+    """
     connection = connections[using]
     statements = _statements.get(connection)
     if statements is None:
