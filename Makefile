@@ -26,7 +26,7 @@ help:
 	@echo "make test-sqlite    run the suite on SQLite only"
 	@echo "make test-postgres  run the suite on PostgreSQL only"
 	@echo "make reliability    long concurrency, fault and fuzz runs on PostgreSQL (docs/reliability.md)"
-	@echo "make lint           ruff check, ruff format --check, mypy, missing-migration check"
+	@echo "make lint           ruff check, ruff format --check, mypy, import layering, missing migrations"
 	@echo "make format         apply ruff fixes and formatting"
 	@echo "make matrix         run the suite on SQLite across Django 4.2, 5.2 and 6.x (nox)"
 	@echo "make demo           run example claims through the workflow on a fresh SQLite database"
@@ -71,6 +71,7 @@ lint: $(VENV)/.installed-lint
 	$(BIN)/ruff check $(PYTHON_SOURCES)
 	$(BIN)/ruff format --check $(PYTHON_SOURCES)
 	$(BIN)/mypy django_steps
+	$(BIN)/lint-imports
 	DJANGO_SETTINGS_MODULE=tests.settings DJANGO_STEPS_TEST_DB=sqlite \
 		$(BIN)/python -m django makemigrations --check --dry-run $(MIGRATED_APPS)
 

@@ -293,8 +293,8 @@ class OrmFloor:
         from django.db import transaction
         from django.utils import timezone
 
+        from django_steps._engine.statements import STATE_FIELDS
         from django_steps.models import WorkflowHistory, WorkflowInstance
-        from django_steps.statements import STATE_FIELDS
 
         with transaction.atomic():
             locked = (
@@ -329,18 +329,19 @@ class OrmFloor:
 
 
 class StatementsFloor:
-    """Our write path's own statements (:mod:`django_steps.statements`), no workflow logic.
+    """Our write path's own statements (:mod:`django_steps._engine.statements`), no workflow logic.
 
     The same lock, update and history insert the engine runs, with the same parameters,
     but no machine, conditions or outcome: the floor of the engine's design.
     """
 
     def __init__(self, instance: Any):
-        from django_steps.cache import compiled_workflow
-        from django_steps.machines.runner import Change, ChangeKind, Outcome
+        from django_steps._engine.cache import cached_workflow
+        from django_steps.machines.lifecycle import ChangeKind
+        from django_steps.machines.runner import Change, Outcome
 
         self.pk = instance.pk
-        self.compiled = compiled_workflow(instance.workflow)
+        self.compiled = cached_workflow(instance.workflow)
         step, status = instance.current_step.name, instance.current_step_status.name
         self.outcome = Outcome(
             [
@@ -353,8 +354,8 @@ class StatementsFloor:
         from django.db import transaction
         from django.utils import timezone
 
+        from django_steps._engine.statements import statements_for
         from django_steps.engine import _Recording
-        from django_steps.statements import statements_for
 
         with transaction.atomic():
             connection, statements = statements_for("default")
@@ -388,8 +389,8 @@ def run_latency(rounds: int, backends: list[str]) -> list[Row]:
 
     from bench.fsmapp.models import Order
     from django_steps import services
-    from django_steps.cache import compiled_workflow, workflow_cache
-    from django_steps.machines.cel import compile_condition
+    from django_steps._engine.cache import cached_workflow, workflow_cache
+    from django_steps.cel import compile_condition
     from django_steps.models import Workflow
     from tests.factories import create_workflow
 
@@ -503,17 +504,17 @@ def run_latency(rounds: int, backends: list[str]) -> list[Row]:
                 label = f"compile {size} steps, cache miss [{backend}]"
                 rows.append(
                     measure(
-                        lambda workflow=workflow: compiled_workflow(workflow),
+                        lambda workflow=workflow: cached_workflow(workflow),
                         compile_rounds,
                         reset=clear,
                     ).row(label)
                 )
-            compiled_workflow(workflow)
-            count = statements(lambda workflow=workflow: compiled_workflow(workflow))
+            cached_workflow(workflow)
+            count = statements(lambda workflow=workflow: cached_workflow(workflow))
             loops = 20_000
             started_ns = time.perf_counter_ns()
             for _ in range(loops):
-                compiled_workflow(workflow)
+                cached_workflow(workflow)
             seconds = (time.perf_counter_ns() - started_ns) / loops / 1e9
             rows.append(Row(f"compiled workflow, cache hit [{backend}]", seconds, count))
     return rows

@@ -12,4 +12,5 @@ class DjangoStepsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, receivers  # noqa: F401  (registers checks and receivers)
+        from . import checks  # noqa: F401  (registers the system checks)
+        from ._engine import receivers  # noqa: F401  (connects the internal receivers)

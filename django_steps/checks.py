@@ -6,6 +6,8 @@ from typing import Any
 
 from django.core import checks
 
+from .cel import get_backend
+from .cel.safety import MAX_TREE_DEPTH, TREE_LEVELS_PER_DEPTH
 from .conf import DEFAULTS, steps_settings
 from .exceptions import ConfigurationError
 
@@ -43,7 +45,6 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 )
             )
     depth = steps_settings.CONDITION_MAX_DEPTH
-    from .machines.safety import MAX_TREE_DEPTH, TREE_LEVELS_PER_DEPTH
 
     honoured = MAX_TREE_DEPTH // TREE_LEVELS_PER_DEPTH
     if isinstance(depth, int) and not isinstance(depth, bool) and depth > honoured:
@@ -57,7 +58,6 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
         )
     backend = steps_settings.CEL_BACKEND
-    from .machines.cel import get_backend
 
     try:
         get_backend(backend)

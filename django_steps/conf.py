@@ -1,5 +1,8 @@
 """The ``DJANGO_STEPS`` settings, read when used so ``override_settings`` works.
 
+:func:`current_limits` turns the condition and context settings into the
+:class:`~django_steps.cel.CelLimits` that the CEL layer takes.
+
 Settings live in one dict in the project's settings::
 
     DJANGO_STEPS = {"CONDITION_MAX_LENGTH": 2000}
@@ -14,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.signals import setting_changed
 
+from .cel import CelLimits
 from .exceptions import ConfigurationError
 
 DEFAULTS: dict[str, Any] = {
@@ -64,6 +68,17 @@ class StepsSettings:
 
 
 steps_settings = StepsSettings(DEFAULTS)
+
+
+def current_limits() -> CelLimits:
+    """The CEL limits of the ``DJANGO_STEPS`` settings."""
+    return CelLimits(
+        max_length=steps_settings.CONDITION_MAX_LENGTH,
+        max_depth=steps_settings.CONDITION_MAX_DEPTH,
+        max_comprehensions=steps_settings.CONDITION_MAX_COMPREHENSIONS,
+        context_max_bytes=steps_settings.CONTEXT_MAX_BYTES,
+        context_max_depth=steps_settings.CONTEXT_MAX_DEPTH,
+    )
 
 
 def _reload_on_change(*, setting: str, **kwargs: Any) -> None:

@@ -7,7 +7,7 @@ changes return the :class:`~django_steps.machines.Outcome`.
 
 Every change follows one path: open a transaction, lock the instance row, check,
 change, save the state and record history, send signals, return. The statements are
-written once per connection by :mod:`django_steps.statements`. A refused change
+written once per connection by :mod:`django_steps._engine.statements`. A refused change
 writes nothing; an exception from a signal receiver rolls the whole change back.
 """
 
@@ -22,14 +22,14 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, models, router, transact
 from django.utils import timezone
 
 from . import signals
-from .cache import CompiledWorkflow, compiled_workflow, current_limits, workflow_cache
-from .conf import steps_settings
+from ._engine.cache import CachedWorkflow, cached_workflow, workflow_cache
+from ._engine.statements import STATE_FIELDS, statements_for
+from .cel import convert_context
+from .conf import current_limits, steps_settings
 from .exceptions import InstanceError, InstanceNotFound, WorkflowNotFound
-from .machines.cel import convert_context
-from .machines.definition import Lifecycle
-from .machines.runner import ChangeKind, MachineState, Outcome, WorkflowRunner
+from .machines.lifecycle import ChangeKind, Lifecycle
+from .machines.runner import MachineState, Outcome, WorkflowRunner
 from .models import Workflow, WorkflowInstance
-from .statements import STATE_FIELDS, statements_for
 
 SIGNALS = {
     ChangeKind.STARTED: signals.workflow_started,
@@ -42,7 +42,7 @@ SIGNALS = {
 }
 
 
-Operation = Callable[[WorkflowRunner, MachineState], Outcome]
+_RunnerCall = Callable[[WorkflowRunner, MachineState], Outcome]
 
 # How many times a start inserts before giving up, when each insert conflicts with an
 # instance another process started and finished before this one could return it.
@@ -67,7 +67,7 @@ def start_workflow_instance(
         workflow = Workflow.objects.get(name=workflow_name)
     except Workflow.DoesNotExist:
         raise WorkflowNotFound(workflow_name) from None
-    compiled = compiled_workflow(workflow)
+    compiled = cached_workflow(workflow)
     content_type = ContentType.objects.get_for_model(content_object)
     object_id = str(content_object.pk)
     unfinished = WorkflowInstance.objects.unfinished().filter(
@@ -177,7 +177,7 @@ def get_workflow_instance_for_object(
 
 def _change(
     instance: WorkflowInstance,
-    operation: Operation,
+    operation: _RunnerCall,
     *,
     context_data: Mapping[str, Any] | None = None,
     actor: Any = None,
@@ -195,9 +195,7 @@ def _change(
             locked, version, created_at = found
             compiled = workflow_cache.current(locked.workflow_id, version, created_at)
             if compiled is None:  # first use, or the definition changed: compile it
-                compiled = compiled_workflow(
-                    Workflow.objects.using(using).get(pk=locked.workflow_id)
-                )
+                compiled = cached_workflow(Workflow.objects.using(using).get(pk=locked.workflow_id))
             locked.workflow = compiled.workflow_row(using)
             state = compiled.state_of(locked)
             try:
@@ -218,9 +216,7 @@ def _change(
     return outcome
 
 
-def _attach_rows(
-    instance: WorkflowInstance, compiled: CompiledWorkflow, state: MachineState
-) -> None:
+def _attach_rows(instance: WorkflowInstance, compiled: CachedWorkflow, state: MachineState) -> None:
     """Point the instance's step and status relations at the cached rows (no query)."""
     instance.current_step = compiled.step_row(state.step)
     instance.current_step_status = compiled.status_row(state.step, state.status)
@@ -228,7 +224,7 @@ def _attach_rows(
 
 
 def _copy_state(
-    instance: WorkflowInstance, compiled: CompiledWorkflow, state: MachineState, now: Any
+    instance: WorkflowInstance, compiled: CachedWorkflow, state: MachineState, now: Any
 ) -> None:
     _attach_rows(instance, compiled, state)
     lifecycle = Lifecycle(state.lifecycle)
@@ -250,7 +246,7 @@ def _refresh_in_place(target: WorkflowInstance, source: WorkflowInstance) -> Non
 class _Recording:
     """An outcome to persist for an instance, with what the caller passed along."""
 
-    compiled: CompiledWorkflow
+    compiled: CachedWorkflow
     outcome: Outcome
     context_data: Mapping[str, Any] | None
     actor: Any

@@ -21,10 +21,9 @@ from django.forms.models import BaseInlineFormSet
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
+from .cel.variables import check_declared_context, parse_declarations
 from .engine import check_context
 from .exceptions import ContextError, DefinitionError
-from .machines.variables import check_context as check_declared_context
-from .machines.variables import parse_declarations
 from .models import WorkflowInstance, WorkflowStep, WorkflowStepStatus, WorkflowTransition
 
 CODE_ATTRS = {"class": "steps-code", "spellcheck": "false", "autocomplete": "off"}

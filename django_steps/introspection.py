@@ -1,9 +1,9 @@
 """Introspection of stored workflows and instances: structure, options now, and ``explain``.
 
 These functions read only; none writes to the database. Workflows are compiled
-through :func:`django_steps.cache.compiled_workflow`, so they honour the
+through :func:`django_steps._engine.cache.cached_workflow`, so they honour the
 ``DJANGO_STEPS`` settings and cost no query on a cache hit. The results are the
-dataclasses of :mod:`django_steps.machines.introspect` and
+dataclasses of :mod:`django_steps.machines.describe` and
 :mod:`django_steps.machines.explain`, which also work on plain definitions with no
 database (see :mod:`django_steps.testing`).
 """
@@ -13,17 +13,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .cache import compiled_workflow, current_limits
-from .conf import steps_settings
+from ._engine.cache import cached_workflow
+from .conf import current_limits, steps_settings
 from .exceptions import WorkflowNotFound
 from .machines.definition import WorkflowDefinition
-from .machines.explain import Explanation, explain_status
-from .machines.introspect import (
+from .machines.describe import (
     StateDescription,
     WorkflowDescription,
     describe_definition,
     describe_state,
 )
+from .machines.explain import Explanation, explain_status
 from .machines.runner import MachineState, WorkflowRunner
 from .models import Workflow, WorkflowInstance
 
@@ -44,12 +44,12 @@ def workflow_runner(workflow: WorkflowRef) -> WorkflowRunner:
             workflow = Workflow.objects.get(name=name)
         except Workflow.DoesNotExist:
             raise WorkflowNotFound(name) from None
-    return compiled_workflow(workflow).runner
+    return cached_workflow(workflow).runner
 
 
 def instance_state(instance: WorkflowInstance) -> tuple[WorkflowRunner, MachineState]:
     """The runner of an instance's workflow and the instance's machine state."""
-    compiled = compiled_workflow(instance.workflow)
+    compiled = cached_workflow(instance.workflow)
     return compiled.runner, compiled.state_of(instance)
 
 

@@ -2,7 +2,7 @@
 
 The definition models are edited by administrators; every change to a step, status
 or transition bumps :attr:`Workflow.version`, which invalidates compiled machines in
-every process (see :mod:`django_steps.registry`). Instances attach a workflow to any
+every process (see :mod:`django_steps._engine.cache`). Instances attach a workflow to any
 object through a generic relation; their state changes only through
 :mod:`django_steps.services`. History rows are append-only.
 """
@@ -22,9 +22,10 @@ from django.db.models import F, ProtectedError, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .machines.definition import Lifecycle
-from .machines.runner import ChangeKind
-from .machines.variables import declaration_errors
+from .cel.variables import declaration_errors
+from .conf import current_limits, steps_settings
+from .machines.lifecycle import ChangeKind, Lifecycle
+from .machines.validation import ConditionIssue, condition_issues
 
 LIFECYCLE_CHOICES = [(item.value, item.label) for item in Lifecycle]
 EVENT_CHOICES = [(item.value, item.label) for item in ChangeKind]
@@ -107,14 +108,12 @@ class Workflow(models.Model):
 
     def undeclared_variable_errors(self) -> list[str]:
         """Conditions of this workflow that read variables the declaration leaves out."""
-        from .validation import check_condition
-
         errors = []
         for name, condition in self.transitions.exclude(condition="").values_list(
             "name", "condition"
         ):
             # A condition refused for another reason is reported on its own field.
-            for issue in check_condition(condition, context_variables=self.context_variables):
+            for issue in _condition_issues(condition, self.context_variables):
                 if issue.code == "undeclared_variable":
                     errors.append(
                         _("Transition “%(transition)s”: %(problem)s")
@@ -445,12 +444,16 @@ class WorkflowTransition(models.Model):
 
     def condition_errors(self) -> list[str]:
         """Why the condition would be refused (length, depth, syntax, safety, variables)."""
-        from .validation import check_condition
-
         declared = self.workflow.context_variables if self.workflow_id else None
-        return [
-            issue.message for issue in check_condition(self.condition, context_variables=declared)
-        ]
+        return [issue.message for issue in _condition_issues(self.condition, declared)]
+
+
+def _condition_issues(condition: str, context_variables: Any) -> list[ConditionIssue]:
+    """Why ``condition`` is refused under the current settings (as the validator says)."""
+    declared = context_variables if isinstance(context_variables, dict) else None
+    return condition_issues(
+        condition, declared=declared, backend=steps_settings.CEL_BACKEND, limits=current_limits()
+    )
 
 
 # --- instances ---------------------------------------------------------------------

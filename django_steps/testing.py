@@ -28,12 +28,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Union
 
+from .cel import DEFAULT_LIMITS, CelLimits
 from .exceptions import DefinitionError
-from .machines.cel import DEFAULT_LIMITS, CelLimits
-from .machines.definition import Lifecycle, WorkflowDefinition
+from .machines.definition import WorkflowDefinition
+from .machines.describe import StateDescription, describe_state
 from .machines.explain import Explanation, explain_status
-from .machines.introspect import StateDescription, describe_state
-from .machines.runner import Change, ChangeKind, MachineState, Outcome, WorkflowRunner
+from .machines.lifecycle import ChangeKind, Lifecycle
+from .machines.runner import Change, MachineState, Outcome, WorkflowRunner
 from .machines.serialization import definitions_from_data, read_definitions
 
 __all__ = [
@@ -45,7 +46,7 @@ __all__ = [
     "WorkflowScenario",
     "assert_transition",
     "drive",
-    "explain",
+    "explain_definition",
     "load_definition",
     "load_definitions",
     "runner_for",
@@ -256,7 +257,7 @@ def drive(
 # --- assertions ------------------------------------------------------------------------
 
 
-def explain(
+def explain_definition(
     definition: DefinitionSource,
     context: Mapping[str, Any] | None = None,
     *,
@@ -291,7 +292,7 @@ def assert_transition(
     ``AssertionError`` shows every condition's result and the engine's verdict.
     Returns the :class:`~django_steps.machines.explain.Explanation`.
     """
-    explanation = explain(
+    explanation = explain_definition(
         definition, context, step=from_step, status=status, backend=backend, limits=limits
     )
     if explanation.next_step != to_step:

@@ -19,8 +19,8 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Model, Q
 
+from ._engine.loading import definition_from_db
 from .exceptions import DefinitionError, DefinitionInUse, WorkflowNotFound
-from .loading import definition_from_db
 from .machines.definition import (
     StatusDefinition,
     StepDefinition,

@@ -11,14 +11,14 @@ the ``DJANGO_STEPS`` backend and limits.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .conf import steps_settings
+from ._engine import loading
+from ._engine.loading import WorkflowRows, load_workflow_rows
+from .cel import CelLimits
+from .conf import current_limits, steps_settings
 from .exceptions import WorkflowNotFound
-from .loading import WorkflowRows, definition_from_rows, load_workflow_rows
-from .machines.cel import CelLimits
 from .machines.definition import WorkflowDefinition
 from .machines.validation import (
     ERROR,
@@ -48,8 +48,6 @@ __all__ = [
 
 
 def _settings(backend: str | None, limits: CelLimits | None) -> tuple[str, CelLimits]:
-    from .cache import current_limits
-
     return backend or steps_settings.CEL_BACKEND, limits or current_limits()
 
 
@@ -78,62 +76,8 @@ def _options(backend: str | None, limits: CelLimits | None) -> dict[str, Any]:
 def validate_rows(
     rows: WorkflowRows, *, backend: str | None = None, limits: CelLimits | None = None
 ) -> list[Problem]:
-    """The problems of loaded rows (no query unless a transition crosses workflows)."""
-    workflow = rows.workflow
-    problems: list[Problem] = []
-    own_transitions = []
-    for transition in rows.transitions:
-        foreign = [
-            (field_name, step)
-            for field_name, step in (
-                ("from_step", transition.from_step),
-                ("to_step", transition.to_step),
-            )
-            if step.workflow_id != workflow.pk
-        ]
-        for field_name, step in foreign:
-            problems.append(
-                Problem(
-                    severity=ERROR,
-                    code="transition_other_workflow",
-                    message=(
-                        f"Workflow {workflow.name!r}: transition {transition.name!r} uses step "
-                        f"{step.name!r} of workflow {step.workflow.name!r}; a transition must "
-                        "join two steps of its own workflow."
-                    ),
-                    workflow=workflow.name,
-                    kind="transition",
-                    name=transition.name,
-                    field=field_name,
-                    id=transition.pk,
-                    obj=transition,
-                )
-            )
-        if not foreign:
-            own_transitions.append(transition)
-    definition = definition_from_rows(
-        WorkflowRows(workflow=workflow, steps=rows.steps, transitions=own_transitions)
-    )
-    problems.extend(validate_definition(definition, **_options(backend, limits)))
-    return [_with_row(problem, rows) for problem in problems]
-
-
-def _with_row(problem: Problem, rows: WorkflowRows) -> Problem:
-    if problem.obj is not None:
-        return problem
-    row: Any = None
-    if problem.kind == "workflow":
-        row = rows.workflow
-    elif problem.kind == "step":
-        row = next((step for step in rows.steps if step.name == problem.name), None)
-    elif problem.kind == "status":
-        step = next((step for step in rows.steps if step.name == problem.step), None)
-        if step is not None:
-            statuses = step.possible_statuses.all()
-            row = next((status for status in statuses if status.name == problem.name), None)
-    elif problem.kind == "transition":
-        row = next((t for t in rows.transitions if t.pk == problem.id), None)
-    return dataclasses.replace(problem, obj=row) if row is not None else problem
+    """The problems of loaded rows; ``backend`` and ``limits`` default to the settings."""
+    return loading.validate_rows(rows, **_options(backend, limits))
 
 
 def ensure_valid(

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from django_steps import engine
-from django_steps.machines.definition import Lifecycle
+from django_steps.machines.lifecycle import Lifecycle
 from django_steps.models import (
     Workflow,
     WorkflowHistory,

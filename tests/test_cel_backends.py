@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from django_steps.cel import CelLimits, compile_condition, convert_context, get_backend
+from django_steps.cel import backends as backends_module
 from django_steps.checks import check_settings
 from django_steps.exceptions import (
     ConditionEvaluationError,
@@ -27,8 +29,6 @@ from django_steps.exceptions import (
     NoTransitionAvailable,
 )
 from django_steps.machines import MachineState, WorkflowDefinition, WorkflowRunner
-from django_steps.machines import cel as cel_module
-from django_steps.machines.cel import CelLimits, compile_condition, convert_context, get_backend
 from tests.factories import claims_definition
 
 HAS_CEL_EXPR = importlib.util.find_spec("cel_expr_python") is not None
@@ -258,7 +258,7 @@ def test_runner_fails_closed_the_same_way(backend):
 def without_cel_expr(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make ``import cel_expr_python`` fail and forget any backend already built."""
     monkeypatch.setitem(sys.modules, "cel_expr_python", None)
-    monkeypatch.delitem(cel_module._backends, "cel-expr", raising=False)
+    monkeypatch.delitem(backends_module._backends, "cel-expr", raising=False)
 
 
 @pytest.mark.usefixtures("without_cel_expr")

@@ -9,15 +9,15 @@ from collections.abc import Callable
 
 import pytest
 
-from django_steps.exceptions import ConditionSyntaxError
-from django_steps.machines.cel import CelLimits, compile_condition, convert_context
-from django_steps.machines.safety import (
+from django_steps.cel import CelLimits, compile_condition, convert_context
+from django_steps.cel.safety import (
     MAX_TREE_DEPTH,
     check_condition_safety,
     parse_tree,
     tree_depth_limit,
 )
-from django_steps.machines.variables import free_variables
+from django_steps.cel.variables import free_variables
+from django_steps.exceptions import ConditionSyntaxError
 
 #: Generous upper bound for refusing one hostile text ("well under a second").
 QUICKLY = 1.0

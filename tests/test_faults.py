@@ -23,6 +23,7 @@ from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models import ProtectedError
 
 from django_steps import engine, services, signals
+from django_steps._engine.statements import Statements
 from django_steps.models import (
     Workflow,
     WorkflowHistory,
@@ -30,7 +31,6 @@ from django_steps.models import (
     WorkflowStep,
     WorkflowStepStatus,
 )
-from django_steps.statements import Statements
 from tests.factories import claims_definition, create_workflow
 from tests.reliability.harness import start_workers
 from tests.testapp.models import Claim

@@ -3,8 +3,8 @@
 Random and crafted condition texts (any unicode, deep nesting, huge literals,
 macros, overflowing arithmetic) and context values (random nested structures,
 unsupported objects, NaN, huge integers, non-string keys, cycles) go through
-:func:`~django_steps.machines.cel.compile_condition`,
-:func:`~django_steps.machines.cel.convert_context`, a
+:func:`~django_steps.cel.compile_condition`,
+:func:`~django_steps.cel.convert_context`, a
 :class:`~django_steps.machines.WorkflowRunner` and the services. Each must either
 work or raise a :class:`~django_steps.exceptions.StepsError` subclass, within a
 generous time bound, on every installed CEL backend. Anything else escaping (a
@@ -31,6 +31,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from django_steps import services
+from django_steps.cel import DEFAULT_LIMITS, CelLimits, compile_condition, convert_context
 from django_steps.exceptions import (
     ConditionError,
     ConditionSyntaxError,
@@ -39,12 +40,6 @@ from django_steps.exceptions import (
     StepsError,
 )
 from django_steps.machines import WorkflowDefinition, WorkflowRunner
-from django_steps.machines.cel import (
-    DEFAULT_LIMITS,
-    CelLimits,
-    compile_condition,
-    convert_context,
-)
 from django_steps.models import WorkflowHistory
 from tests.factories import create_workflow
 from tests.reliability.scale import HYPOTHESIS

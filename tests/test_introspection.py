@@ -13,9 +13,10 @@ from django_steps.exceptions import (
     WorkflowNotFound,
 )
 from django_steps.introspection import describe_instance, describe_workflow, explain
-from django_steps.machines import Lifecycle, MachineState, WorkflowDefinition, WorkflowRunner
+from django_steps.machines import MachineState, WorkflowDefinition, WorkflowRunner
+from django_steps.machines.describe import describe_state
 from django_steps.machines.explain import explain_status
-from django_steps.machines.introspect import describe_state
+from django_steps.machines.lifecycle import Lifecycle
 from django_steps.models import WorkflowHistory
 from django_steps.services import (
     cancel_workflow_instance,

@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from django_steps.exceptions import NoTransitionAvailable, TransitionConditionError
-from django_steps.machines import Lifecycle, MachineState, WorkflowDefinition, WorkflowRunner
+from django_steps.machines import MachineState, WorkflowDefinition, WorkflowRunner
+from django_steps.machines.lifecycle import Lifecycle
 from tests.factories import claims_definition
 
 LOW = {"claim": {"amount": 500.0, "is_high_risk": False}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from statemachine import StateMachine
 
+from django_steps.cel import compile_condition, convert_context
 from django_steps.exceptions import (
     ConditionSyntaxError,
     ContextError,
@@ -17,13 +18,12 @@ from django_steps.exceptions import (
 )
 from django_steps.machines import (
     ChangeKind,
-    Lifecycle,
     MachineState,
     WorkflowDefinition,
     WorkflowRunner,
     compile_workflow,
 )
-from django_steps.machines.cel import compile_condition, convert_context
+from django_steps.machines.lifecycle import Lifecycle
 from tests.factories import claims_definition
 
 LOW = {"claim": {"amount": 500.0, "is_high_risk": False}}

@@ -15,8 +15,8 @@ import pytest
 from statemachine import State
 from statemachine.engines.sync import SyncEngine
 
+from django_steps.cel import convert_context
 from django_steps.machines import MachineState, WorkflowDefinition, WorkflowRunner
-from django_steps.machines.cel import convert_context
 from django_steps.machines.compiler import COMPLETE, WorkflowMachine, compile_workflow
 from django_steps.machines.flat_engine import FlatMachineEngine, FlatShape
 from tests.factories import claims_definition

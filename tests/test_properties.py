@@ -23,10 +23,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from django_steps import engine
-from django_steps.cache import workflow_cache
+from django_steps._engine.cache import workflow_cache
+from django_steps.cel import get_backend
 from django_steps.exceptions import StepsError
-from django_steps.machines import Lifecycle, MachineState, WorkflowDefinition, WorkflowRunner
-from django_steps.machines.cel import get_backend
+from django_steps.machines import MachineState, WorkflowDefinition, WorkflowRunner
+from django_steps.machines.lifecycle import Lifecycle
 from django_steps.models import WorkflowHistory, WorkflowInstance
 from tests.factories import create_workflow
 from tests.reliability.audit import (

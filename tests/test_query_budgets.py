@@ -20,7 +20,7 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 
-from django_steps.cache import compiled_workflow, workflow_cache
+from django_steps._engine.cache import cached_workflow, workflow_cache
 from django_steps.models import Workflow, WorkflowHistory, WorkflowInstance, WorkflowStep
 from django_steps.services import (
     cancel_workflow_instance,
@@ -194,10 +194,10 @@ def test_get_workflow_instance_for_object_is_one_query(instance, claim, django_a
 
 
 def test_cache_hit_costs_no_query(workflow, django_assert_num_queries):
-    compiled = compiled_workflow(workflow)
+    compiled = cached_workflow(workflow)
     hits = workflow_cache.hits
     with django_assert_num_queries(0):
-        assert compiled_workflow(workflow) is compiled
+        assert cached_workflow(workflow) is compiled
     assert workflow_cache.hits == hits + 1
 
 
@@ -218,14 +218,14 @@ def test_definition_change_forces_exactly_one_recompile(
 def test_a_reused_primary_key_is_cached_again(workflow, django_assert_num_queries):
     # SQLite reuses the key of a deleted workflow. The entry it left, at a higher
     # version, must not keep the new workflow out of the cache (it recompiled each time).
-    compiled = compiled_workflow(workflow)
+    compiled = cached_workflow(workflow)
     workflow_cache._entries[workflow.pk] = dataclasses.replace(
         compiled, version=workflow.version + 10, created_at=workflow.created_at - timedelta(days=1)
     )
-    recompiled = compiled_workflow(workflow)
+    recompiled = cached_workflow(workflow)
     assert recompiled is not compiled
     with django_assert_num_queries(0):
-        assert compiled_workflow(workflow) is recompiled
+        assert cached_workflow(workflow) is recompiled
 
 
 @pytest.mark.parametrize(

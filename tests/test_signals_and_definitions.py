@@ -7,7 +7,7 @@ from django.core import serializers
 from django.core.management import call_command
 
 from django_steps import signals
-from django_steps.cache import workflow_cache
+from django_steps._engine.cache import workflow_cache
 from django_steps.models import (
     Workflow,
     WorkflowHistory,

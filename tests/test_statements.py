@@ -1,6 +1,6 @@
 """The write path's prepared statements: what they lock, read and write.
 
-The engine runs SQL written once per connection (:mod:`django_steps.statements`)
+The engine runs SQL written once per connection (:mod:`django_steps._engine.statements`)
 instead of building QuerySets on every change. These tests pin what that SQL does:
 it locks the instance row only, reads the workflow's version rather than its row,
 writes exactly what ``save()`` and ``bulk_create()`` would, and hands every caller its

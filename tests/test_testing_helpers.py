@@ -17,7 +17,8 @@ from django_steps.exceptions import (
     NoTransitionAvailable,
     TransitionConditionError,
 )
-from django_steps.machines import ChangeKind, Lifecycle, WorkflowDefinition
+from django_steps.machines import ChangeKind, WorkflowDefinition
+from django_steps.machines.lifecycle import Lifecycle
 from django_steps.machines.serialization import dump_definitions
 from django_steps.testing import (
     CANCEL,
@@ -26,7 +27,7 @@ from django_steps.testing import (
     WorkflowScenario,
     assert_transition,
     drive,
-    explain,
+    explain_definition,
     load_definition,
     load_definitions,
 )
@@ -175,10 +176,10 @@ def test_assert_transition_failure_when_refused(claims):
 
 
 def test_explain_without_a_database(claims):
-    explanation = explain(claims, HIGH, step="Review")
+    explanation = explain_definition(claims, HIGH, step="Review")
     assert explanation.next_step == "Senior Review"
     with pytest.raises(DefinitionError, match="no step 'Nope'"):
-        explain(claims, step="Nope")
+        explain_definition(claims, step="Nope")
 
 
 # --- no settings ---------------------------------------------------------------------

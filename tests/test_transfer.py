@@ -11,8 +11,8 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 
+from django_steps._engine.loading import definition_from_db
 from django_steps.exceptions import DefinitionError, DefinitionInUse, WorkflowNotFound
-from django_steps.loading import definition_from_db
 from django_steps.machines import WorkflowDefinition
 from django_steps.machines.serialization import (
     FORMAT_MARKER,

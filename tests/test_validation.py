@@ -14,7 +14,12 @@ from django.db import IntegrityError, transaction
 from django.test import override_settings
 
 from django_steps import engine
-from django_steps.cache import workflow_cache
+from django_steps._engine.cache import workflow_cache
+from django_steps.cel.variables import (
+    check_declared_context,
+    declaration_errors,
+    parse_declarations,
+)
 from django_steps.checks import check_settings
 from django_steps.exceptions import (
     ContextError,
@@ -28,11 +33,6 @@ from django_steps.machines.validation import (
     condition_issues,
     ensure_valid_definition,
     validate_definition,
-)
-from django_steps.machines.variables import (
-    check_context,
-    declaration_errors,
-    parse_declarations,
 )
 from django_steps.models import (
     Workflow,
@@ -433,7 +433,7 @@ DECLARED = {
     ],
 )
 def test_context_values_matching_their_declaration(name, value):
-    assert check_context(DECLARED, {name: value}) == {name: value}
+    assert check_declared_context(DECLARED, {name: value}) == {name: value}
 
 
 @pytest.mark.parametrize(
@@ -463,14 +463,14 @@ def test_context_values_matching_their_declaration(name, value):
 )
 def test_context_values_not_matching_their_declaration(name, value, text):
     with pytest.raises(ContextError, match=re.escape(text)) as info:
-        check_context(DECLARED, {name: value}, workflow="Claims")
+        check_declared_context(DECLARED, {name: value}, workflow="Claims")
     assert info.value.path == name
     assert str(info.value).startswith("Workflow 'Claims': context variable")
 
 
 def test_ints_for_double_variables_become_floats_and_the_input_is_not_changed():
     context = {"amount": 10, "other": 1}
-    checked = check_context({"amount": "double"}, context)
+    checked = check_declared_context({"amount": "double"}, context)
     assert checked == {"amount": 10.0, "other": 1}
     assert isinstance(checked["amount"], float)
     assert context == {"amount": 10, "other": 1}
@@ -478,14 +478,14 @@ def test_ints_for_double_variables_become_floats_and_the_input_is_not_changed():
 
 def test_context_that_is_not_a_mapping_is_refused_when_variables_are_declared():
     with pytest.raises(ContextError, match="context_data must be a dict, not list"):
-        check_context({"claim": "map"}, [("claim", {})])
+        check_declared_context({"claim": "map"}, [("claim", {})])
 
 
 def test_missing_and_undeclared_context_keys_are_left_alone():
     context = {"extra": object()}
-    assert check_context({"claim": "map"}, context) is context
-    assert check_context({"claim": "map"}, None) is None
-    assert check_context({}, {"claim": 1}) == {"claim": 1}
+    assert check_declared_context({"claim": "map"}, context) is context
+    assert check_declared_context({"claim": "map"}, None) is None
+    assert check_declared_context({}, {"claim": 1}) == {"claim": 1}
 
 
 def declared_claims(**variables: str) -> dict[str, Any]:
@@ -627,7 +627,7 @@ def test_warnings_do_not_stop_a_workflow_and_validation_runs_on_cache_misses_onl
     data["transitions"][2]["priority"] = 30  # a tie: a warning
     create_workflow(data)
     calls = []
-    import django_steps.cache as cache_module
+    import django_steps._engine.cache as cache_module
 
     original = cache_module.validate_rows
     monkeypatch.setattr(

@@ -33,7 +33,8 @@ from django.utils.translation import gettext_lazy, ngettext
 from .. import engine
 from ..exceptions import StepsError
 from ..forms import SetStatusForm
-from ..machines.runner import ChangeKind, Outcome
+from ..machines.lifecycle import ChangeKind
+from ..machines.runner import Outcome
 from ..models import WorkflowHistory, WorkflowInstance, WorkflowStep
 from .definitions import ADMIN_MEDIA
 from .panels import diagram_panel, explain_panel, options_panel

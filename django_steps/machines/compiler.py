@@ -20,10 +20,11 @@ from typing import Any, ClassVar
 from statemachine import State, StateMachine
 from statemachine.factory import StateMachineMetaclass
 
+from ..cel import DEFAULT_LIMITS, CelLimits, CompiledCondition, compile_condition
 from ..exceptions import ConditionError, ConditionEvaluationError, DefinitionError
-from .cel import DEFAULT_LIMITS, CelLimits, CompiledCondition, compile_condition
-from .definition import Lifecycle, StepDefinition, TransitionDefinition, WorkflowDefinition
+from .definition import StepDefinition, TransitionDefinition, WorkflowDefinition
 from .flat_engine import DIRECT_ARGUMENTS, FlatMachineEngine, FlatShape
+from .lifecycle import Lifecycle
 
 COMPLETE = "complete"
 HOLD = "hold"

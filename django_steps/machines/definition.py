@@ -2,36 +2,18 @@
 
 A :class:`WorkflowDefinition` is what the compiler, the runner, the diagrams and
 the testing helpers work on. It is built from database rows by
-:func:`django_steps.loading.definition_from_db` or from a plain dict by
+:func:`django_steps._engine.loading.definition_from_db` or from a plain dict by
 :meth:`WorkflowDefinition.from_dict` (the same shape as the export format).
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from ..exceptions import DefinitionError
-
-
-class Lifecycle(str, enum.Enum):
-    """Where a workflow instance is in its life."""
-
-    RUNNING = "running"
-    ON_HOLD = "on_hold"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ").capitalize()
-
-    @property
-    def is_finished(self) -> bool:
-        return self in (Lifecycle.COMPLETED, Lifecycle.CANCELLED)
 
 
 @dataclass(frozen=True)

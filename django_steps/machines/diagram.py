@@ -25,7 +25,8 @@ from statemachine.contrib.diagram.model import DiagramGraph, DiagramTransition, 
 from statemachine.contrib.diagram.renderers.mermaid import MermaidRenderer
 
 from ..exceptions import DiagramError
-from .definition import Lifecycle, TransitionDefinition
+from .definition import TransitionDefinition
+from .lifecycle import Lifecycle
 from .runner import MachineState, WorkflowRunner
 
 DiagramFormat = Literal["dot", "mermaid", "svg", "png"]

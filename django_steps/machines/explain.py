@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..cel import convert_context
 from ..exceptions import ConditionEvaluationError, StepsError
-from .cel import convert_context
-from .definition import Lifecycle, TransitionDefinition
-from .runner import Change, ChangeKind, MachineState, WorkflowRunner
+from .definition import TransitionDefinition
+from .lifecycle import ChangeKind, Lifecycle
+from .runner import Change, MachineState, WorkflowRunner
 
 
 @dataclass(frozen=True)

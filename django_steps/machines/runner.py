@@ -11,7 +11,6 @@ state untouched.
 
 from __future__ import annotations
 
-import enum
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ from typing import Any
 
 from statemachine.exceptions import TransitionNotAllowed
 
+from ..cel import DEFAULT_LIMITS, CelLimits, convert_context
+from ..cel.variables import check_declared_context
 from ..exceptions import (
     ConditionEvaluationError,
     DefinitionError,
@@ -28,26 +29,9 @@ from ..exceptions import (
     OperationNotAllowed,
     TransitionConditionError,
 )
-from .cel import DEFAULT_LIMITS, CelLimits, convert_context
 from .compiler import COMPLETE, Evaluation, StepBinding, WorkflowMachine, compile_workflow
-from .definition import Lifecycle, StatusDefinition, StepDefinition, WorkflowDefinition
-from .variables import check_context
-
-
-class ChangeKind(str, enum.Enum):
-    """The kinds of history event."""
-
-    STARTED = "started"
-    STATUS_CHANGED = "status_changed"
-    STEP_CHANGED = "step_changed"
-    HELD = "held"
-    RESUMED = "resumed"
-    CANCELLED = "cancelled"
-    COMPLETED = "completed"
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ").capitalize()
+from .definition import StatusDefinition, StepDefinition, WorkflowDefinition
+from .lifecycle import ChangeKind, Lifecycle
 
 
 @dataclass
@@ -210,7 +194,7 @@ class WorkflowRunner:
         if status.is_cancellation:
             return self.cancel(state)
         if self.definition.context_variables:
-            context = check_context(
+            context = check_declared_context(
                 self.definition.context_variables, context, workflow=self.definition.name
             )
         if status.is_completion and not step.is_final:

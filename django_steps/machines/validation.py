@@ -16,11 +16,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..cel import DEFAULT_LIMITS, CelLimits, compile_condition
+from ..cel.safety import parse_tree
+from ..cel.variables import VariableReference, declaration_errors, variable_references
 from ..exceptions import ConditionError, ConditionSyntaxError, DefinitionError
-from .cel import DEFAULT_LIMITS, CelLimits, compile_condition
 from .definition import StepDefinition, TransitionDefinition, WorkflowDefinition
-from .safety import parse_tree
-from .variables import VariableReference, declaration_errors, variable_references
 
 ERROR = "error"
 WARNING = "warning"

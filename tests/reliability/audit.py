@@ -23,8 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django_steps.loading import definition_from_db
-from django_steps.machines import Lifecycle, MachineState, Outcome, WorkflowDefinition
+from django_steps._engine.loading import definition_from_db
+from django_steps.machines import MachineState, Outcome, WorkflowDefinition
+from django_steps.machines.lifecycle import Lifecycle
 from django_steps.machines.runner import WorkflowRunner
 from django_steps.models import Workflow, WorkflowHistory, WorkflowInstance
 

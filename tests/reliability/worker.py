@@ -91,14 +91,14 @@ def run_workload(spec: dict[str, Any], out: Any) -> None:
     from django.contrib.contenttypes.models import ContentType
 
     from django_steps import services
-    from django_steps.cache import compiled_workflow, workflow_cache
+    from django_steps._engine.cache import cached_workflow, workflow_cache
     from django_steps.models import Workflow
     from tests.reliability.definitions import STATUS_NAMES
     from tests.testapp.models import Claim
 
     rng = random.Random(spec["seed"])
     workflow = Workflow.objects.get(name=spec["workflow"])
-    compiled = compiled_workflow(workflow)  # warm the cache before the race starts
+    compiled = cached_workflow(workflow)  # warm the cache before the race starts
     ContentType.objects.get_for_model(Claim)
     claims = list(Claim.objects.filter(pk__in=spec["objects"]).order_by("pk"))
     known: dict[Any, Any] = {}

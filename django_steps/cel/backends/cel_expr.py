@@ -8,7 +8,7 @@ without type checking (context variables are not declared; types are checked whe
 the condition runs, as with cel-python). Evaluation takes a few microseconds instead
 of a few hundred.
 
-The context goes through the same :class:`~django_steps.machines.cel.ContextConverter`
+The context goes through the same :class:`~django_steps.cel.context.ContextConverter`
 walk as for cel-python (same limits, same errors, same value mapping), into plain
 Python values, with timestamps as ``google.protobuf.Timestamp`` messages: the C++
 runtime accepts a ``datetime`` only for a declared variable, a Timestamp anywhere.
@@ -20,18 +20,15 @@ import datetime
 import re
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..exceptions import ConditionEvaluationError, ConditionSyntaxError
-from .cel import (
-    DEFAULT_LIMITS,
-    CelBackend,
-    CelLimits,
-    CompiledCondition,
-    ContextConverter,
-    _shorten,
-    get_backend,
-)
+from ...exceptions import ConditionEvaluationError, ConditionSyntaxError
+from ..context import ContextConverter
+from ..limits import DEFAULT_LIMITS, CelLimits, shorten
+from . import CelBackend, get_backend
+
+if TYPE_CHECKING:
+    from ..conditions import CompiledCondition
 
 INSTALL_HINT = "install it with: pip install 'django-steps[fast-cel]'"
 
@@ -86,7 +83,7 @@ class CelExprBackend(CelBackend):
 
     def parse(self, expression: str) -> Any:
         # cel-python's parser, so both backends accept the same texts and the AST
-        # safety checks (machines.safety) read the same tree.
+        # safety checks (django_steps.cel.safety) read the same tree.
         return get_backend("celpy").parse(expression)
 
     def program(self, expression: str, ast: Any) -> Any:
@@ -98,7 +95,7 @@ class CelExprBackend(CelBackend):
             where = f" at line {line}, column {column}" if line is not None else ""
             raise ConditionSyntaxError(
                 f"Condition does not compile{where}: {message}",
-                expression=_shorten(expression),
+                expression=shorten(expression),
                 line=line,
                 column=column,
             ) from None
@@ -112,7 +109,7 @@ class CelExprBackend(CelBackend):
             result = condition.program.eval(activation)
         except (RuntimeError, TypeError, ValueError) as error:
             raise ConditionEvaluationError(
-                _shorten(_first_line(str(error)), 300), expression=condition.expression
+                shorten(_first_line(str(error)), 300), expression=condition.expression
             ) from None
         value = result.value()
         if value is True or value is False:
@@ -135,9 +132,9 @@ def _first_line(text: str) -> str:
 def _compile_error_parts(text: str) -> tuple[int | None, int | None, str]:
     match = _COMPILE_ERROR.search(text)
     if match is None:
-        return None, None, _shorten(_STATUS_PREFIX.sub("", _first_line(text)), 300)
+        return None, None, shorten(_STATUS_PREFIX.sub("", _first_line(text)), 300)
     message = match.group(3).split("\n", 1)[0].strip()
-    return int(match.group(1)), int(match.group(2)), _shorten(message, 300)
+    return int(match.group(1)), int(match.group(2)), shorten(message, 300)
 
 
 def _evaluation_message(text: str) -> str:
@@ -149,7 +146,7 @@ def _evaluation_message(text: str) -> str:
     if message.startswith("No matching overloads found"):
         detail = message[len("No matching overloads found") :].lstrip(" :")
         message = f"no matching overload: {detail}" if detail else "no matching overload"
-    return _shorten(message, 300)
+    return shorten(message, 300)
 
 
 def _type_phrase(type_name: str) -> str:

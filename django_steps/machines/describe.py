@@ -20,14 +20,9 @@ from ..exceptions import (
     TransitionConditionError,
 )
 from .compiler import WorkflowMachine
-from .definition import (
-    Lifecycle,
-    StatusDefinition,
-    StepDefinition,
-    TransitionDefinition,
-    WorkflowDefinition,
-)
-from .runner import ChangeKind, MachineState, Outcome, WorkflowRunner
+from .definition import StatusDefinition, StepDefinition, TransitionDefinition, WorkflowDefinition
+from .lifecycle import ChangeKind, Lifecycle
+from .runner import MachineState, Outcome, WorkflowRunner
 
 
 @dataclass(frozen=True)

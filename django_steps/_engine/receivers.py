@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models.signals import post_delete, post_save
 
-from .models import WorkflowStep, WorkflowStepStatus, WorkflowTransition, bump_version
+from ..models import WorkflowStep, WorkflowStepStatus, WorkflowTransition, bump_version
 
 
 def _workflow_id(instance: Any) -> Any:

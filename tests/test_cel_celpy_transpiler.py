@@ -1,7 +1,7 @@
 """The celpy backend's transpiled conditions: same answers as the interpreter, no injection.
 
 The celpy backend compiles each condition to Python source (cel-python's transpiler,
-hardened in :mod:`django_steps.machines.celpy_compiled`) and runs it. These tests
+hardened in :mod:`django_steps.cel.backends.celpy_transpiler`) and runs it. These tests
 check that no condition text reaches that source as code, that the generated code
 holds no state shared between threads, and that random conditions give the same
 result or the same failure as cel-python's interpreter.
@@ -21,26 +21,25 @@ from celpy.celparser import CELParser
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from django_steps.exceptions import ConditionError, ConditionEvaluationError, ConditionSyntaxError
-from django_steps.machines import cel as cel_module
-from django_steps.machines import celpy_compiled
-from django_steps.machines.cel import (
-    _CROSS_TYPE_COMPARISONS,
+from django_steps.cel import (
     CelLimits,
-    CelPythonBackend,
     CompiledCondition,
     compile_condition,
     convert_context,
     get_backend,
 )
-from django_steps.machines.celpy_compiled import (
+from django_steps.cel.backends import celpy as celpy_module
+from django_steps.cel.backends import celpy_transpiler as celpy_compiled
+from django_steps.cel.backends.celpy import _CROSS_TYPE_COMPARISONS, CelPythonBackend
+from django_steps.cel.backends.celpy_transpiler import (
     PreparedContext,
     TranspiledProgram,
     UnsafeSourceError,
     _check_source,
     transpile,
 )
-from django_steps.machines.safety import check_condition_safety
+from django_steps.cel.safety import check_condition_safety
+from django_steps.exceptions import ConditionError, ConditionEvaluationError, ConditionSyntaxError
 
 CONTEXT: dict[str, Any] = {
     "count": 3,
@@ -773,7 +772,7 @@ def test_converted_context_matches_the_celtypes_constructors(context):
     ],
 )
 def test_celpy_converter_values_match_the_constructors(make, constructor, values):
-    converter = cel_module._CelPyConverter(CelLimits())
+    converter = celpy_module._CelPyConverter(CelLimits())
     for value in values:
         ours = getattr(converter, make)(value)
         theirs = getattr(celpy.celtypes, constructor)(value)

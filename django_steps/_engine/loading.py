@@ -1,19 +1,24 @@
-"""Build plain workflow definitions from database rows, in a fixed number of queries."""
+"""Load a workflow's rows in a fixed number of queries, turn them into a plain definition
+and validate them (the checks only rows can fail, then the definition's own)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Prefetch
 
-from .machines.definition import (
+from ..cel import CelLimits
+from ..machines.definition import (
     StatusDefinition,
     StepDefinition,
     TransitionDefinition,
     WorkflowDefinition,
 )
-from .models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
+from ..machines.validation import ERROR, Problem, validate_definition
+from ..models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
 
 
 @dataclass(frozen=True)
@@ -92,3 +97,65 @@ def definition_from_db(workflow: Workflow | str) -> WorkflowDefinition:
     if isinstance(workflow, str):
         workflow = Workflow.objects.get(name=workflow)
     return definition_from_rows(load_workflow_rows(workflow))
+
+
+def validate_rows(rows: WorkflowRows, *, backend: str, limits: CelLimits) -> list[Problem]:
+    """The problems of loaded rows (no query unless a transition crosses workflows).
+
+    Each problem carries the row at fault as ``obj`` where there is one.
+    """
+    workflow = rows.workflow
+    problems: list[Problem] = []
+    own_transitions = []
+    for transition in rows.transitions:
+        foreign = [
+            (field_name, step)
+            for field_name, step in (
+                ("from_step", transition.from_step),
+                ("to_step", transition.to_step),
+            )
+            if step.workflow_id != workflow.pk
+        ]
+        for field_name, step in foreign:
+            problems.append(
+                Problem(
+                    severity=ERROR,
+                    code="transition_other_workflow",
+                    message=(
+                        f"Workflow {workflow.name!r}: transition {transition.name!r} uses step "
+                        f"{step.name!r} of workflow {step.workflow.name!r}; a transition must "
+                        "join two steps of its own workflow."
+                    ),
+                    workflow=workflow.name,
+                    kind="transition",
+                    name=transition.name,
+                    field=field_name,
+                    id=transition.pk,
+                    obj=transition,
+                )
+            )
+        if not foreign:
+            own_transitions.append(transition)
+    definition = definition_from_rows(
+        WorkflowRows(workflow=workflow, steps=rows.steps, transitions=own_transitions)
+    )
+    problems.extend(validate_definition(definition, backend=backend, limits=limits))
+    return [_with_row(problem, rows) for problem in problems]
+
+
+def _with_row(problem: Problem, rows: WorkflowRows) -> Problem:
+    if problem.obj is not None:
+        return problem
+    row: Any = None
+    if problem.kind == "workflow":
+        row = rows.workflow
+    elif problem.kind == "step":
+        row = next((step for step in rows.steps if step.name == problem.name), None)
+    elif problem.kind == "status":
+        step = next((step for step in rows.steps if step.name == problem.step), None)
+        if step is not None:
+            statuses = step.possible_statuses.all()
+            row = next((status for status in statuses if status.name == problem.name), None)
+    elif problem.kind == "transition":
+        row = next((t for t in rows.transitions if t.pk == problem.id), None)
+    return dataclasses.replace(problem, obj=row) if row is not None else problem

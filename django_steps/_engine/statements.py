@@ -28,7 +28,7 @@ from typing import Any, ClassVar, cast
 from django.db import connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .models import Workflow, WorkflowHistory, WorkflowInstance
+from ..models import Workflow, WorkflowHistory, WorkflowInstance
 
 STATE_FIELDS = (
     "current_step",

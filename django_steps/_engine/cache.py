@@ -1,6 +1,6 @@
 """Process-wide cache of compiled workflows, keyed by workflow and definition version.
 
-:func:`compiled_workflow` returns the compiled form of a workflow row. The workflow's
+:func:`cached_workflow` returns the compiled form of a workflow row. The workflow's
 ``version`` is read together with the instance (one joined query), so a cache hit
 costs no query; a change to any step, status or transition bumps the version and
 every process rebuilds on its next use, without a restart.
@@ -14,19 +14,19 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from .conf import steps_settings
-from .exceptions import DefinitionError
-from .loading import definition_from_rows, load_workflow_rows
-from .machines.cel import CelLimits
-from .machines.definition import Lifecycle, WorkflowDefinition
-from .machines.runner import MachineState, WorkflowRunner
-from .machines.validation import raise_for_errors
-from .models import Workflow, WorkflowInstance, WorkflowStep, WorkflowStepStatus
-from .validation import validate_rows
+from ..cel import CelLimits
+from ..conf import current_limits, steps_settings
+from ..exceptions import DefinitionError
+from ..machines.definition import WorkflowDefinition
+from ..machines.lifecycle import Lifecycle
+from ..machines.runner import MachineState, WorkflowRunner
+from ..machines.validation import raise_for_errors
+from ..models import Workflow, WorkflowInstance, WorkflowStep, WorkflowStepStatus
+from .loading import definition_from_rows, load_workflow_rows, validate_rows
 
 
 @dataclass(frozen=True)
-class CompiledWorkflow:
+class CachedWorkflow:
     """A workflow's runner and the rows it maps names to (read-only, shared)."""
 
     workflow_id: Any
@@ -92,28 +92,17 @@ class CompiledWorkflow:
         return self.statuses.get((step, status))
 
 
-def current_limits() -> CelLimits:
-    """The CEL limits of the ``DJANGO_STEPS`` settings."""
-    return CelLimits(
-        max_length=steps_settings.CONDITION_MAX_LENGTH,
-        max_depth=steps_settings.CONDITION_MAX_DEPTH,
-        max_comprehensions=steps_settings.CONDITION_MAX_COMPREHENSIONS,
-        context_max_bytes=steps_settings.CONTEXT_MAX_BYTES,
-        context_max_depth=steps_settings.CONTEXT_MAX_DEPTH,
-    )
-
-
 class WorkflowCache:
-    """A bounded, thread-safe LRU of :class:`CompiledWorkflow` per workflow id."""
+    """A bounded, thread-safe LRU of :class:`CachedWorkflow` per workflow id."""
 
     def __init__(self) -> None:
-        self._entries: OrderedDict[Any, CompiledWorkflow] = OrderedDict()
+        self._entries: OrderedDict[Any, CachedWorkflow] = OrderedDict()
         self._settings_key: tuple[Any, ...] | None = None
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def current(self, workflow_id: Any, version: int, created_at: Any) -> CompiledWorkflow | None:
+    def current(self, workflow_id: Any, version: int, created_at: Any) -> CachedWorkflow | None:
         """The entry of this workflow version if it is cached (no compiling, no query)."""
         settings_key = (steps_settings.CEL_BACKEND, current_limits())
         with self._lock:
@@ -126,7 +115,7 @@ class WorkflowCache:
             self.hits += 1
             return entry
 
-    def get(self, workflow: Workflow) -> CompiledWorkflow:
+    def get(self, workflow: Workflow) -> CachedWorkflow:
         """The compiled workflow for this row's version, compiling it on a miss.
 
         Raises :class:`~django_steps.exceptions.DefinitionError` when the stored
@@ -160,7 +149,7 @@ class WorkflowCache:
                 self._entries.popitem(last=False)
         return entry
 
-    def _compile(self, workflow: Workflow, backend: str, limits: CelLimits) -> CompiledWorkflow:
+    def _compile(self, workflow: Workflow, backend: str, limits: CelLimits) -> CachedWorkflow:
         rows = load_workflow_rows(workflow)
         # Validated once per version, on a miss: a definition with errors never runs.
         raise_for_errors(workflow.name, validate_rows(rows, backend=backend, limits=limits))
@@ -172,7 +161,7 @@ class WorkflowCache:
             for step in rows.steps
             for status in step.possible_statuses.all()
         }
-        return CompiledWorkflow(
+        return CachedWorkflow(
             workflow_id=workflow.pk,
             version=workflow.version,
             created_at=workflow.created_at,
@@ -195,6 +184,6 @@ class WorkflowCache:
 workflow_cache = WorkflowCache()
 
 
-def compiled_workflow(workflow: Workflow) -> CompiledWorkflow:
+def cached_workflow(workflow: Workflow) -> CachedWorkflow:
     """The compiled form of ``workflow`` (cached per id and version)."""
     return workflow_cache.get(workflow)

@@ -2,7 +2,7 @@
 
 :func:`check_condition_safety` runs on every condition when it is compiled (and so
 when it is saved), after the length and bracket-depth checks of
-:func:`django_steps.machines.cel.compile_condition`. It walks cel-python's lark
+:func:`django_steps.cel.compile_condition`. It walks cel-python's lark
 parse tree without recursion and refuses, with line and column:
 
 - control and bidirectional-override characters (text that displays differently
@@ -30,7 +30,7 @@ from typing import Any
 from lark import Token, Tree
 
 from ..exceptions import ConditionSyntaxError
-from .cel import DEFAULT_LIMITS, CelLimits, _shorten
+from .limits import DEFAULT_LIMITS, CelLimits, shorten
 
 #: Methods that CEL expands into comprehensions over a list or map.
 COMPREHENSION_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
@@ -72,7 +72,7 @@ def check_condition_safety(
     ``ast`` is cel-python's parse tree of ``expression``; when it is something else
     (another backend's program), the text is parsed with cel-python's parser so the
     same rules apply whatever the backend. The length and bracket-depth limits are
-    enforced before parsing by :func:`django_steps.machines.cel.compile_condition`.
+    enforced before parsing by :func:`django_steps.cel.compile_condition`.
     """
     _check_characters(expression)
     tree = ast if isinstance(ast, Tree) else parse_tree(expression)
@@ -111,7 +111,7 @@ def parse_tree(expression: str) -> Tree:
     except CELParseError as error:
         raise ConditionSyntaxError(
             f"Condition does not parse at line {error.line}, column {error.column}.",
-            expression=_shorten(expression),
+            expression=shorten(expression),
             line=error.line,
             column=error.column,
         ) from None
@@ -161,7 +161,7 @@ def _fail(expression: str, message: str, node: Tree | Token | None) -> Condition
     line, column = position(node) if node is not None else (None, None)
     where = f" at line {line}, column {column}" if line is not None else ""
     return ConditionSyntaxError(
-        f"{message}{where}.", expression=_shorten(expression), line=line, column=column
+        f"{message}{where}.", expression=shorten(expression), line=line, column=column
     )
 
 
@@ -177,7 +177,7 @@ def _check_characters(expression: str) -> None:
                 f"Condition contains the invisible control character U+{ord(char):04X} at "
                 f"line {line}, column {column}; remove it (it can make the text display "
                 "differently from what is evaluated).",
-                expression=_shorten(expression),
+                expression=shorten(expression),
                 line=line,
                 column=column,
             )
@@ -252,7 +252,7 @@ def _check_time_call(
         example = '"1h30m" or "90s"' if name == "duration" else '"2024-01-31T00:00:00Z"'
         raise _fail(
             expression,
-            f"{name}() cannot use {_shorten(text, 40)!r}: expected a string like {example}",
+            f"{name}() cannot use {shorten(text, 40)!r}: expected a string like {example}",
             token,
         )
 

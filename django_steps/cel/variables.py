@@ -3,7 +3,7 @@
 A workflow may declare its variables, e.g. ``{"claim": "map", "amount": "double"}``.
 :func:`parse_declarations` checks such a declaration, :func:`variable_references`
 finds the variables a condition reads (comprehension loop variables such as ``x``
-in ``items.all(x, x > 1)`` are bound, not free), and :func:`check_context` checks
+in ``items.all(x, x > 1)`` are bound, not free), and :func:`check_declared_context` checks
 ``context_data`` against the declaration before any condition is evaluated.
 """
 
@@ -229,7 +229,7 @@ _EXPECTED = {
 }
 
 
-def check_context(
+def check_declared_context(
     declarations: Mapping[str, str], context: Mapping[str, Any] | None, *, workflow: str = ""
 ) -> Mapping[str, Any] | None:
     """Check ``context_data`` against a declaration before any condition is evaluated.
