@@ -627,12 +627,15 @@ def test_warnings_do_not_stop_a_workflow_and_validation_runs_on_cache_misses_onl
     data["transitions"][2]["priority"] = 30  # a tie: a warning
     create_workflow(data)
     calls = []
-    import django_steps._engine.cache as cache_module
+    import django_steps._engine.loading as loading_module
+    import django_steps.machines.compiler as compiler_module
 
-    original = cache_module.validate_rows
-    monkeypatch.setattr(
-        cache_module, "validate_rows", lambda *a, **k: calls.append(1) or original(*a, **k)
-    )
+    original = compiler_module.validate_definition
+    # Wherever the definition is validated: once per miss, not again by the compiler.
+    for module in (loading_module, compiler_module):
+        monkeypatch.setattr(
+            module, "validate_definition", lambda *a, **k: calls.append(1) or original(*a, **k)
+        )
     workflow_cache.clear()
     for title in ("a", "b", "c"):
         assert start_workflow_instance("Claims", Claim.objects.create(title=title, amount=1))
