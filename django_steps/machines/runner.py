@@ -95,8 +95,11 @@ class Outcome:
 class WorkflowRunner:
     """Apply the workflow rules of one definition to machine states.
 
-    Build it from a definition (compiled here) or from a compiled machine class.
-    Runners hold no per-instance state and are safe to share between threads.
+    Build it from a definition (validated and compiled here: one with errors raises
+    :class:`~django_steps.exceptions.DefinitionError` listing the validator's
+    problems) or from a class made by
+    :func:`~django_steps.machines.compiler.compile_workflow`. Runners hold no
+    per-instance state and are safe to share between threads.
     """
 
     def __init__(
