@@ -99,7 +99,7 @@ def claims_definition() -> dict[str, Any]:
     return copy.deepcopy(CLAIMS)
 
 
-def model_values(fields: tuple[DefinitionField, ...], data: dict[str, Any]) -> dict[str, Any]:
+def values_from_data(fields: tuple[DefinitionField, ...], data: dict[str, Any]) -> dict[str, Any]:
     """The model field values of an export-format item, defaults for the keys left out."""
     return {f.model_field: data.get(f.key, f.default) for f in fields}
 
@@ -114,12 +114,12 @@ def create_workflow(data: dict[str, Any]) -> Workflow:
     steps = {}
     for step_data in data["steps"]:
         step = WorkflowStep.objects.create(
-            workflow=workflow, name=step_data["name"], **model_values(STEP_FIELDS, step_data)
+            workflow=workflow, name=step_data["name"], **values_from_data(STEP_FIELDS, step_data)
         )
         steps[step.name] = step
         for status_data in step_data.get("statuses", []):
             WorkflowStepStatus.objects.create(
-                step=step, name=status_data["name"], **model_values(STATUS_FIELDS, status_data)
+                step=step, name=status_data["name"], **values_from_data(STATUS_FIELDS, status_data)
             )
     for transition_data in data.get("transitions", []):
         WorkflowTransition.objects.create(
@@ -127,7 +127,7 @@ def create_workflow(data: dict[str, Any]) -> Workflow:
             name=transition_data.get("name", ""),
             from_step=steps[transition_data["from"]],
             to_step=steps[transition_data["to"]],
-            **model_values(TRANSITION_FIELDS, transition_data),
+            **values_from_data(TRANSITION_FIELDS, transition_data),
         )
     workflow.refresh_from_db()
     return workflow

@@ -22,12 +22,14 @@ from django_steps.cel.variables import (
     parse_declarations,
 )
 from django_steps.checks import check_settings
+from django_steps.diagrams import workflow_diagram
 from django_steps.exceptions import (
     ContextError,
     DefinitionError,
     InstanceNotFound,
     InvalidStatus,
 )
+from django_steps.introspection import describe_workflow
 from django_steps.machines import MachineState, WorkflowDefinition, WorkflowRunner
 from django_steps.machines.validation import (
     Problem,
@@ -43,8 +45,6 @@ from django_steps.models import (
     WorkflowStepStatus,
     WorkflowTransition,
 )
-from django_steps.diagrams import workflow_diagram
-from django_steps.introspection import describe_workflow
 from django_steps.services import start_workflow_instance, update_workflow_step_status
 from django_steps.testing import drive
 from django_steps.transfer import import_definitions
