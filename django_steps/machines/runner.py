@@ -344,16 +344,15 @@ class WorkflowRunner:
             ) from None
         except TransitionNotAllowed:
             self._give_back(borrowed, restart=True)
-            if not self.definition.transitions_from(step.name):
-                reason = "it has no outgoing transitions"
-            else:
-                reason = "no transition's condition passed: " + "; ".join(
-                    f"{e.transition.label} [{e.transition.condition}] -> {e.result}"
-                    for e in evaluations
-                )
+            # Validation ensures a non-final step has outgoing transitions.
+            tried = "; ".join(
+                f"{e.transition.label} [{e.transition.condition}] -> {e.result}"
+                for e in evaluations
+            )
             raise NoTransitionAvailable(
                 f"Workflow {self.definition.name!r}: step {step.name!r} cannot be completed "
-                f"with status {status.name!r}; {reason}. Nothing was changed.",
+                f"with status {status.name!r}; no transition's condition passed: {tried}. "
+                "Nothing was changed.",
                 step=step.name,
                 evaluations=evaluations,
             ) from None
