@@ -34,7 +34,8 @@ def workflow_runner(workflow: WorkflowRef) -> WorkflowRunner:
     """The runner of a stored workflow (row or name) or of a plain definition.
 
     Raises :class:`~django_steps.exceptions.WorkflowNotFound` for an unknown name and
-    :class:`~django_steps.exceptions.DefinitionError` when it cannot be compiled.
+    :class:`~django_steps.exceptions.DefinitionError` listing the problems when it
+    has validation errors.
     """
     if isinstance(workflow, WorkflowDefinition):
         return WorkflowRunner(workflow, backend=steps_settings.CEL_BACKEND, limits=current_limits())

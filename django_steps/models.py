@@ -24,8 +24,22 @@ from django.utils.translation import gettext_lazy as _
 
 from .cel.variables import declaration_errors
 from .conf import current_limits, steps_settings
+from .machines.definition import (
+    STATUS_FIELDS,
+    STEP_FIELDS,
+    StatusDefinition,
+    StepDefinition,
+    definition_values,
+    transition_name,
+)
 from .machines.lifecycle import ChangeKind, Lifecycle
-from .machines.validation import ConditionIssue, condition_issues
+from .machines.validation import (
+    ConditionIssue,
+    condition_issues,
+    conflicting_kinds,
+    default_status_ends_step,
+    final_step_transitions,
+)
 
 LIFECYCLE_CHOICES = [(item.value, item.label) for item in Lifecycle]
 EVENT_CHOICES = [(item.value, item.label) for item in ChangeKind]
@@ -214,17 +228,23 @@ class WorkflowStep(models.Model):
                     }
                 )
         if self.is_final_step and self.pk is not None:
-            outgoing = list(self.outgoing_transitions.values_list("name", flat=True))
-            if outgoing:
+            leaving = final_step_transitions(
+                self._definition(), list(self.outgoing_transitions.values_list("name", flat=True))
+            )
+            if leaving:
                 raise ValidationError(
                     {
                         "is_final_step": _(
                             "Step “%(step)s” cannot be final: it has outgoing transitions "
                             "(%(transitions)s), and a final step ends the workflow."
                         )
-                        % {"step": self.name, "transitions": ", ".join(outgoing)}
+                        % {"step": self.name, "transitions": ", ".join(leaving)}
                     }
                 )
+
+    def _definition(self) -> StepDefinition:
+        """This row's fields as a plain step (without its statuses), for the rules."""
+        return StepDefinition(id=self.pk, name=self.name, **definition_values(STEP_FIELDS, self))
 
 
 class WorkflowStepStatusManager(models.Manager["WorkflowStepStatus"]):
@@ -289,24 +309,20 @@ class WorkflowStepStatus(models.Model):
 
     def clean(self) -> None:
         super().clean()
-        flags = [
-            label
-            for flag, label in (
-                (self.is_completion_status, _("completion")),
-                (self.is_cancellation_status, _("cancellation")),
-                (self.is_on_hold_status, _("on-hold")),
-            )
-            if flag
-        ]
-        if len(flags) > 1:
+        status = self._definition()
+        kinds = conflicting_kinds(status)
+        if kinds:
             raise ValidationError(
                 _(
                     "A status can be only one of completion, cancellation or on-hold; "
                     "“%(name)s” is marked %(flags)s."
                 )
-                % {"name": self.name, "flags": " and ".join(str(f) for f in flags)}
+                % {"name": self.name, "flags": " and ".join(str(_KIND_LABELS[k]) for k in kinds)}
             )
-        if self.is_default_status and flags and self.step_id and not self.step.is_final_step:
+        kind = None
+        if self.is_default_status and self.step_id:
+            kind = default_status_ends_step(self.step._definition(), status)
+        if kind is not None:
             raise ValidationError(
                 {
                     "is_default_status": _(
@@ -314,7 +330,7 @@ class WorkflowStepStatus(models.Model):
                         "step “%(step)s”, which is not final: instances would leave or stop at "
                         "the step as soon as they enter it."
                     )
-                    % {"name": self.name, "flag": flags[0], "step": self.step.name}
+                    % {"name": self.name, "flag": _KIND_LABELS[kind], "step": self.step.name}
                 }
             )
         if self.is_default_status and self.step_id:
@@ -332,6 +348,20 @@ class WorkflowStepStatus(models.Model):
                         % {"step": self.step.name, "status": other.name}
                     }
                 )
+
+    def _definition(self) -> StatusDefinition:
+        """This row's fields as a plain status, for the rules."""
+        return StatusDefinition(
+            id=self.pk, name=self.name, **definition_values(STATUS_FIELDS, self)
+        )
+
+
+#: How the form messages name the kinds of :func:`~.machines.validation.status_kinds`.
+_KIND_LABELS = {
+    "completion": _("completion"),
+    "cancellation": _("cancellation"),
+    "on-hold": _("on-hold"),
+}
 
 
 class WorkflowTransitionManager(models.Manager["WorkflowTransition"]):
@@ -403,16 +433,19 @@ class WorkflowTransition(models.Model):
 
     def unique_default_name(self) -> str:
         """``From -> To``, numbered when the workflow already has a transition so named."""
-        base = name = self.default_name()
+        if not (self.from_step_id and self.to_step_id):
+            return ""
         taken = WorkflowTransition.objects.filter(workflow_id=self.workflow_id).exclude(pk=self.pk)
-        counter = 2
+        number = 1
+        name = transition_name(self.from_step.name, self.to_step.name)
         while taken.filter(name=name).exists():
-            name, counter = f"{base} ({counter})", counter + 1
+            number += 1
+            name = transition_name(self.from_step.name, self.to_step.name, number)
         return name
 
     def default_name(self) -> str:
         if self.from_step_id and self.to_step_id:
-            return f"{self.from_step.name} -> {self.to_step.name}"
+            return transition_name(self.from_step.name, self.to_step.name)
         return ""
 
     def natural_key(self) -> tuple[str, ...]:
@@ -423,15 +456,15 @@ class WorkflowTransition(models.Model):
     def clean(self) -> None:
         super().clean()
         errors: dict[str, Any] = {}
-        for field_name in ("from_step", "to_step"):
-            step_id = getattr(self, f"{field_name}_id")
-            if step_id and self.workflow_id:
-                step = getattr(self, field_name)
-                if step.workflow_id != self.workflow_id:
-                    errors[field_name] = _(
-                        "Step “%(step)s” belongs to workflow “%(other)s”, not to this workflow."
-                    ) % {"step": step.name, "other": step.workflow.name}
-        if self.from_step_id and "from_step" not in errors and self.from_step.is_final_step:
+        for field_name, step in self.steps_of_other_workflows():
+            errors[field_name] = _(
+                "Step “%(step)s” belongs to workflow “%(other)s”, not to this workflow."
+            ) % {"step": step.name, "other": step.workflow.name}
+        if (
+            self.from_step_id
+            and "from_step" not in errors
+            and final_step_transitions(self.from_step._definition(), [self])
+        ):
             errors["from_step"] = _(
                 "Step “%(step)s” is final; a final step ends the workflow and cannot have "
                 "outgoing transitions."
@@ -441,6 +474,20 @@ class WorkflowTransition(models.Model):
             errors["condition"] = condition_errors
         if errors:
             raise ValidationError(errors)
+
+    def steps_of_other_workflows(self) -> list[tuple[str, WorkflowStep]]:
+        """``(field name, step)`` for each step it joins that belongs to another workflow.
+
+        A transition must join two steps of its own workflow: the one rule that rows
+        can break and plain definitions cannot (``transition_other_workflow``).
+        """
+        found = []
+        for field_name in ("from_step", "to_step"):
+            if getattr(self, f"{field_name}_id") and self.workflow_id:
+                step = getattr(self, field_name)
+                if step.workflow_id != self.workflow_id:
+                    found.append((field_name, step))
+        return found
 
     def condition_errors(self) -> list[str]:
         """Why the condition would be refused (length, depth, syntax, safety, variables)."""

@@ -110,7 +110,12 @@ def _runner(definition: WorkflowDefinition, backend: str, limits: CelLimits) -> 
 def runner_for(
     source: DefinitionSource, *, backend: str = "celpy", limits: CelLimits = DEFAULT_LIMITS
 ) -> WorkflowRunner:
-    """The (cached) runner of a definition; ``DefinitionError`` if it does not compile."""
+    """The (cached) runner of a definition.
+
+    A definition with validation errors raises
+    :class:`~django_steps.exceptions.DefinitionError` with the same ``problems`` (and
+    codes) as the services; so do every helper below, which run through it.
+    """
     return _runner(load_definition(source), backend, limits)
 
 

@@ -22,10 +22,13 @@ from django.db.models import Model, Q
 from ._engine.loading import definition_from_db
 from .exceptions import DefinitionError, DefinitionInUse, WorkflowNotFound
 from .machines.definition import (
-    StatusDefinition,
-    StepDefinition,
+    STATUS_FIELDS,
+    STEP_FIELDS,
+    TRANSITION_FIELDS,
     TransitionDefinition,
     WorkflowDefinition,
+    model_values,
+    transition_name,
 )
 from .machines.serialization import dump_definitions, read_definitions
 from .models import (
@@ -172,10 +175,11 @@ def transition_names(transitions: Sequence[TransitionDefinition]) -> list[str]:
     for transition in transitions:
         name = transition.name
         if not name:
-            base = name = f"{transition.from_step} -> {transition.to_step}"
-            counter = 2
+            number = 1
+            name = transition_name(transition.from_step, transition.to_step)
             while name in taken:
-                name, counter = f"{base} ({counter})", counter + 1
+                number += 1
+                name = transition_name(transition.from_step, transition.to_step, number)
             taken.add(name)
         names.append(name)
     return names
@@ -187,25 +191,6 @@ def _update(row: Model, values: dict[str, Any]) -> list[str]:
     for name in changed:
         setattr(row, name, values[name])
     return changed
-
-
-def _step_values(step: StepDefinition) -> dict[str, Any]:
-    return {
-        "description": step.description,
-        "order": step.order,
-        "is_initial_step": step.is_initial,
-        "is_final_step": step.is_final,
-    }
-
-
-def _status_values(status: StatusDefinition) -> dict[str, Any]:
-    return {
-        "description": status.description,
-        "is_default_status": status.is_default,
-        "is_completion_status": status.is_completion,
-        "is_cancellation_status": status.is_cancellation,
-        "is_on_hold_status": status.is_on_hold,
-    }
 
 
 def _import_workflow(definition: WorkflowDefinition, warnings: list[Problem]) -> WorkflowImport:
@@ -357,7 +342,7 @@ class _WorkflowRows:
                 row.is_initial_step = False
                 row.save(update_fields=["is_initial_step", "updated_at"])
         for step in self.definition.steps:
-            values = _step_values(step)
+            values = model_values(STEP_FIELDS, step)
             row = self.steps.get(step.name)
             if row is None:
                 self.steps[step.name] = WorkflowStep.objects.create(
@@ -379,7 +364,7 @@ class _WorkflowRows:
                     row.save(update_fields=["is_default_status", "updated_at"])
         for step in self.definition.steps:
             for status in step.statuses:
-                values = _status_values(status)
+                values = model_values(STATUS_FIELDS, status)
                 row = self.statuses.get((step.name, status.name))
                 if row is None:
                     self.statuses[(step.name, status.name)] = WorkflowStepStatus.objects.create(
@@ -400,9 +385,7 @@ class _WorkflowRows:
             values = {
                 "from_step": self.steps[transition.from_step],
                 "to_step": self.steps[transition.to_step],
-                "condition": transition.condition,
-                "priority": transition.priority,
-                "description": transition.description,
+                **model_values(TRANSITION_FIELDS, transition),
             }
             if row is None:
                 WorkflowTransition.objects.create(workflow=self.workflow, name=name, **values)

@@ -1,7 +1,8 @@
 """Validate workflows: definitions, stored workflows and their rows, and conditions.
 
-:func:`validate_workflow` is the one validation function: the admin, the
-``steps_check`` command and the compiler (on a cache miss) all use it. It accepts a
+:func:`validate_workflow` is the one validation function: the admin and the
+``steps_check`` command use it, and the compiler applies the same rules (on a cache
+miss, to the same rows) and refuses a workflow with errors. It accepts a
 plain :class:`~django_steps.machines.definition.WorkflowDefinition` (no database)
 or a :class:`~django_steps.models.Workflow` row, for which it also checks what only
 rows can show (a transition whose steps belong to another workflow) and attaches

@@ -5,6 +5,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from django_steps.machines.definition import (
+    STATUS_FIELDS,
+    STEP_FIELDS,
+    TRANSITION_FIELDS,
+    DefinitionField,
+)
 from django_steps.models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
 
 CLAIMS: dict[str, Any] = {
@@ -93,6 +99,11 @@ def claims_definition() -> dict[str, Any]:
     return copy.deepcopy(CLAIMS)
 
 
+def values_from_data(fields: tuple[DefinitionField, ...], data: dict[str, Any]) -> dict[str, Any]:
+    """The model field values of an export-format item, defaults for the keys left out."""
+    return {f.model_field: data.get(f.key, f.default) for f in fields}
+
+
 def create_workflow(data: dict[str, Any]) -> Workflow:
     """Create a workflow with its steps, statuses and transitions from plain data."""
     workflow = Workflow.objects.create(
@@ -103,21 +114,12 @@ def create_workflow(data: dict[str, Any]) -> Workflow:
     steps = {}
     for step_data in data["steps"]:
         step = WorkflowStep.objects.create(
-            workflow=workflow,
-            name=step_data["name"],
-            order=step_data.get("order", 0),
-            is_initial_step=step_data.get("initial", False),
-            is_final_step=step_data.get("final", False),
+            workflow=workflow, name=step_data["name"], **values_from_data(STEP_FIELDS, step_data)
         )
         steps[step.name] = step
         for status_data in step_data.get("statuses", []):
             WorkflowStepStatus.objects.create(
-                step=step,
-                name=status_data["name"],
-                is_default_status=status_data.get("default", False),
-                is_completion_status=status_data.get("completion", False),
-                is_cancellation_status=status_data.get("cancellation", False),
-                is_on_hold_status=status_data.get("on_hold", False),
+                step=step, name=status_data["name"], **values_from_data(STATUS_FIELDS, status_data)
             )
     for transition_data in data.get("transitions", []):
         WorkflowTransition.objects.create(
@@ -125,8 +127,7 @@ def create_workflow(data: dict[str, Any]) -> Workflow:
             name=transition_data.get("name", ""),
             from_step=steps[transition_data["from"]],
             to_step=steps[transition_data["to"]],
-            condition=transition_data.get("condition", ""),
-            priority=transition_data.get("priority", 0),
+            **values_from_data(TRANSITION_FIELDS, transition_data),
         )
     workflow.refresh_from_db()
     return workflow

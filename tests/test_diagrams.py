@@ -86,7 +86,7 @@ def test_dot_has_steps_conditions_priorities_and_final_steps(definition):
     )
     assert drawn[("step_review", "step_payment")] == "3. always (priority 0)"
     assert drawn[("step_payment", "step_closed")] == "always"
-    # hold / resume / cancel self-transitions are left out
+    # holding, resuming and cancelling change no step: nothing loops back
     assert not [pair for pair in drawn if pair[0] == pair[1]]
     assert len(drawn) == 8
 

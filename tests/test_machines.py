@@ -24,6 +24,7 @@ from django_steps.machines import (
     compile_workflow,
 )
 from django_steps.machines.lifecycle import Lifecycle
+from django_steps.machines.validation import errors_of, validate_definition
 from tests.factories import claims_definition
 
 LOW = {"claim": {"amount": 500.0, "is_high_risk": False}}
@@ -67,8 +68,14 @@ def test_safe_ids_for_names_with_spaces_and_reserved_words():
                     "initial": True,
                     "statuses": [{"name": "a", "default": True}, {"name": "b", "completion": True}],
                 },
-                {"name": "Senior Review", "statuses": [{"name": "x", "default": True}]},
-                {"name": "senior-review", "statuses": [{"name": "x", "default": True}]},
+                {
+                    "name": "Senior Review",
+                    "statuses": [{"name": "x", "default": True}, {"name": "y", "completion": True}],
+                },
+                {
+                    "name": "senior-review",
+                    "statuses": [{"name": "x", "default": True}, {"name": "y", "completion": True}],
+                },
                 {
                     "name": "complete",
                     "final": True,
@@ -79,6 +86,8 @@ def test_safe_ids_for_names_with_spaces_and_reserved_words():
                 {"from": "model", "to": "Senior Review", "condition": "go == 1"},
                 {"from": "model", "to": "senior-review", "condition": "go == 2"},
                 {"from": "model", "to": "complete"},
+                {"from": "Senior Review", "to": "complete"},
+                {"from": "senior-review", "to": "complete"},
             ],
         }
     )
@@ -270,21 +279,15 @@ def test_completion_status_on_a_final_step_completes():
     assert state.lifecycle is Lifecycle.COMPLETED
 
 
-def test_machine_tells_what_can_be_done_now(runner):
+def test_machine_tells_which_transitions_the_context_allows(runner):
     state = at_review(runner)
     machine = runner.machine(state)
-    assert {event.id for event in machine.allowed_events} == {
-        "complete",
-        "hold",
-        "resume",
-        "cancel",
-    }
-    enabled = {event.id for event in machine.enabled_events(activation=convert_context(RISKY))}
-    assert enabled == {"complete", "hold", "cancel"}
+    # Completing a step is the machine's one event; hold, resume and cancel change the
+    # status and lifecycle only, and are the runner's (describe_state tells them).
+    assert {event.id for event in machine.allowed_events} == {"complete"}
+    assert {e.id for e in machine.enabled_events(activation=convert_context(RISKY))} == {"complete"}
     runner.hold(state)
-    enabled = {event.id for event in runner.machine(state).enabled_events(activation={})}
-    assert "resume" in enabled
-    assert "hold" not in enabled
+    assert {event.id for event in runner.machine(state).allowed_events} == {"complete"}
 
 
 def test_plain_python_object_holds_the_state(runner):
@@ -298,34 +301,92 @@ def test_plain_python_object_holds_the_state(runner):
 
 
 @pytest.mark.parametrize(
-    "data",
+    ("data", "codes"),
     [
-        {"name": "Empty", "steps": []},
-        {
-            "name": "Two initial",
-            "steps": [
-                {"name": "a", "initial": True, "statuses": [{"name": "x", "default": True}]},
-                {"name": "b", "initial": True, "statuses": [{"name": "x", "default": True}]},
+        ({"name": "Empty", "steps": []}, ["no_steps"]),
+        (
+            {
+                "name": "Two initial",
+                "steps": [
+                    {"name": "a", "initial": True, "statuses": [{"name": "x", "default": True}]},
+                    {"name": "b", "initial": True, "statuses": [{"name": "x", "default": True}]},
+                ],
+            },
+            [
+                "multiple_initial_steps",
+                "no_final_step",
+                "step_cannot_complete",
+                "step_has_no_way_out",
             ],
-        },
-        {
-            "name": "Unknown target",
-            "steps": [{"name": "a", "initial": True, "statuses": [{"name": "x", "default": True}]}],
-            "transitions": [{"from": "a", "to": "nowhere"}],
-        },
-        {
-            "name": "Bad condition",
-            "steps": [
-                {"name": "a", "initial": True, "statuses": [{"name": "x", "default": True}]},
-                {"name": "b", "final": True, "statuses": [{"name": "x", "default": True}]},
+        ),
+        (
+            {
+                "name": "Unknown target",
+                "steps": [
+                    {"name": "a", "initial": True, "statuses": [{"name": "x", "default": True}]}
+                ],
+                "transitions": [{"from": "a", "to": "nowhere"}],
+            },
+            [
+                "no_final_step",
+                "step_cannot_complete",
+                "step_has_no_way_out",
+                "transition_unknown_step",
             ],
-            "transitions": [{"from": "a", "to": "b", "condition": "x >"}],
-        },
+        ),
+        (
+            {
+                "name": "Bad condition",
+                "steps": [
+                    {
+                        "name": "a",
+                        "initial": True,
+                        "statuses": [
+                            {"name": "x", "default": True},
+                            {"name": "y", "completion": True},
+                        ],
+                    },
+                    {
+                        "name": "b",
+                        "final": True,
+                        "statuses": [{"name": "x", "default": True, "completion": True}],
+                    },
+                ],
+                "transitions": [{"from": "a", "to": "b", "condition": "x >"}],
+            },
+            ["invalid_condition"],
+        ),
     ],
 )
-def test_compile_refuses_unusable_definitions_naming_the_workflow(data):
-    with pytest.raises(DefinitionError, match=repr(data["name"])):
-        compile_workflow(WorkflowDefinition.from_dict(data))
+def test_compile_refuses_definitions_with_errors_with_the_validator_problems(data, codes):
+    definition = WorkflowDefinition.from_dict(data)
+    with pytest.raises(DefinitionError, match=repr(data["name"])) as info:
+        compile_workflow(definition)
+    errors = errors_of(info.value.problems)
+    assert sorted({problem.code for problem in errors}) == codes
+    assert info.value.problems == validate_definition(definition)
+
+
+def test_compile_refuses_a_workflow_with_no_final_step_as_the_services_do():
+    data = claims_definition()
+    data["steps"][-1]["final"] = False
+    definition = WorkflowDefinition.from_dict(data)
+    for build in (compile_workflow, WorkflowRunner):
+        with pytest.raises(DefinitionError, match="'Claims' has 3 error") as info:
+            build(definition)
+        assert [p.code for p in errors_of(info.value.problems)] == [
+            "no_final_step",
+            "default_status_ends_step",
+            "step_has_no_way_out",
+        ]
+
+
+def test_warnings_do_not_stop_compiling():
+    data = claims_definition()
+    data["transitions"][2]["priority"] = 30  # the same priority as another: a warning
+    definition = WorkflowDefinition.from_dict(data)
+    assert [p.code for p in validate_definition(definition)] == ["same_priority"]
+    assert compile_workflow(definition).definition is definition
 
 
 def test_syntax_error_has_line_and_column():

@@ -113,13 +113,7 @@ SCRIPTS = {
     "straight to payment": [(COMPLETE, LOW), (COMPLETE, LOW), (COMPLETE, LOW)],
     "investigation": [(COMPLETE, None), (COMPLETE, RISKY), (COMPLETE, None), (COMPLETE, None)],
     "senior review": [(COMPLETE, None), (COMPLETE, HIGH), (COMPLETE, None)],
-    "hold and resume": [
-        (COMPLETE, None),
-        ("hold", None),
-        ("resume", None),
-        ("cancel", None),
-        (COMPLETE, LOW),
-    ],
+    "past the final step": [(COMPLETE, None), (COMPLETE, LOW), (COMPLETE, None), (COMPLETE, None)],
     "condition error": [(COMPLETE, None), (COMPLETE, {"claim": {}}), (COMPLETE, HIGH)],
     "unknown event": [("nope", None), (COMPLETE, None)],
 }
@@ -179,23 +173,80 @@ def test_a_machine_with_compound_states_is_not_flat():
 def test_events_are_matched_once_per_declared_event():
     machine = machine_class(flat=True)
     bound = WorkflowRunner(machine).machine(MachineState(step="Review"))
-    for event in ("hold", "nope", "hold"):
+    for event in (COMPLETE, "nope", COMPLETE):
         with pytest.raises(bound.TransitionNotAllowed) if event == "nope" else nullcontext():
-            bound.send(event)
+            bound.send(event, activation=convert_context(LOW))
     shape = FlatShape.of(machine)
     assert shape is not None
-    assert set(shape.matches) == {"hold"}  # an undeclared event is never remembered
-    # The steps with an on-hold status.
-    held = {(t.source.name, t.target.name) for t in shape.matches["hold"]}
-    assert held == {("Submitted", "Submitted"), ("Review", "Review")}
+    assert set(shape.matches) == {COMPLETE}  # an undeclared event is never remembered
+    completions = {(t.source.name, t.target.name) for t in shape.matches[COMPLETE]}
+    assert ("Review", "Payment") in completions
+    assert len(completions) == len(claims_definition()["transitions"])
 
 
-def test_condition_guards_are_marked_for_direct_calls_and_lifecycle_guards_are_not():
+def test_the_condition_guards_of_compiled_machines_are_marked_for_direct_calls():
     shape = FlatShape.of(machine_class(flat=True))
     assert shape is not None
-    completions = {t for t in shape.transitions if t.match(COMPLETE)}
-    assert set(shape.guards) == completions
-    assert shape.transitions - completions  # hold, resume, cancel: through the library
+    assert set(shape.guards) == shape.transitions  # every transition is a ``complete``
+
+
+def pausable(*, flat: bool) -> type[WorkflowMachine]:
+    """A hand-written flat machine: internal self-transitions, guards by name and unmarked."""
+
+    class Pausable(WorkflowMachine):
+        idle = State(initial=True)
+        busy = State()
+        done = State(final=True)
+        begin = idle.to(busy)
+        pause = busy.to.itself(internal=True, cond="can_pause")
+        finish = busy.to(done, cond=lambda allowed=True: allowed)
+
+        def can_pause(self, allowed: bool = True) -> bool:
+            return allowed
+
+    if not flat:
+        type.__setattr__(Pausable, "_flat_shape", None)
+    return Pausable
+
+
+def send_all(machine: WorkflowMachine, script: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    seen = []
+    for event, arguments in script:
+        try:
+            machine.send(event, **arguments)
+            error = None
+        except Exception as exc:
+            error = type(exc).__name__
+        seen.append((event, error, list(machine.configuration_values)))
+    return seen
+
+
+PAUSABLE_SCRIPT = [
+    ("pause", {}),
+    ("begin", {}),
+    ("pause", {"allowed": False}),
+    ("pause", {}),
+    ("finish", {"allowed": False}),
+    ("finish", {}),
+    ("begin", {}),
+]
+
+
+@pytest.mark.parametrize("listener", [None, *LISTENERS.values()], ids=["none", *LISTENERS])
+def test_flat_engine_runs_other_flat_machines_as_the_library_does(listener):
+    runs = []
+    for flat in (True, False):
+        machine = pausable(flat=flat)()
+        assert (type(machine._engine) is FlatMachineEngine) is flat
+        recorder = listener and listener()
+        if recorder is not None:
+            machine.add_listener(recorder)
+        runs.append((send_all(machine, PAUSABLE_SCRIPT), recorder and recorder.calls))
+    assert runs[0] == runs[1]
+    shape = FlatShape.of(pausable(flat=True))
+    assert shape is not None
+    assert shape.guards == {}  # guards not marked by the compiler go through the library
+    assert any(t.internal for t in shape.transitions)
 
 
 @pytest.mark.parametrize(

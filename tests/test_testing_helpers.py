@@ -20,6 +20,7 @@ from django_steps.exceptions import (
 from django_steps.machines import ChangeKind, WorkflowDefinition
 from django_steps.machines.lifecycle import Lifecycle
 from django_steps.machines.serialization import dump_definitions
+from django_steps.machines.validation import validate_definition
 from django_steps.testing import (
     CANCEL,
     HOLD,
@@ -30,6 +31,7 @@ from django_steps.testing import (
     explain_definition,
     load_definition,
     load_definitions,
+    runner_for,
 )
 from tests.factories import claims_definition
 
@@ -77,6 +79,42 @@ def test_a_definition_that_does_not_compile_is_reported_with_its_place():
     data["transitions"][1]["condition"] = "claim.is_high_risk =="
     with pytest.raises(DefinitionError, match="Review -> Investigation"):
         drive(data, [])
+
+
+NO_FINAL_STEP = {
+    "name": "Endless",
+    "steps": [
+        {
+            "name": "Open",
+            "initial": True,
+            "statuses": [{"name": "New", "default": True}, {"name": "Done", "completion": True}],
+        },
+        {"name": "Closed", "statuses": [{"name": "Closed", "default": True}]},
+    ],
+    "transitions": [{"from": "Open", "to": "Closed"}],
+}
+
+
+@pytest.mark.parametrize(
+    "helper",
+    [
+        lambda data: drive(data, ["Done"]),
+        lambda data: WorkflowScenario(data),
+        lambda data: runner_for(data),
+        lambda data: explain_definition(data),
+        lambda data: assert_transition(data, from_step="Open", to_step="Closed"),
+    ],
+    ids=["drive", "WorkflowScenario", "runner_for", "explain_definition", "assert_transition"],
+)
+def test_a_workflow_the_services_refuse_is_refused_with_the_same_problem_codes(helper):
+    with pytest.raises(DefinitionError, match="'Endless' has 3 error") as info:
+        helper(NO_FINAL_STEP)
+    assert [p.code for p in info.value.problems if p.is_error] == [
+        "no_final_step",
+        "step_cannot_complete",
+        "step_has_no_way_out",
+    ]
+    assert info.value.problems == validate_definition(WorkflowDefinition.from_dict(NO_FINAL_STEP))
 
 
 # --- driving -------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import pytest
@@ -14,6 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from django_steps._engine.loading import definition_from_db
 from django_steps.exceptions import DefinitionError, DefinitionInUse, WorkflowNotFound
 from django_steps.machines import WorkflowDefinition
+from django_steps.machines.definition import (
+    STATUS_FIELDS,
+    STEP_FIELDS,
+    TRANSITION_FIELDS,
+    TRANSITION_STEPS,
+    StatusDefinition,
+    StepDefinition,
+    TransitionDefinition,
+)
 from django_steps.machines.serialization import (
     FORMAT_MARKER,
     dump_definitions,
@@ -437,3 +447,41 @@ def test_command_errors(claims, tmp_path):
         call_command("steps_export", "Nope")
     with pytest.raises(CommandError, match="Cannot read definitions file"):
         call_command("steps_import", str(tmp_path / "missing.yaml"))
+
+
+# --- the field mapping ----------------------------------------------------------------
+
+BOOKKEEPING = {"id", "name", "created_at", "updated_at"}
+
+
+@pytest.mark.parametrize(
+    ("model", "definition", "fields", "own"),
+    [
+        (WorkflowStep, StepDefinition, STEP_FIELDS, ({"workflow"}, {"statuses"})),
+        (WorkflowStepStatus, StatusDefinition, STATUS_FIELDS, ({"step"}, set())),
+        (
+            WorkflowTransition,
+            TransitionDefinition,
+            TRANSITION_STEPS + TRANSITION_FIELDS,
+            ({"workflow"}, set()),
+        ),
+    ],
+    ids=["step", "status", "transition"],
+)
+def test_the_field_mapping_covers_every_field_of_rows_definitions_and_files(
+    model, definition, fields, own
+):
+    model_fields, definition_fields = own
+    assert {f.name for f in model._meta.concrete_fields} == (
+        BOOKKEEPING | model_fields | {f.model_field for f in fields}
+    )
+    assert {f.name for f in dataclasses.fields(definition)} == (
+        {"id", "name"} | definition_fields | {f.attribute for f in fields}
+    )
+    exported = WorkflowDefinition.from_dict(claims_definition()).to_dict()
+    item = {
+        StepDefinition: exported["steps"][0],
+        StatusDefinition: exported["steps"][0]["statuses"][0],
+        TransitionDefinition: exported["transitions"][0],
+    }[definition]
+    assert set(item) == {"name"} | definition_fields | {f.key for f in fields}

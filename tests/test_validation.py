@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -21,12 +22,14 @@ from django_steps.cel.variables import (
     parse_declarations,
 )
 from django_steps.checks import check_settings
+from django_steps.diagrams import workflow_diagram
 from django_steps.exceptions import (
     ContextError,
     DefinitionError,
     InstanceNotFound,
     InvalidStatus,
 )
+from django_steps.introspection import describe_workflow
 from django_steps.machines import MachineState, WorkflowDefinition, WorkflowRunner
 from django_steps.machines.validation import (
     Problem,
@@ -43,6 +46,8 @@ from django_steps.models import (
     WorkflowTransition,
 )
 from django_steps.services import start_workflow_instance, update_workflow_step_status
+from django_steps.testing import drive
+from django_steps.transfer import import_definitions
 from django_steps.validation import check_condition, ensure_valid, validate_workflow
 from tests.factories import claims_definition, create_workflow
 from tests.testapp.models import Claim
@@ -620,6 +625,33 @@ def test_invalid_workflow_is_never_compiled_or_started():
 
 
 @pytest.mark.django_db
+def test_every_path_refuses_a_workflow_with_no_final_step_with_the_same_codes():
+    data = claims_definition()
+    data["name"] = "Endless"
+    step(data, "Closed")["final"] = False
+    definition = WorkflowDefinition.from_dict(data)
+    codes = ["no_final_step", "default_status_ends_step", "step_has_no_way_out"]
+    assert [p.code for p in validate_definition(definition) if p.is_error] == codes
+    create_workflow(data)
+    claim = Claim.objects.create(title="x", amount=1)
+    refusals = {
+        "engine": lambda: engine.start_workflow_instance("Endless", claim),
+        "introspection (row)": lambda: describe_workflow("Endless"),
+        "introspection (definition)": lambda: describe_workflow(definition),
+        "diagrams": lambda: workflow_diagram(Workflow.objects.get(name="Endless")),
+        "testing": lambda: drive(definition, []),
+        "import": lambda: import_definitions([replace(definition, name="Endless 2")]),
+    }
+    for where, refused in refusals.items():
+        with pytest.raises(DefinitionError) as info:
+            refused()
+        assert [p.code for p in info.value.problems if p.is_error] == codes, where
+    assert [p.code for p in validate_workflow(Workflow.objects.get(name="Endless"))] == codes
+    assert not Workflow.objects.filter(name="Endless 2").exists()
+    assert WorkflowInstance.objects.count() == 0
+
+
+@pytest.mark.django_db
 def test_warnings_do_not_stop_a_workflow_and_validation_runs_on_cache_misses_only(
     monkeypatch,
 ):
@@ -627,12 +659,15 @@ def test_warnings_do_not_stop_a_workflow_and_validation_runs_on_cache_misses_onl
     data["transitions"][2]["priority"] = 30  # a tie: a warning
     create_workflow(data)
     calls = []
-    import django_steps._engine.cache as cache_module
+    import django_steps._engine.loading as loading_module
+    import django_steps.machines.compiler as compiler_module
 
-    original = cache_module.validate_rows
-    monkeypatch.setattr(
-        cache_module, "validate_rows", lambda *a, **k: calls.append(1) or original(*a, **k)
-    )
+    original = compiler_module.validate_definition
+    # Wherever the definition is validated: once per miss, not again by the compiler.
+    for module in (loading_module, compiler_module):
+        monkeypatch.setattr(
+            module, "validate_definition", lambda *a, **k: calls.append(1) or original(*a, **k)
+        )
     workflow_cache.clear()
     for title in ("a", "b", "c"):
         assert start_workflow_instance("Claims", Claim.objects.create(title=title, amount=1))
@@ -712,6 +747,47 @@ class TestModels:
         )
         closed = WorkflowStepStatus.objects.get(step__name="Closed", name="Closed")
         closed.full_clean()  # the final step may default to its completion status
+
+    @pytest.mark.parametrize("final", [False, True], ids=["step", "final step"])
+    @pytest.mark.parametrize(
+        "flags",
+        [
+            (),
+            ("completion",),
+            ("cancellation",),
+            ("on_hold",),
+            ("completion", "on_hold"),
+            ("cancellation", "on_hold"),
+            ("completion", "cancellation", "on_hold"),
+        ],
+        ids="+".join,
+    )
+    def test_status_clean_applies_the_validator_rules(self, workflow, flags, final):
+        data = claims_definition()
+        name = "Closed" if final else "Review"
+        default = next(item for item in step(data, name)["statuses"] if item.get("default"))
+        default.update({kind: kind in flags for kind in ("completion", "cancellation", "on_hold")})
+        expected = {
+            p.code for p in problems_of(data) if p.kind == "status" and p.name == default["name"]
+        }
+        row = WorkflowStepStatus.objects.get(
+            step__workflow=workflow, step__name=name, is_default_status=True
+        )
+        row.is_completion_status = "completion" in flags
+        row.is_cancellation_status = "cancellation" in flags
+        row.is_on_hold_status = "on_hold" in flags
+        if not expected:
+            row.full_clean()
+            return
+        with pytest.raises(ValidationError) as info:
+            row.full_clean()
+        # clean() stops at the first rule broken, in the validator's order.
+        first = sorted(expected, key=["conflicting_status_flags", "default_status_ends_step"].index)
+        message = " ".join(info.value.messages)
+        if first[0] == "conflicting_status_flags":
+            assert "can be only one of completion, cancellation or on-hold" in message
+        else:
+            assert "cannot be the default status" in info.value.message_dict["is_default_status"][0]
 
     def test_final_step_with_outgoing_transitions(self, workflow):
         payment = WorkflowStep.objects.get(workflow=workflow, name="Payment")

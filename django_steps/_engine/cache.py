@@ -17,12 +17,12 @@ from typing import Any
 from ..cel import CelLimits
 from ..conf import current_limits, steps_settings
 from ..exceptions import DefinitionError
+from ..machines.compiler import compile_workflow
 from ..machines.definition import WorkflowDefinition
 from ..machines.lifecycle import Lifecycle
 from ..machines.runner import MachineState, WorkflowRunner
-from ..machines.validation import raise_for_errors
 from ..models import Workflow, WorkflowInstance, WorkflowStep, WorkflowStepStatus
-from .loading import definition_from_rows, load_workflow_rows, validate_rows
+from .loading import checked_definition, load_workflow_rows
 
 
 @dataclass(frozen=True)
@@ -151,10 +151,11 @@ class WorkflowCache:
 
     def _compile(self, workflow: Workflow, backend: str, limits: CelLimits) -> CachedWorkflow:
         rows = load_workflow_rows(workflow)
-        # Validated once per version, on a miss: a definition with errors never runs.
-        raise_for_errors(workflow.name, validate_rows(rows, backend=backend, limits=limits))
-        definition = definition_from_rows(rows)
-        runner = WorkflowRunner(definition, backend=backend, limits=limits)
+        # Validated once per version, on a miss, rows included: the compiler refuses a
+        # definition with errors, and takes these problems instead of validating again.
+        definition, problems = checked_definition(rows, backend=backend, limits=limits)
+        machine = compile_workflow(definition, backend=backend, limits=limits, problems=problems)
+        runner = WorkflowRunner(machine, backend=backend, limits=limits)
         steps = {step.name: step for step in rows.steps}
         statuses = {
             (step.name, status.name): status

@@ -1,5 +1,5 @@
 """Load a workflow's rows in a fixed number of queries, turn them into a plain definition
-and validate them (the checks only rows can fail, then the definition's own)."""
+and validate them (the rule only rows can break, then the definition's own)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ from django.db.models import Prefetch
 
 from ..cel import CelLimits
 from ..machines.definition import (
+    STATUS_FIELDS,
+    STEP_FIELDS,
+    TRANSITION_FIELDS,
     StatusDefinition,
     StepDefinition,
     TransitionDefinition,
     WorkflowDefinition,
+    definition_values,
 )
 from ..machines.validation import ERROR, Problem, validate_definition
 from ..models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
@@ -58,22 +62,15 @@ def definition_from_rows(rows: WorkflowRows) -> WorkflowDefinition:
             StepDefinition(
                 id=step.pk,
                 name=step.name,
-                description=step.description,
-                order=step.order,
-                is_initial=step.is_initial_step,
-                is_final=step.is_final_step,
                 statuses=tuple(
                     StatusDefinition(
                         id=status.pk,
                         name=status.name,
-                        description=status.description,
-                        is_default=status.is_default_status,
-                        is_completion=status.is_completion_status,
-                        is_cancellation=status.is_cancellation_status,
-                        is_on_hold=status.is_on_hold_status,
+                        **definition_values(STATUS_FIELDS, status),
                     )
                     for status in step.possible_statuses.all()
                 ),
+                **definition_values(STEP_FIELDS, step),
             )
             for step in rows.steps
         ),
@@ -81,11 +78,9 @@ def definition_from_rows(rows: WorkflowRows) -> WorkflowDefinition:
             TransitionDefinition(
                 id=transition.pk,
                 name=transition.name,
-                description=transition.description,
                 from_step=transition.from_step.name,
                 to_step=transition.to_step.name,
-                condition=transition.condition,
-                priority=transition.priority,
+                **definition_values(TRANSITION_FIELDS, transition),
             )
             for transition in rows.transitions
         ),
@@ -104,18 +99,26 @@ def validate_rows(rows: WorkflowRows, *, backend: str, limits: CelLimits) -> lis
 
     Each problem carries the row at fault as ``obj`` where there is one.
     """
+    return checked_definition(rows, backend=backend, limits=limits)[1]
+
+
+def checked_definition(
+    rows: WorkflowRows, *, backend: str, limits: CelLimits
+) -> tuple[WorkflowDefinition, list[Problem]]:
+    """The definition of loaded rows and its problems, each with its row as ``obj``.
+
+    Rows can break one rule definitions cannot: a transition joining a step of
+    another workflow (``transition_other_workflow``). Such transitions are left out
+    of the definition, so the other rules do not report them again. The
+    definition is built once: compile it with these problems
+    (:func:`~django_steps.machines.compiler.compile_workflow`'s ``problems``) to
+    skip validating it again.
+    """
     workflow = rows.workflow
     problems: list[Problem] = []
     own_transitions = []
     for transition in rows.transitions:
-        foreign = [
-            (field_name, step)
-            for field_name, step in (
-                ("from_step", transition.from_step),
-                ("to_step", transition.to_step),
-            )
-            if step.workflow_id != workflow.pk
-        ]
+        foreign = transition.steps_of_other_workflows()
         for field_name, step in foreign:
             problems.append(
                 Problem(
@@ -136,11 +139,11 @@ def validate_rows(rows: WorkflowRows, *, backend: str, limits: CelLimits) -> lis
             )
         if not foreign:
             own_transitions.append(transition)
-    definition = definition_from_rows(
-        WorkflowRows(workflow=workflow, steps=rows.steps, transitions=own_transitions)
-    )
+    if len(own_transitions) != len(rows.transitions):
+        rows = WorkflowRows(workflow=workflow, steps=rows.steps, transitions=own_transitions)
+    definition = definition_from_rows(rows)
     problems.extend(validate_definition(definition, backend=backend, limits=limits))
-    return [_with_row(problem, rows) for problem in problems]
+    return definition, [_with_row(problem, rows) for problem in problems]
 
 
 def _with_row(problem: Problem, rows: WorkflowRows) -> Problem:

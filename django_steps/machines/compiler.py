@@ -1,36 +1,37 @@
 """Compile a :class:`WorkflowDefinition` into a python-statemachine class.
 
+A definition is validated first (:func:`~django_steps.machines.validation.validate_definition`):
+one with errors is refused with the validator's problems, so every path that runs a
+workflow (the services, the testing helpers, introspection, the admin) refuses the
+same definitions with the same problem codes.
+
 States are the steps (initial and final flags carried over, the step name as label,
 a safe id as id and value; :class:`StepBinding` maps it to the step name the bound
-object holds). Completing a step is the ``complete`` event: its transitions
-are the workflow's transitions from that step in priority order, each guarded by its
-compiled CEL condition. ``hold``, ``resume`` and ``cancel`` are self-transitions on
-the non-final steps that have an on-hold or cancellation status, guarded by the
-lifecycle of the object the machine is bound to, so a machine tells what can be done
-now. Python-statemachine keeps final states terminal; the services still apply the
-same status rules there.
+object holds). Completing a step is the ``complete`` event, the machine's only one:
+its transitions are the workflow's transitions from that step in priority order,
+each guarded by its compiled CEL condition. Holding, resuming and cancelling change
+the status and lifecycle, never the step, and are allowed at final steps too, which
+python-statemachine keeps terminal: the
+:class:`~django_steps.machines.runner.WorkflowRunner` implements them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from statemachine import State, StateMachine
 from statemachine.factory import StateMachineMetaclass
 
 from ..cel import DEFAULT_LIMITS, CelLimits, CompiledCondition, compile_condition
-from ..exceptions import ConditionError, ConditionEvaluationError, DefinitionError
+from ..exceptions import ConditionEvaluationError
 from .definition import StepDefinition, TransitionDefinition, WorkflowDefinition
 from .flat_engine import DIRECT_ARGUMENTS, FlatMachineEngine, FlatShape
 from .lifecycle import Lifecycle
+from .validation import Problem, raise_for_errors, validate_definition
 
 COMPLETE = "complete"
-HOLD = "hold"
-RESUME = "resume"
-CANCEL = "cancel"
-EVENTS = (COMPLETE, HOLD, RESUME, CANCEL)
 
 
 class Evaluation:
@@ -65,10 +66,10 @@ class WorkflowMachine(StateMachine):
     """Base class of compiled workflow machines (``StateMachine`` semantics).
 
     Guard errors propagate instead of being turned into events, and an event with no
-    transition raises ``TransitionNotAllowed``. The definition is checked by
-    :mod:`django_steps.validation`, so python-statemachine's own graph checks are off:
-    they would refuse, with a less helpful message, definitions that validation
-    reports better. Compiled machines are flat, and run on
+    transition raises ``TransitionNotAllowed``. The definition is validated before
+    it is compiled, so python-statemachine's own graph checks are off: they would
+    refuse, with a less helpful message, definitions that validation reports better.
+    Compiled machines are flat, and run on
     :class:`~django_steps.machines.flat_engine.FlatMachineEngine`.
     """
 
@@ -177,117 +178,47 @@ def _always(transition: TransitionDefinition) -> Callable[..., bool]:
     return guard
 
 
-def _lifecycle_is(*lifecycles: Lifecycle) -> Callable[..., bool]:
-    def guard(*, model: Any = None) -> bool:
-        return Lifecycle(getattr(model, "lifecycle", Lifecycle.RUNNING)) in lifecycles
-
-    return guard
-
-
 def compile_workflow(
     definition: WorkflowDefinition,
     *,
     backend: str = "celpy",
     limits: CelLimits = DEFAULT_LIMITS,
+    problems: Sequence[Problem] | None = None,
 ) -> type[WorkflowMachine]:
     """Build the machine class of a workflow definition.
 
-    Raises :class:`~django_steps.exceptions.DefinitionError` when the definition
-    cannot be compiled: no steps, no or several initial steps, a transition naming
-    an unknown step or leaving a final step, or a condition that does not compile
-    (its problems list the :class:`~django_steps.exceptions.ConditionError` s).
-    The definition is never modified.
+    The definition is validated with ``backend`` and ``limits`` first; a definition
+    with errors raises :class:`~django_steps.exceptions.DefinitionError` whose
+    ``problems`` list every problem (the codes of
+    :func:`~django_steps.machines.validation.validate_definition`). Warnings do not
+    stop it. ``problems`` is for a caller that has just validated this definition
+    with the same backend and limits (the compiled-workflow cache, which also checks
+    rows): it is used instead of validating again. The definition is never modified.
     """
-    where = f"Workflow {definition.name!r}"
-    if not definition.steps:
-        raise DefinitionError(f"{where} has no steps.", workflow=definition.name)
-    initial = [step for step in definition.steps if step.is_initial]
-    if len(initial) != 1:
-        raise DefinitionError(
-            f"{where} must have exactly one initial step; it has {len(initial)}.",
-            workflow=definition.name,
-        )
+    if problems is None:
+        problems = validate_definition(definition, backend=backend, limits=limits)
+    raise_for_errors(definition.name, problems)
 
-    taken: set[str] = set(EVENTS)
+    taken: set[str] = {COMPLETE}
     state_ids = {step.name: state_id_for(step.name, taken) for step in definition.steps}
     states = {step.name: _state(step, state_ids[step.name]) for step in definition.steps}
 
     conditions: dict[TransitionDefinition, CompiledCondition | None] = {}
-    condition_errors: list[ConditionError] = []
     events: dict[str, Any] = {}
-
-    def add(event: str, transitions: Any) -> None:
-        events[event] = events[event] | transitions if event in events else transitions
-
     for step in definition.steps:
         source = states[step.name]
-        outgoing = definition.transitions_from(step.name)
-        if step.is_final and outgoing:
-            raise DefinitionError(
-                f"{where}: final step {step.name!r} has outgoing transitions.",
-                workflow=definition.name,
-            )
-        for transition in outgoing:
-            target = states.get(transition.to_step)
-            if target is None:
-                raise DefinitionError(
-                    f"{where}: transition {transition.label!r} leads to unknown step "
-                    f"{transition.to_step!r}.",
-                    workflow=definition.name,
-                )
+        for transition in definition.transitions_from(step.name):
             guard: Callable[..., bool]
             if transition.condition.strip():
-                try:
-                    compiled = compile_condition(
-                        transition.condition, backend=backend, limits=limits
-                    )
-                except ConditionError as error:
-                    error.workflow, error.transition = definition.name, transition.label
-                    condition_errors.append(error)
-                    continue
+                # Validation compiled it already: this is a hit in compile_condition's cache.
+                compiled = compile_condition(transition.condition, backend=backend, limits=limits)
                 conditions[transition] = compiled
                 guard = _condition_guard(definition, transition, compiled)
             else:
                 conditions[transition] = None
                 guard = _always(transition)
-            add(COMPLETE, source.to(target, event=COMPLETE, cond=guard))
-        if step.is_final:
-            continue
-        if step.on_hold_status is not None:
-            add(
-                HOLD,
-                source.to.itself(internal=True, event=HOLD, cond=_lifecycle_is(Lifecycle.RUNNING)),
-            )
-            add(
-                RESUME,
-                source.to.itself(
-                    internal=True, event=RESUME, cond=_lifecycle_is(Lifecycle.ON_HOLD)
-                ),
-            )
-        if step.cancellation_status is not None:
-            add(
-                CANCEL,
-                source.to.itself(
-                    internal=True,
-                    event=CANCEL,
-                    cond=_lifecycle_is(Lifecycle.RUNNING, Lifecycle.ON_HOLD),
-                ),
-            )
-
-    unknown_sources = {t.from_step for t in definition.transitions} - set(states)
-    if unknown_sources:
-        raise DefinitionError(
-            f"{where}: transitions leave unknown step(s) "
-            f"{', '.join(map(repr, sorted(unknown_sources)))}.",
-            workflow=definition.name,
-        )
-    if condition_errors:
-        details = "; ".join(f"transition {e.transition!r}: {e}" for e in condition_errors)
-        raise DefinitionError(
-            f"{where} has conditions that do not compile: {details}",
-            workflow=definition.name,
-            problems=condition_errors,
-        )
+            edge = source.to(states[transition.to_step], event=COMPLETE, cond=guard)
+            events[COMPLETE] = events[COMPLETE] | edge if COMPLETE in events else edge
 
     attrs: dict[str, Any] = {
         "__module__": __name__,

@@ -4,6 +4,11 @@ A :class:`WorkflowDefinition` is what the compiler, the runner, the diagrams and
 the testing helpers work on. It is built from database rows by
 :func:`django_steps._engine.loading.definition_from_db` or from a plain dict by
 :meth:`WorkflowDefinition.from_dict` (the same shape as the export format).
+
+:data:`STEP_FIELDS`, :data:`STATUS_FIELDS` and :data:`TRANSITION_FIELDS` are the one
+mapping between a definition's attributes, the model fields of its rows and the keys
+of the export format; loading, import, export and the test factories all use them.
+:func:`transition_name` is the one place that names an unnamed transition.
 """
 
 from __future__ import annotations
@@ -14,6 +19,71 @@ from functools import cached_property
 from typing import Any
 
 from ..exceptions import DefinitionError
+
+
+@dataclass(frozen=True)
+class DefinitionField:
+    """One field of a step, status or transition, as each layer calls it.
+
+    ``attribute`` is the attribute of the definition dataclass, ``model_field`` the
+    field of the model row, ``key`` the key in the export format; ``kind`` (``str``,
+    ``bool`` or ``int``) and ``default`` are the type and value when the key is left
+    out. The ``name`` of each item is not listed: it is ``name`` everywhere and is
+    what rows are matched by.
+    """
+
+    attribute: str
+    model_field: str
+    key: str
+    kind: type
+    default: Any
+
+
+STEP_FIELDS = (
+    DefinitionField("description", "description", "description", str, ""),
+    DefinitionField("order", "order", "order", int, 0),
+    DefinitionField("is_initial", "is_initial_step", "initial", bool, False),
+    DefinitionField("is_final", "is_final_step", "final", bool, False),
+)
+"""The fields of a step (its statuses aside)."""
+
+STATUS_FIELDS = (
+    DefinitionField("description", "description", "description", str, ""),
+    DefinitionField("is_default", "is_default_status", "default", bool, False),
+    DefinitionField("is_completion", "is_completion_status", "completion", bool, False),
+    DefinitionField("is_cancellation", "is_cancellation_status", "cancellation", bool, False),
+    DefinitionField("is_on_hold", "is_on_hold_status", "on_hold", bool, False),
+)
+"""The fields of a status."""
+
+TRANSITION_STEPS = (
+    DefinitionField("from_step", "from_step", "from", str, ""),
+    DefinitionField("to_step", "to_step", "to", str, ""),
+)
+"""The steps a transition joins: step names in definitions and files, foreign keys in rows."""
+
+TRANSITION_FIELDS = (
+    DefinitionField("condition", "condition", "condition", str, ""),
+    DefinitionField("priority", "priority", "priority", int, 0),
+    DefinitionField("description", "description", "description", str, ""),
+)
+"""The fields of a transition besides the steps it joins."""
+
+
+def model_values(fields: Sequence[DefinitionField], item: Any) -> dict[str, Any]:
+    """The model field values of a definition's step, status or transition."""
+    return {f.model_field: getattr(item, f.attribute) for f in fields}
+
+
+def definition_values(fields: Sequence[DefinitionField], row: Any) -> dict[str, Any]:
+    """The definition attribute values of a model row (a step, status or transition)."""
+    return {f.attribute: getattr(row, f.model_field) for f in fields}
+
+
+def transition_name(from_step: str, to_step: str, number: int = 1) -> str:
+    """The name of an unnamed transition: ``From -> To``; ``From -> To (2)`` for number 2."""
+    name = f"{from_step} -> {to_step}"
+    return name if number == 1 else f"{name} ({number})"
 
 
 @dataclass(frozen=True)
@@ -86,7 +156,8 @@ class TransitionDefinition:
 
     @property
     def label(self) -> str:
-        return self.name or f"{self.from_step} -> {self.to_step}"
+        """The transition's name, or ``From -> To`` when it has none."""
+        return self.name or transition_name(self.from_step, self.to_step)
 
 
 @dataclass(frozen=True)
@@ -161,19 +232,9 @@ class WorkflowDefinition:
             "steps": [
                 {
                     "name": step.name,
-                    "description": step.description,
-                    "order": step.order,
-                    "initial": step.is_initial,
-                    "final": step.is_final,
+                    **_export_values(STEP_FIELDS, step),
                     "statuses": [
-                        {
-                            "name": status.name,
-                            "description": status.description,
-                            "default": status.is_default,
-                            "completion": status.is_completion,
-                            "cancellation": status.is_cancellation,
-                            "on_hold": status.is_on_hold,
-                        }
+                        {"name": status.name, **_export_values(STATUS_FIELDS, status)}
                         for status in step.statuses
                     ],
                 }
@@ -182,11 +243,7 @@ class WorkflowDefinition:
             "transitions": [
                 {
                     "name": transition.name,
-                    "from": transition.from_step,
-                    "to": transition.to_step,
-                    "condition": transition.condition,
-                    "priority": transition.priority,
-                    "description": transition.description,
+                    **_export_values(TRANSITION_STEPS + TRANSITION_FIELDS, transition),
                 }
                 for transition in self.transitions
             ],
@@ -231,9 +288,13 @@ class WorkflowDefinition:
 
 
 _WORKFLOW_KEYS = {"name", "description", "context_variables", "steps", "transitions", "version"}
-_STEP_KEYS = {"name", "description", "order", "initial", "final", "statuses"}
-_STATUS_KEYS = {"name", "description", "default", "completion", "cancellation", "on_hold"}
-_TRANSITION_KEYS = {"name", "from", "to", "condition", "priority", "description"}
+_STEP_KEYS = {"name", "statuses", *(f.key for f in STEP_FIELDS)}
+_STATUS_KEYS = {"name", *(f.key for f in STATUS_FIELDS)}
+_TRANSITION_KEYS = {"name", *(f.key for f in TRANSITION_STEPS + TRANSITION_FIELDS)}
+
+
+def _export_values(fields: Sequence[DefinitionField], item: Any) -> dict[str, Any]:
+    return {f.key: getattr(item, f.attribute) for f in fields}
 
 
 def _reject_unknown(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -282,6 +343,21 @@ def _list(data: Mapping[str, Any], key: str, where: str) -> Sequence[Mapping[str
     return value
 
 
+def _parsed_values(
+    fields: Sequence[DefinitionField], data: Mapping[str, Any], where: str
+) -> dict[str, Any]:
+    """The definition attribute values of an exported item, each checked for its type."""
+    values: dict[str, Any] = {}
+    for f in fields:
+        if f.kind is bool:
+            values[f.attribute] = _bool(data, f.key, where)
+        elif f.kind is int:
+            values[f.attribute] = _int(data, f.key, where, f.default)
+        else:
+            values[f.attribute] = _optional_str(data, f.key, where)
+    return values
+
+
 def _step_from_dict(data: Mapping[str, Any], where: str) -> StepDefinition:
     name = _required_str(data, "name", where)
     where = f"{where.rsplit(', ', 1)[0]}, step {name!r}"
@@ -290,37 +366,23 @@ def _step_from_dict(data: Mapping[str, Any], where: str) -> StepDefinition:
         _status_from_dict(item, f"{where}, status #{index + 1}")
         for index, item in enumerate(_list(data, "statuses", where))
     )
-    return StepDefinition(
-        name=name,
-        description=_optional_str(data, "description", where),
-        order=_int(data, "order", where, 0),
-        is_initial=_bool(data, "initial", where),
-        is_final=_bool(data, "final", where),
-        statuses=statuses,
-    )
+    return StepDefinition(name=name, statuses=statuses, **_parsed_values(STEP_FIELDS, data, where))
 
 
 def _status_from_dict(data: Mapping[str, Any], where: str) -> StatusDefinition:
     name = _required_str(data, "name", where)
     where = f"{where.rsplit(', ', 1)[0]}, status {name!r}"
     _reject_unknown(data, _STATUS_KEYS, where)
-    return StatusDefinition(
-        name=name,
-        description=_optional_str(data, "description", where),
-        is_default=_bool(data, "default", where),
-        is_completion=_bool(data, "completion", where),
-        is_cancellation=_bool(data, "cancellation", where),
-        is_on_hold=_bool(data, "on_hold", where),
-    )
+    return StatusDefinition(name=name, **_parsed_values(STATUS_FIELDS, data, where))
 
 
 def _transition_from_dict(data: Mapping[str, Any], where: str) -> TransitionDefinition:
     _reject_unknown(data, _TRANSITION_KEYS, where)
+    steps: dict[str, Any] = {
+        f.attribute: _required_str(data, f.key, where) for f in TRANSITION_STEPS
+    }
     return TransitionDefinition(
-        from_step=_required_str(data, "from", where),
-        to_step=_required_str(data, "to", where),
-        condition=_optional_str(data, "condition", where),
-        priority=_int(data, "priority", where, 0),
         name=_optional_str(data, "name", where),
-        description=_optional_str(data, "description", where),
+        **steps,
+        **_parsed_values(TRANSITION_FIELDS, data, where),
     )

@@ -4,8 +4,8 @@ The structure comes from python-statemachine's diagram extractor
 (:func:`statemachine.contrib.diagram.extract.extract`) run on the compiled machine
 class, or on a machine bound to an instance's state so the current step is
 highlighted. Transitions are relabelled with their CEL condition, their position in
-the order tried and their priority; the ``hold``/``resume``/``cancel``
-self-transitions are left out (they exist on most steps and would hide the flow).
+the order tried and their priority. Holding, resuming and cancelling are not drawn:
+they change an instance's status, never its step, and are no machine transitions.
 
 Mermaid text comes from python-statemachine's Mermaid renderer. DOT text is written
 here, so it needs neither pydot nor Graphviz and is byte-for-byte stable (the
@@ -25,7 +25,7 @@ from statemachine.contrib.diagram.model import DiagramGraph, DiagramTransition, 
 from statemachine.contrib.diagram.renderers.mermaid import MermaidRenderer
 
 from ..exceptions import DiagramError
-from .definition import TransitionDefinition
+from .definition import TransitionDefinition, transition_name
 from .lifecycle import Lifecycle
 from .runner import MachineState, WorkflowRunner
 
@@ -71,8 +71,6 @@ def diagram_graph(runner: WorkflowRunner, state: MachineState | None = None) -> 
     transitions: list[DiagramTransition] = []
     outgoing: dict[str, list[DiagramTransition]] = {}
     for drawn_transition in graph.transitions:
-        if drawn_transition.is_internal:  # hold / resume / cancel
-            continue
         outgoing.setdefault(drawn_transition.source, []).append(drawn_transition)
     for state_id, drawn in outgoing.items():
         ordered = definition.transitions_from(names[state_id])
@@ -101,8 +99,9 @@ def diagram_graph(runner: WorkflowRunner, state: MachineState | None = None) -> 
 def transition_label(transition: TransitionDefinition, position: int, count: int) -> str:
     """``"1. claim.amount > 10000.0 (priority 20)"``; no number when it is the only one."""
     condition = " ".join(transition.condition.split()) or "always"
-    default_name = f"{transition.from_step} -> {transition.to_step}"
-    if transition.name and transition.name != default_name:
+    if transition.name and transition.name != transition_name(
+        transition.from_step, transition.to_step
+    ):
         condition = f"{transition.name}: {condition}"
     if count == 1:
         return condition

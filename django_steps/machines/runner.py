@@ -95,8 +95,11 @@ class Outcome:
 class WorkflowRunner:
     """Apply the workflow rules of one definition to machine states.
 
-    Build it from a definition (compiled here) or from a compiled machine class.
-    Runners hold no per-instance state and are safe to share between threads.
+    Build it from a definition (validated and compiled here: one with errors raises
+    :class:`~django_steps.exceptions.DefinitionError` listing the validator's
+    problems) or from a class made by
+    :func:`~django_steps.machines.compiler.compile_workflow`. Runners hold no
+    per-instance state and are safe to share between threads.
     """
 
     def __init__(
@@ -341,16 +344,15 @@ class WorkflowRunner:
             ) from None
         except TransitionNotAllowed:
             self._give_back(borrowed, restart=True)
-            if not self.definition.transitions_from(step.name):
-                reason = "it has no outgoing transitions"
-            else:
-                reason = "no transition's condition passed: " + "; ".join(
-                    f"{e.transition.label} [{e.transition.condition}] -> {e.result}"
-                    for e in evaluations
-                )
+            # Validation ensures a non-final step has outgoing transitions.
+            tried = "; ".join(
+                f"{e.transition.label} [{e.transition.condition}] -> {e.result}"
+                for e in evaluations
+            )
             raise NoTransitionAvailable(
                 f"Workflow {self.definition.name!r}: step {step.name!r} cannot be completed "
-                f"with status {status.name!r}; {reason}. Nothing was changed.",
+                f"with status {status.name!r}; no transition's condition passed: {tried}. "
+                "Nothing was changed.",
                 step=step.name,
                 evaluations=evaluations,
             ) from None

@@ -1,9 +1,15 @@
 """Validate a workflow definition and report every problem, with no database.
 
 :func:`validate_definition` returns a list of :class:`Problem` s: errors (the
-definition cannot be run) and warnings (it runs, but probably not as meant). The
-admin, the ``steps_check`` command and the compiler all use it, through
-:func:`django_steps.validation.validate_workflow` for stored workflows.
+definition cannot be run) and warnings (it runs, but probably not as meant). It is
+the one set of definition rules: the compiler refuses a definition it reports errors
+for (so do the services, the testing helpers, introspection and import, which all
+compile through it), the admin and the ``steps_check`` command report its problems
+(through :func:`django_steps.validation.validate_workflow` for stored workflows),
+and the models' ``clean()`` methods call its per-row rules (:func:`status_kinds`,
+:func:`conflicting_kinds`, :func:`default_status_ends_step`,
+:func:`final_step_transitions`, :func:`condition_issues`) to word the same rules
+for a form.
 """
 
 from __future__ import annotations
@@ -14,16 +20,23 @@ import functools
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..cel import DEFAULT_LIMITS, CelLimits, compile_condition
 from ..cel.safety import parse_tree
 from ..cel.variables import VariableReference, declaration_errors, variable_references
 from ..exceptions import ConditionError, ConditionSyntaxError, DefinitionError
-from .definition import StepDefinition, TransitionDefinition, WorkflowDefinition
+from .definition import (
+    StatusDefinition,
+    StepDefinition,
+    TransitionDefinition,
+    WorkflowDefinition,
+)
 
 ERROR = "error"
 WARNING = "warning"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -192,6 +205,46 @@ def condition_issues(
     ]
 
 
+# --- per-row rules ----------------------------------------------------------------------
+
+
+def status_kinds(status: StatusDefinition) -> list[str]:
+    """What ends or stops a step that a status is marked as, in this order:
+    ``"completion"``, ``"cancellation"``, ``"on-hold"`` (empty for a plain status)."""
+    return [
+        label
+        for flag, label in (
+            (status.is_completion, "completion"),
+            (status.is_cancellation, "cancellation"),
+            (status.is_on_hold, "on-hold"),
+        )
+        if flag
+    ]
+
+
+def conflicting_kinds(status: StatusDefinition) -> list[str]:
+    """The kinds of a status marked more than one of them (a status may be only one);
+    empty when it is fine. The rule of ``conflicting_status_flags``."""
+    kinds = status_kinds(status)
+    return kinds if len(kinds) > 1 else []
+
+
+def default_status_ends_step(step: StepDefinition, status: StatusDefinition) -> str | None:
+    """The kind of a default status that would end or stop the non-final step it is
+    the default of as soon as it is entered; ``None`` when it is fine. The rule of
+    ``default_status_ends_step``."""
+    if not status.is_default or step.is_final:
+        return None
+    kinds = status_kinds(status)
+    return kinds[0] if kinds else None
+
+
+def final_step_transitions(step: StepDefinition, outgoing: Sequence[T]) -> list[T]:
+    """The transitions leaving ``step`` (given in any form) if it is final: a final
+    step may have none. Empty when it is fine. The rule of ``final_step_has_transitions``."""
+    return list(outgoing) if step.is_final else []
+
+
 def _shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -343,32 +396,25 @@ class _Validator:
                     field="is_default_status",
                 )
         for status in step.statuses:
-            flags = [
-                label
-                for flag, label in (
-                    (status.is_completion, "completion"),
-                    (status.is_cancellation, "cancellation"),
-                    (status.is_on_hold, "on-hold"),
-                )
-                if flag
-            ]
             status_where = f"{step_where}, status {status.name!r}"
-            if len(flags) > 1:
+            kinds = conflicting_kinds(status)
+            if kinds:
                 self.add(
                     ERROR,
                     "conflicting_status_flags",
-                    f"{status_where} is marked {' and '.join(flags)}; a status can be only one "
+                    f"{status_where} is marked {' and '.join(kinds)}; a status can be only one "
                     "of completion, cancellation or on-hold.",
                     "status",
                     status.name,
                     id=status.id,
                     step=step.name,
                 )
-            if status.is_default and flags and not step.is_final:
+            kind = default_status_ends_step(step, status)
+            if kind is not None:
                 self.add(
                     ERROR,
                     "default_status_ends_step",
-                    f"{status_where} is the default status and a {flags[0]} status; a non-final "
+                    f"{status_where} is the default status and a {kind} status; a non-final "
                     "step would be left (or stopped) as soon as it is entered. Make a plain "
                     "status the default.",
                     "status",
@@ -428,12 +474,13 @@ class _Validator:
             self.check_condition(transition)
         for step in definition.steps:
             outgoing = [t for t in known if t.from_step == step.name]
-            if step.is_final and outgoing:
+            leaving = final_step_transitions(step, outgoing)
+            if leaving:
                 self.add(
                     ERROR,
                     "final_step_has_transitions",
                     f"final step {step.name!r} has outgoing transitions "
-                    f"({', '.join(repr(t.label) for t in outgoing)}); a final step ends the "
+                    f"({', '.join(repr(t.label) for t in leaving)}); a final step ends the "
                     "workflow. Remove them or unmark the step as final.",
                     "step",
                     step.name,
