@@ -11,6 +11,10 @@ from .cel.safety import MAX_TREE_DEPTH, TREE_LEVELS_PER_DEPTH
 from .conf import DEFAULTS, steps_settings
 from .exceptions import ConfigurationError
 
+__all__ = [
+    "check_settings",
+]
+
 
 @checks.register("django_steps")
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

@@ -27,6 +27,21 @@ from .conf import current_limits, steps_settings
 from .machines.lifecycle import ChangeKind, Lifecycle
 from .machines.validation import ConditionIssue, condition_issues
 
+__all__ = [
+    "Workflow",
+    "WorkflowHistory",
+    "WorkflowInstance",
+    "WorkflowInstanceManager",
+    "WorkflowInstanceQuerySet",
+    "WorkflowManager",
+    "WorkflowStep",
+    "WorkflowStepManager",
+    "WorkflowStepStatus",
+    "WorkflowStepStatusManager",
+    "WorkflowTransition",
+    "WorkflowTransitionManager",
+]
+
 LIFECYCLE_CHOICES = [(item.value, item.label) for item in Lifecycle]
 EVENT_CHOICES = [(item.value, item.label) for item in ChangeKind]
 UNFINISHED = (Lifecycle.RUNNING.value, Lifecycle.ON_HOLD.value)

@@ -1,5 +1,8 @@
 """Compile a :class:`WorkflowDefinition` into a python-statemachine class.
 
+Internal: use :func:`django_steps.machines.compile_workflow` and
+:class:`django_steps.machines.WorkflowRunner`.
+
 States are the steps (initial and final flags carried over, the step name as label,
 a safe id as id and value; :class:`StepBinding` maps it to the step name the bound
 object holds). Completing a step is the ``complete`` event: its transitions

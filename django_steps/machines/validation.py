@@ -22,6 +22,21 @@ from ..cel.variables import VariableReference, declaration_errors, variable_refe
 from ..exceptions import ConditionError, ConditionSyntaxError, DefinitionError
 from .definition import StepDefinition, TransitionDefinition, WorkflowDefinition
 
+__all__ = [
+    "ERROR",
+    "WARNING",
+    "ConditionIssue",
+    "Problem",
+    "condition_issues",
+    "condition_variables",
+    "ensure_valid_definition",
+    "errors_of",
+    "raise_for_errors",
+    "undeclared_message",
+    "undeclared_variables",
+    "validate_definition",
+]
+
 ERROR = "error"
 WARNING = "warning"
 
