@@ -24,16 +24,8 @@ from django_steps.machines import (
     compile_workflow,
 )
 from django_steps.machines.lifecycle import Lifecycle
+from tests.conftest import HIGH, LOW, RISKY
 from tests.factories import claims_definition
-
-LOW = {"claim": {"amount": 500.0, "is_high_risk": False}}
-HIGH = {"claim": {"amount": 50000.0, "is_high_risk": False}}
-RISKY = {"claim": {"amount": 500.0, "is_high_risk": True}}
-
-
-@pytest.fixture
-def definition() -> WorkflowDefinition:
-    return WorkflowDefinition.from_dict(claims_definition())
 
 
 @pytest.fixture

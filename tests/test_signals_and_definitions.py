@@ -21,12 +21,12 @@ from django_steps.services import (
     start_workflow_instance,
     update_workflow_step_status,
 )
+from tests.conftest import LOW
 from tests.factories import claims_definition, create_workflow
 from tests.testapp.models import Claim
 
 pytestmark = pytest.mark.django_db
 
-LOW = {"claim": {"amount": 500.0, "is_high_risk": False}}
 ALL_SIGNALS = [
     signals.workflow_started,
     signals.workflow_status_changed,

@@ -44,10 +44,9 @@ from django_steps.models import (
 )
 from django_steps.services import start_workflow_instance, update_workflow_step_status
 from django_steps.validation import check_condition, ensure_valid, validate_workflow
+from tests.conftest import LOW
 from tests.factories import claims_definition, create_workflow
 from tests.testapp.models import Claim
-
-LOW = {"claim": {"amount": 500.0, "is_high_risk": False}}
 
 
 def problems_of(data: dict[str, Any]) -> list[Problem]:
