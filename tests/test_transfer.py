@@ -31,7 +31,7 @@ from django_steps.services import start_workflow_instance, update_workflow_step_
 from django_steps.transfer import export_definitions, import_definitions, import_file
 from tests.conftest import HIGH
 from tests.factories import claims_definition, create_workflow
-from tests.test_properties import workflow_definitions
+from tests.strategies import workflow_definitions
 from tests.testapp.models import Claim
 
 pytestmark = pytest.mark.django_db
