@@ -28,7 +28,6 @@ __all__ = [
     "VariableReference",
     "check_declared_context",
     "declaration_errors",
-    "free_variables",
     "parse_declarations",
     "variable_references",
 ]
