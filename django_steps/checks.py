@@ -1,4 +1,11 @@
-"""System checks on the ``DJANGO_STEPS`` settings (ids ``django_steps.E00x``)."""
+"""System checks on the ``DJANGO_STEPS`` settings.
+
+Registered with Django's check framework under the tag ``django_steps``, so
+``manage.py check`` reports them: ``django_steps.E001`` (not a dict), ``E002`` (unknown
+key), ``E003`` (a limit that is not a positive integer), ``E004`` (unusable
+``CEL_BACKEND``) and the warning ``W001`` (a ``CONDITION_MAX_DEPTH`` cel-python cannot
+honour). The documentation's system checks reference says how to fix each.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,10 @@ from .cel import get_backend
 from .cel.safety import MAX_TREE_DEPTH, TREE_LEVELS_PER_DEPTH
 from .conf import DEFAULTS, steps_settings
 from .exceptions import ConfigurationError
+
+__all__ = [
+    "check_settings",
+]
 
 
 @checks.register("django_steps")

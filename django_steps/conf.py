@@ -20,6 +20,13 @@ from django.core.signals import setting_changed
 from .cel import CelLimits
 from .exceptions import ConfigurationError
 
+__all__ = [
+    "DEFAULTS",
+    "StepsSettings",
+    "current_limits",
+    "steps_settings",
+]
+
 DEFAULTS: dict[str, Any] = {
     # CEL implementation: "celpy" (cel-python, default) or "cel-expr" (cel-expr-python).
     "CEL_BACKEND": "celpy",

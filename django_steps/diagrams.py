@@ -10,6 +10,10 @@ from .introspection import WorkflowRef, instance_state, workflow_runner
 from .machines.diagram import render_diagram
 from .models import WorkflowInstance
 
+__all__ = [
+    "workflow_diagram",
+]
+
 
 def workflow_diagram(
     workflow: WorkflowRef | None = None,

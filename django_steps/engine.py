@@ -31,6 +31,16 @@ from .machines.lifecycle import ChangeKind, Lifecycle
 from .machines.runner import MachineState, Outcome, WorkflowRunner
 from .models import Workflow, WorkflowInstance
 
+__all__ = [
+    "cancel_workflow_instance",
+    "check_context",
+    "get_workflow_instance_for_object",
+    "resume_workflow_instance",
+    "set_workflow_on_hold",
+    "start_workflow_instance",
+    "update_workflow_step_status",
+]
+
 SIGNALS = {
     ChangeKind.STARTED: signals.workflow_started,
     ChangeKind.STATUS_CHANGED: signals.workflow_status_changed,

@@ -14,6 +14,26 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+__all__ = [
+    "ConditionError",
+    "ConditionEvaluationError",
+    "ConditionSyntaxError",
+    "ConfigurationError",
+    "ContextError",
+    "DefinitionError",
+    "DefinitionInUse",
+    "DiagramError",
+    "InstanceError",
+    "InstanceFinished",
+    "InstanceNotFound",
+    "InvalidStatus",
+    "NoTransitionAvailable",
+    "OperationNotAllowed",
+    "StepsError",
+    "TransitionConditionError",
+    "WorkflowNotFound",
+]
+
 
 class StepsError(Exception):
     """Base class of every django-steps error."""

@@ -26,6 +26,15 @@ from .engine import check_context
 from .exceptions import ContextError, DefinitionError
 from .models import WorkflowInstance, WorkflowStep, WorkflowStepStatus, WorkflowTransition
 
+__all__ = [
+    "ConditionWidget",
+    "SetStatusForm",
+    "StatusInlineFormSet",
+    "StepInlineFormSet",
+    "TransitionInlineFormSet",
+    "WorkflowTransitionForm",
+]
+
 CODE_ATTRS = {"class": "steps-code", "spellcheck": "false", "autocomplete": "off"}
 
 

@@ -27,6 +27,15 @@ from .machines.explain import Explanation, explain_status
 from .machines.runner import MachineState, WorkflowRunner
 from .models import Workflow, WorkflowInstance
 
+__all__ = [
+    "WorkflowRef",
+    "describe_instance",
+    "describe_workflow",
+    "explain",
+    "instance_state",
+    "workflow_runner",
+]
+
 WorkflowRef = Workflow | WorkflowDefinition | str
 
 

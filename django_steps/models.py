@@ -41,6 +41,21 @@ from .machines.validation import (
     final_step_transitions,
 )
 
+__all__ = [
+    "Workflow",
+    "WorkflowHistory",
+    "WorkflowInstance",
+    "WorkflowInstanceManager",
+    "WorkflowInstanceQuerySet",
+    "WorkflowManager",
+    "WorkflowStep",
+    "WorkflowStepManager",
+    "WorkflowStepStatus",
+    "WorkflowStepStatusManager",
+    "WorkflowTransition",
+    "WorkflowTransitionManager",
+]
+
 LIFECYCLE_CHOICES = [(item.value, item.label) for item in Lifecycle]
 EVENT_CHOICES = [(item.value, item.label) for item in ChangeKind]
 UNFINISHED = (Lifecycle.RUNNING.value, Lifecycle.ON_HOLD.value)

@@ -1,6 +1,6 @@
 """The documented services: start, update status, hold, resume, cancel, look up.
 
-Each function keeps the signature of the product description and returns
+Each function has the signature the documentation gives and returns
 ``True``/``False`` (or the instance/``None``). A refusal is logged on the
 ``django_steps`` logger with its reason and changes nothing; call the strict
 counterparts in :mod:`django_steps.engine` to get the reason as an exception.

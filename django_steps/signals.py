@@ -26,6 +26,16 @@ from __future__ import annotations
 
 from django.dispatch import Signal
 
+__all__ = [
+    "workflow_cancelled",
+    "workflow_completed",
+    "workflow_held",
+    "workflow_resumed",
+    "workflow_started",
+    "workflow_status_changed",
+    "workflow_step_changed",
+]
+
 #: An instance was created at its workflow's initial step.
 workflow_started = Signal()
 #: The status of the current step changed (the step did not).

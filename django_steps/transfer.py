@@ -40,6 +40,16 @@ from .models import (
 )
 from .validation import Problem, errors_of, validate_workflow
 
+__all__ = [
+    "ImportReport",
+    "WorkflowImport",
+    "check_importable",
+    "export_definitions",
+    "import_definitions",
+    "import_file",
+    "transition_names",
+]
+
 
 @dataclass
 class WorkflowImport:

@@ -1,12 +1,46 @@
-"""Suite-wide pytest hooks: say which database a run used, in its header and summary."""
+"""Suite-wide fixtures, constants and hooks.
+
+- ``claims`` (the claims workflow of :mod:`tests.factories`, stored) and
+  ``definition`` (the same workflow as a plain ``WorkflowDefinition``);
+- the contexts that steer a claim at *Review*: :data:`LOW` (paid directly),
+  :data:`HIGH` (senior review) and :data:`RISKY` (investigation);
+- hooks that say which database a run used, skip ``postgres`` tests elsewhere and
+  ``slow`` ones without ``--run-slow``.
+
+Modules import the constants with ``from tests.conftest import LOW, HIGH, RISKY``.
+"""
 
 from __future__ import annotations
 
 import functools
 import sqlite3
+from typing import Any
 
 import pytest
 from django.conf import settings
+
+from django_steps.machines.definition import WorkflowDefinition
+from django_steps.models import Workflow
+from tests.factories import claims_definition, create_workflow
+
+#: A claim at *Review* with these goes to *Payment*, by the transition with no condition.
+LOW: dict[str, Any] = {"claim": {"amount": 500.0, "is_high_risk": False}}
+#: Over 10,000 and not high-risk: *Senior Review*.
+HIGH: dict[str, Any] = {"claim": {"amount": 50000.0, "is_high_risk": False}}
+#: High-risk (and under 10,000, so only the risk condition passes): *Investigation*.
+RISKY: dict[str, Any] = {"claim": {"amount": 500.0, "is_high_risk": True}}
+
+
+@pytest.fixture
+def claims(db: Any) -> Workflow:
+    """The claims workflow, stored (steps, statuses and transitions as rows)."""
+    return create_workflow(claims_definition())
+
+
+@pytest.fixture
+def definition() -> WorkflowDefinition:
+    """The claims workflow as a plain definition: no database."""
+    return WorkflowDefinition.from_dict(claims_definition())
 
 
 @functools.cache

@@ -95,7 +95,7 @@ CLAIMS: dict[str, Any] = {
 
 
 def claims_definition() -> dict[str, Any]:
-    """A fresh copy of the claims workflow of the product description."""
+    """A fresh copy of the claims workflow of the documentation's examples."""
     return copy.deepcopy(CLAIMS)
 
 

@@ -35,11 +35,6 @@ INSTANCES_URL = reverse("admin:django_steps_workflowinstance_changelist")
 WORKFLOW_ADD_URL = reverse("admin:django_steps_workflow_add")
 
 
-@pytest.fixture
-def claims() -> Workflow:
-    return create_workflow(claims_definition())
-
-
 def start(workflow: Workflow, title: str = "Claim", **kwargs: Any) -> WorkflowInstance:
     claim = Claim.objects.create(title=title, **kwargs)
     return engine.start_workflow_instance(workflow.name, claim)

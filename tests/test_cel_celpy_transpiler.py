@@ -40,6 +40,7 @@ from django_steps.cel.backends.celpy_transpiler import (
 )
 from django_steps.cel.safety import check_condition_safety
 from django_steps.exceptions import ConditionError, ConditionEvaluationError, ConditionSyntaxError
+from tests.strategies import celpy_expressions, plain_values
 
 CONTEXT: dict[str, Any] = {
     "count": 3,
@@ -434,88 +435,12 @@ def test_transpiling_does_not_depend_on_who_made_the_parser(monkeypatch, first_t
 
 # --- random conditions: the same answer as the interpreter -------------------------
 
-VALUES = st.sampled_from(
-    [
-        "count",
-        "ratio",
-        "name",
-        "flag",
-        "nothing",
-        "tags",
-        "nums",
-        "seen",
-        "claim",
-        "claim.amount",
-        "claim.risk",
-        "claim.lines",
-        "claim.lines[0].qty",
-        "claim.nope",
-        "package",
-        "functions",
-        "missing",
-        "0",
-        "1",
-        "-2",
-        "3u",
-        "2.5",
-        "0.0",
-        "9223372036854775807",
-        "'vip'",
-        "''",
-        "b'x'",
-        "true",
-        "false",
-        "null",
-        "[]",
-        "[1, 'a']",
-        "{'a': 1}",
-        "timestamp('2024-03-01T12:30:00Z')",
-        "duration('1h')",
-    ]
-)
-BINARY = st.sampled_from(
-    ["+", "-", "*", "/", "%", "<", "<=", ">", ">=", "==", "!=", "in", "&&", "||"]
-)
-
-
-def _combine(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    return st.one_of(
-        st.tuples(children, BINARY, children).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
-        children.map(lambda c: f"!{c}"),
-        children.map(lambda c: f"!!{c}"),
-        st.tuples(children, BINARY, children, BINARY, children).map(" ".join),
-        st.tuples(children, children).map(lambda t: f"has({t[0]}, {t[1]})"),
-        st.tuples(children, children).map(lambda t: f"dyn({t[0]}, {t[1]})"),
-        st.sampled_from(["has()", "dyn()", "size()", "[1].all(v)", "[1].map(v, v, v)"]),
-        children.map(lambda c: f"-{c}"),
-        st.tuples(children, children, children).map(lambda t: f"({t[0]} ? {t[1]} : {t[2]})"),
-        st.tuples(children, children).map(lambda t: f"{t[0]}[{t[1]}]"),
-        children.map(lambda c: f"size({c})"),
-        children.map(lambda c: f"int({c})"),
-        children.map(lambda c: f"string({c})"),
-        children.map(lambda c: f"dyn({c})"),
-        children.map(lambda c: f"{c}.startsWith('A')"),
-        children.map(lambda c: f"[{c}, 1]"),
-        children.map(lambda c: f"{{'k': {c}}}.k"),
-        st.sampled_from(["all", "exists", "exists_one", "map", "filter"]).flatmap(
-            lambda macro: st.tuples(children, children).map(
-                lambda t: f"{t[0]}.{macro}(v, {t[1].replace('count', 'v')})"
-            )
-        ),
-        st.sampled_from(["claim", "claim.lines[0]", "{'a': 1}", "name"]).map(
-            lambda c: f"has({c}.qty)"
-        ),
-    )
-
-
-EXPRESSIONS = st.recursive(VALUES, _combine, max_leaves=8)
-
 #: Run before and after each random condition on the same prepared context.
 SHARING = "nums.all(v, v > 0) && [count].exists(name, name == 3) && name == 'Ada'"
 
 
 @settings(FUZZ)
-@given(expression=EXPRESSIONS)
+@given(expression=celpy_expressions)
 @example(expression="(claim.lines.exists(v, v.qty > 4) || (1 / 0 > 1))")
 @example(expression="[1, 2].map(v, v * 2)[1] == 4")
 @example(expression="(nums.filter(v, v > 1) == [2, 3])")
@@ -732,25 +657,10 @@ def _reference(value: Any) -> Any:
     return types.ListType([_reference(item) for item in value])
 
 
-PLAIN = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
-    | st.datetimes(timezones=st.just(datetime.timezone.utc)),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.text(max_size=5).filter(lambda k: "\x00" not in k), children, max_size=4
-        )
-    ),
-    max_leaves=12,
-)
-
-
 @settings(FUZZ)
-@given(context=st.dictionaries(st.from_regex(r"[a-z]{1,6}", fullmatch=True), PLAIN, max_size=4))
+@given(
+    context=st.dictionaries(st.from_regex(r"[a-z]{1,6}", fullmatch=True), plain_values, max_size=4)
+)
 def test_converted_context_matches_the_celtypes_constructors(context):
     try:
         prepared = convert_context(context, limits=CelLimits(context_max_depth=50))

@@ -28,17 +28,7 @@ needs_graphviz = pytest.mark.skipif(
 
 
 @pytest.fixture
-def definition() -> WorkflowDefinition:
-    return WorkflowDefinition.from_dict(claims_definition())
-
-
-@pytest.fixture
-def workflow(db):
-    return create_workflow(claims_definition())
-
-
-@pytest.fixture
-def instance(workflow):
+def instance(claims):
     instance = start_workflow_instance("Claims", Claim.objects.create(title="Window"))
     update_workflow_step_status(instance, "Accepted")
     instance.refresh_from_db()
@@ -175,8 +165,8 @@ def test_instance_of_another_workflow_is_refused(instance):
 
 @needs_graphviz
 @pytest.mark.django_db
-def test_svg_and_png(workflow):
-    svg = workflow_diagram(workflow, format="svg")
+def test_svg_and_png(claims):
+    svg = workflow_diagram(claims, format="svg")
     assert isinstance(svg, bytes)
     assert b"<svg" in svg
     assert b"Senior Review" in svg
@@ -211,7 +201,7 @@ def test_current_state_may_be_given_without_a_database(definition):
 
 
 @pytest.mark.django_db
-def test_command_writes_dot_to_stdout(workflow, capsys):
+def test_command_writes_dot_to_stdout(claims, capsys):
     call_command("steps_diagram", "Claims")
     parse_dot(capsys.readouterr().out)
 
@@ -230,14 +220,14 @@ def test_command_writes_mermaid_for_an_instance(instance, capsys):
     ("filename", "expected"),
     [("claims.svg", b"<svg"), ("claims.png", b"\x89PNG"), ("claims.dot", b"digraph")],
 )
-def test_command_format_follows_the_output_extension(workflow, tmp_path, filename, expected):
+def test_command_format_follows_the_output_extension(claims, tmp_path, filename, expected):
     target = tmp_path / filename
     call_command("steps_diagram", "Claims", "-o", str(target))
     assert expected in target.read_bytes()[:400]
 
 
 @pytest.mark.django_db
-def test_command_errors_name_what_is_missing(workflow, monkeypatch):
+def test_command_errors_name_what_is_missing(claims, monkeypatch):
     with pytest.raises(CommandError, match="No workflow named 'Nope'"):
         call_command("steps_diagram", "Nope")
     with pytest.raises(CommandError, match="No instance 'not-a-uuid' of workflow 'Claims'"):

@@ -31,13 +31,12 @@ from django_steps.models import (
     WorkflowStep,
     WorkflowStepStatus,
 )
-from tests.factories import claims_definition, create_workflow
+from tests.conftest import LOW
 from tests.reliability.harness import start_workers
 from tests.testapp.models import Claim
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-LOW = {"claim": {"amount": 500.0, "is_high_risk": False}}
 STATE_FIELDS = (
     "current_step_id",
     "current_step_status_id",
@@ -50,12 +49,7 @@ STATE_FIELDS = (
 
 
 @pytest.fixture
-def workflow() -> Workflow:
-    return create_workflow(claims_definition())
-
-
-@pytest.fixture
-def instance(workflow: Workflow) -> WorkflowInstance:
+def instance(claims: Workflow) -> WorkflowInstance:
     return engine.start_workflow_instance("Claims", Claim.objects.create(title="Broken window"))
 
 
@@ -160,7 +154,7 @@ def test_receiver_that_raises_leaves_the_instance_as_before(instance, connected,
     assert snapshot(instance) != before
 
 
-def test_receiver_that_raises_on_start_creates_no_instance(workflow, connected):
+def test_receiver_that_raises_on_start_creates_no_instance(claims, connected):
     claim = Claim.objects.create(title="Flooded basement")
     connected(signals.workflow_started, fail)
 

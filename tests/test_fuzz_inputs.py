@@ -13,12 +13,9 @@ generous time bound, on every installed CEL backend. Anything else escaping (a
 
 from __future__ import annotations
 
-import collections
 import datetime
 import decimal
-import enum
 import importlib.util
-import json
 import math
 import time
 import uuid
@@ -43,6 +40,7 @@ from django_steps.machines import WorkflowDefinition, WorkflowRunner
 from django_steps.models import WorkflowHistory
 from tests.factories import create_workflow
 from tests.reliability.scale import HYPOTHESIS
+from tests.strategies import CONDITION_IDENTIFIERS, cel_like_texts, hostile_contexts
 from tests.testapp.models import Claim
 
 #: Generous upper bound for handling one hostile input (compile, convert, evaluate):
@@ -106,69 +104,6 @@ def handle_condition(
 
 # --- conditions ----------------------------------------------------------------------
 
-IDENTIFIERS = ("x", "y", "name", "ratio", "items", "claim", "claim.amount", "nothing", "missing")
-LITERALS = (
-    "0",
-    "-1",
-    "1u",
-    "0x7F",
-    "9223372036854775807",
-    "-9223372036854775808",
-    "18446744073709551615u",
-    "99999999999999999999999",
-    "1.5",
-    "1e308",
-    "1e-320",
-    "-0.0",
-    "true",
-    "false",
-    "null",
-    '""',
-    "'\\u00e9\\U0001F600'",
-    "b'\\xff\\x00'",
-    'r"\\d+"',
-    "[]",
-    "{}",
-)
-BINARY = ("+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "&&", "||", "in")
-FUNCTIONS = ("int", "uint", "double", "string", "bytes", "size", "type", "dyn", "has")
-METHODS = ("size()", 'contains("a")', 'startsWith("")', 'endsWith("a")', 'matches("^(a+)+$")')
-MACROS = ("all", "exists", "exists_one", "map", "filter")
-
-leaves = st.one_of(
-    st.sampled_from(IDENTIFIERS),
-    st.sampled_from(LITERALS),
-    st.integers(min_value=-(2**70), max_value=2**70).map(str),
-    st.floats().map(lambda value: repr(value) if math.isfinite(value) else "1e999"),
-    st.text(max_size=12).map(json.dumps),
-)
-
-
-def extend(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    return st.one_of(
-        st.tuples(children, st.sampled_from(BINARY), children).map(" ".join),
-        st.tuples(st.sampled_from(("!", "-")), children).map("".join),
-        children.map(lambda child: f"({child})"),
-        st.tuples(children, children, children).map(lambda t: f"{t[0]} ? {t[1]} : {t[2]}"),
-        st.lists(children, max_size=4).map(lambda items: f"[{', '.join(items)}]"),
-        st.lists(st.tuples(children, children), max_size=3).map(
-            lambda pairs: "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
-        ),
-        st.tuples(st.sampled_from(FUNCTIONS), children).map(lambda t: f"{t[0]}({t[1]})"),
-        st.tuples(children, st.sampled_from(METHODS)).map(lambda t: f"{t[0]}.{t[1]}"),
-        st.tuples(children, st.sampled_from(MACROS), children).map(
-            lambda t: f"{t[0]}.{t[1]}(v, {t[2]})"
-        ),
-        st.tuples(children, children).map(lambda t: f"{t[0]}[{t[1]}]"),
-        st.tuples(children, st.sampled_from(("a", "amount", "tags", "ñ"))).map(".".join),
-        st.tuples(st.sampled_from(("duration", "timestamp")), children).map(
-            lambda t: f"{t[0]}({t[1]})"
-        ),
-    )
-
-
-cel_like = st.recursive(leaves, extend, max_leaves=30)
-
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @settings(HYPOTHESIS)
@@ -179,14 +114,17 @@ def test_random_text_is_compiled_or_refused(backend, text):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @settings(HYPOTHESIS)
-@given(text=cel_like)
+@given(text=cel_like_texts)
 def test_random_expressions_evaluate_or_fail_closed(backend, text):
     handle_condition(text, backend)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @settings(HYPOTHESIS)
-@given(text=cel_like, context=st.dictionaries(st.sampled_from(IDENTIFIERS[:6]), st.integers()))
+@given(
+    text=cel_like_texts,
+    context=st.dictionaries(st.sampled_from(CONDITION_IDENTIFIERS[:6]), st.integers()),
+)
 def test_random_expressions_with_random_numbers(backend, text, context):
     handle_condition(text, backend, context)
 
@@ -262,95 +200,6 @@ def test_deep_condition_under_generous_limits_is_refused(backend, name):
 # --- context data --------------------------------------------------------------------
 
 
-class Color(enum.IntEnum):
-    RED = 1
-
-
-class Text(str):
-    pass
-
-
-UNSUPPORTED = (
-    object(),
-    {1, 2},
-    frozenset(),
-    b"bytes",
-    bytearray(b"x"),
-    complex(1, 2),
-    range(3),
-    len,
-    Claim,
-    Ellipsis,
-    datetime.timedelta(seconds=1),
-    datetime.time(12, 0),
-    memoryview(b"x"),
-    iter([1]),
-)
-ODD_BUT_PLAIN = (
-    float("nan"),
-    float("inf"),
-    -float("inf"),
-    decimal.Decimal("1e999999"),
-    decimal.Decimal("-0"),
-    2**63 - 1,
-    -(2**63),
-    Color.RED,
-    Text("sub"),
-    "\ud800",
-    "\x00",
-    datetime.datetime.min,
-    datetime.datetime.max,
-    datetime.date.min,
-    datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=23))),
-    uuid.UUID(int=0),
-    collections.OrderedDict(a=1),
-)
-BAD_SCALARS = (
-    2**63,
-    -(2**63) - 1,
-    10**1000,
-    decimal.Decimal("NaN"),
-    decimal.Decimal("sNaN"),
-    decimal.Decimal("Infinity"),
-)
-
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**80), max_value=2**80),
-    st.floats(),
-    st.decimals(),
-    st.text(max_size=20),
-    st.datetimes(timezones=st.one_of(st.none(), st.timezones())),
-    st.dates(),
-    st.uuids(),
-    st.sampled_from(UNSUPPORTED + ODD_BUT_PLAIN + BAD_SCALARS),
-)
-keys = st.one_of(
-    st.text(max_size=8),
-    st.integers(),
-    st.none(),
-    st.booleans(),
-    st.tuples(st.integers()),
-    st.binary(max_size=3),
-    st.floats(),
-)
-values = st.recursive(
-    scalars,
-    lambda children: st.one_of(
-        st.lists(children, max_size=4),
-        st.lists(children, max_size=4).map(tuple),
-        st.dictionaries(keys, children, max_size=4),
-    ),
-    max_leaves=40,
-)
-roots = st.one_of(
-    st.dictionaries(keys, values, max_size=6),
-    st.dictionaries(st.sampled_from(("x", "y", "items", "claim")), values, max_size=4),
-    values,
-)
-
-
 def storable_unicode(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -403,7 +252,7 @@ def check_context(context: Any, backend: str) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @settings(HYPOTHESIS)
-@given(context=roots)
+@given(context=hostile_contexts)
 def test_random_context_is_converted_or_refused(backend, context):
     check_context(context, backend)
 
@@ -488,8 +337,8 @@ def one_transition(condition: str) -> dict[str, Any]:
 
 @settings(HYPOTHESIS)
 @given(
-    condition=st.one_of(cel_like, st.text(max_size=60)),
-    context=roots,
+    condition=st.one_of(cel_like_texts, st.text(max_size=60)),
+    context=hostile_contexts,
     status=st.sampled_from(("Working", "Done", "Paused", "Dropped", "Open", "Nope")),
 )
 def test_runner_refuses_bad_input_with_steps_errors(condition, context, status):

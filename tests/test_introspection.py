@@ -24,27 +24,17 @@ from django_steps.services import (
     start_workflow_instance,
     update_workflow_step_status,
 )
-from tests.factories import claims_definition, create_workflow
+from tests.conftest import HIGH, LOW
+from tests.factories import claims_definition
 from tests.testapp.models import Claim
 
-LOW = {"claim": {"amount": 500.0, "is_high_risk": False}}
-HIGH = {"claim": {"amount": 50000.0, "is_high_risk": False}}
-RISKY = {"claim": {"amount": 50000.0, "is_high_risk": True}}
+# High-risk and over 10,000: every condition of Review passes.
+RISKY_AND_HIGH = {"claim": {"amount": 50000.0, "is_high_risk": True}}
 NO_RISK_FLAG = {"claim": {"amount": 50000.0}}
 
 
 @pytest.fixture
-def definition() -> WorkflowDefinition:
-    return WorkflowDefinition.from_dict(claims_definition())
-
-
-@pytest.fixture
-def workflow(db):
-    return create_workflow(claims_definition())
-
-
-@pytest.fixture
-def instance(workflow):
+def instance(claims):
     claim = Claim.objects.create(title="Broken window", amount=500)
     instance = start_workflow_instance("Claims", claim)
     update_workflow_step_status(instance, "Accepted")
@@ -59,9 +49,9 @@ def instance(workflow):
 @pytest.mark.django_db
 @pytest.mark.parametrize("given_as", ["name", "row", "definition"])
 def test_describe_workflow_lists_steps_statuses_and_transitions_in_order_tried(
-    workflow, definition, given_as
+    claims, definition, given_as
 ):
-    subject = {"name": "Claims", "row": workflow, "definition": definition}[given_as]
+    subject = {"name": "Claims", "row": claims, "definition": definition}[given_as]
     description = describe_workflow(subject)
 
     assert issubclass(description.machine_class, StateMachine)
@@ -203,7 +193,7 @@ def test_describe_instance_reads_the_cached_machine_with_no_query(
     [
         (LOW, [False, False, True], 3, "Payment", "Scheduled"),
         (HIGH, [False, True, True], 2, "Senior Review", "Pending"),
-        (RISKY, [True, True, True], 1, "Investigation", "Open"),
+        (RISKY_AND_HIGH, [True, True, True], 1, "Investigation", "Open"),
     ],
 )
 def test_explain_reports_every_condition_and_the_transition_taken(
@@ -251,7 +241,7 @@ def test_explain_reports_an_error_and_the_refusal_without_stopping(instance):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("context", [LOW, HIGH, RISKY, NO_RISK_FLAG])
+@pytest.mark.parametrize("context", [LOW, HIGH, RISKY_AND_HIGH, NO_RISK_FLAG])
 def test_explain_agrees_with_the_engine(instance, context):
     explanation = explain(instance, context)
     try:
@@ -264,7 +254,7 @@ def test_explain_agrees_with_the_engine(instance, context):
 
 
 @pytest.mark.django_db
-def test_explain_a_workflow_at_a_step_and_a_plain_status(workflow):
+def test_explain_a_workflow_at_a_step_and_a_plain_status(claims):
     explanation = explain("Claims", HIGH, step="Review", status="In progress")
     assert explanation.allowed
     assert explanation.taken is None

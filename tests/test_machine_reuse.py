@@ -18,11 +18,8 @@ import pytest
 from django_steps.exceptions import NoTransitionAvailable, TransitionConditionError
 from django_steps.machines import MachineState, WorkflowDefinition, WorkflowRunner
 from django_steps.machines.lifecycle import Lifecycle
+from tests.conftest import HIGH, LOW, RISKY
 from tests.factories import claims_definition
-
-LOW = {"claim": {"amount": 500.0, "is_high_risk": False}}
-HIGH = {"claim": {"amount": 50000.0, "is_high_risk": False}}
-RISKY = {"claim": {"amount": 500.0, "is_high_risk": True}}
 
 
 @pytest.fixture

@@ -25,16 +25,8 @@ from django_steps.machines import (
 )
 from django_steps.machines.lifecycle import Lifecycle
 from django_steps.machines.validation import errors_of, validate_definition
+from tests.conftest import HIGH, LOW, RISKY
 from tests.factories import claims_definition
-
-LOW = {"claim": {"amount": 500.0, "is_high_risk": False}}
-HIGH = {"claim": {"amount": 50000.0, "is_high_risk": False}}
-RISKY = {"claim": {"amount": 500.0, "is_high_risk": True}}
-
-
-@pytest.fixture
-def definition() -> WorkflowDefinition:
-    return WorkflowDefinition.from_dict(claims_definition())
 
 
 @pytest.fixture

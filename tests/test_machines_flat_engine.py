@@ -19,11 +19,8 @@ from django_steps.cel import convert_context
 from django_steps.machines import MachineState, WorkflowDefinition, WorkflowRunner
 from django_steps.machines.compiler import COMPLETE, WorkflowMachine, compile_workflow
 from django_steps.machines.flat_engine import FlatMachineEngine, FlatShape
+from tests.conftest import HIGH, LOW, RISKY
 from tests.factories import claims_definition
-
-LOW = {"claim": {"amount": 500.0, "is_high_risk": False}}
-HIGH = {"claim": {"amount": 50000.0, "is_high_risk": False}}
-RISKY = {"claim": {"amount": 500.0, "is_high_risk": True}}
 
 
 class Recorder:

@@ -9,8 +9,8 @@ applied to a stored instance through :mod:`django_steps.engine` and to a plain
 :class:`~django_steps.machines.WorkflowRunner` of the same definition: both must
 take the same path (the same changes, the same refusals) and end in the same state,
 and the stored instance must satisfy the workflow's invariants after every step.
-Example counts come from :mod:`tests.reliability.scale` (more under
-``make reliability``).
+The strategies are in :mod:`tests.strategies`; example counts come from
+:mod:`tests.reliability.scale` (more under ``make reliability``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from django.db import transaction
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from django_steps import engine
 from django_steps._engine.cache import workflow_cache
@@ -38,86 +37,8 @@ from tests.reliability.audit import (
     stored_state,
 )
 from tests.reliability.scale import HYPOTHESIS
+from tests.strategies import operation_sequences, workflow_definitions
 from tests.testapp.models import Claim
-
-CONDITIONS = ("", "", "x > 3", "x <= 3", "x == 5", "x % 2 == 0", "y", "!y", "x > 6 || y")
-STATUS_NAMES = ("Open", "Working", "Done", "Held", "Dropped", "Checked")
-
-
-@st.composite
-def workflow_definitions(draw: st.DrawFn) -> dict[str, Any]:
-    """A valid workflow in the export format."""
-    count = draw(st.integers(min_value=2, max_value=5))
-    names = [f"Step {index}" for index in range(count)]
-    # The last step is final; others may be too, but never the initial one.
-    final = {count - 1} | {
-        index for index in range(1, count - 1) if draw(st.booleans()) and draw(st.booleans())
-    }
-    steps = []
-    for index, name in enumerate(names):
-        is_final = index in final
-        statuses: list[dict[str, Any]] = []
-        if is_final and draw(st.booleans()):
-            statuses.append({"name": "Done", "default": True, "completion": True})
-        else:
-            statuses.append({"name": "Open", "default": True})
-            if draw(st.booleans()):
-                statuses.append({"name": "Working"})
-            statuses.append({"name": "Done", "completion": True})
-        if not is_final:
-            if draw(st.booleans()):
-                statuses.append({"name": "Held", "on_hold": True})
-            if draw(st.booleans()):
-                statuses.append({"name": "Dropped", "cancellation": True})
-        steps.append(
-            {
-                "name": name,
-                "order": index + 1,
-                "initial": index == 0,
-                "final": is_final,
-                "statuses": statuses,
-            }
-        )
-    transitions: set[tuple[int, int]] = set()
-    for index in range(count - 1):
-        if index not in final:  # every non-final step leads on, so a final step is reachable
-            transitions.add((index, draw(st.integers(min_value=index + 1, max_value=count - 1))))
-    for index in range(1, count):  # every step is reachable from the initial step
-        sources = [i for i in range(index) if i not in final]
-        if not any(target == index for _, target in transitions):
-            transitions.add((draw(st.sampled_from(sources)), index))
-    extra = st.tuples(st.integers(0, count - 2), st.integers(1, count - 1))
-    for source, target in draw(st.lists(extra, max_size=3)):
-        if source < target and source not in final:
-            transitions.add((source, target))
-    return {
-        "name": "Generated",
-        "steps": steps,
-        "transitions": [
-            {
-                "from": names[source],
-                "to": names[target],
-                "condition": draw(st.sampled_from(CONDITIONS)),
-                "priority": draw(st.integers(min_value=0, max_value=3)),
-            }
-            for source, target in sorted(transitions)
-        ],
-    }
-
-
-contexts = st.one_of(
-    st.none(),
-    st.fixed_dictionaries({"x": st.integers(0, 10)}),
-    st.fixed_dictionaries({"x": st.integers(0, 10), "y": st.booleans()}),
-)
-operations = st.lists(
-    st.one_of(
-        st.tuples(st.just("status"), st.sampled_from((*STATUS_NAMES, "Unknown")), contexts),
-        st.tuples(st.just("complete"), st.none(), contexts),
-        st.tuples(st.sampled_from(("hold", "resume", "cancel")), st.none(), st.none()),
-    ),
-    max_size=15,
-)
 
 
 def completion_status(definition: WorkflowDefinition, state: MachineState) -> str:
@@ -167,7 +88,7 @@ def attempt(function: Any, *args: Any) -> tuple[str, Any]:
 
 @pytest.mark.django_db
 @settings(HYPOTHESIS)
-@given(data=workflow_definitions(), steps=operations)
+@given(data=workflow_definitions(), steps=operation_sequences)
 def test_engine_and_machines_agree_on_every_path(data, steps):
     with transaction.atomic():
         workflow_cache.clear()
@@ -209,7 +130,7 @@ def test_engine_and_machines_agree_on_every_path(data, steps):
 
 
 @settings(HYPOTHESIS)
-@given(data=workflow_definitions(), steps=operations)
+@given(data=workflow_definitions(), steps=operation_sequences)
 def test_machines_alone_keep_the_invariants(data, steps):
     """Without a database: the lifecycle always matches the step and status."""
     definition = WorkflowDefinition.from_dict(data)

@@ -28,19 +28,11 @@ from django_steps.services import (
     start_workflow_instance,
     update_workflow_step_status,
 )
+from tests.conftest import HIGH, LOW, RISKY
 from tests.factories import claims_definition, create_workflow
 from tests.testapp.models import Claim, Document
 
 pytestmark = pytest.mark.django_db
-
-LOW = {"claim": {"amount": 500.0, "is_high_risk": False}}
-HIGH = {"claim": {"amount": 50000.0, "is_high_risk": False}}
-RISKY = {"claim": {"amount": 500.0, "is_high_risk": True}}
-
-
-@pytest.fixture
-def workflow():
-    return create_workflow(claims_definition())
 
 
 @pytest.fixture
@@ -49,7 +41,7 @@ def claim():
 
 
 @pytest.fixture
-def instance(workflow, claim):
+def instance(claims, claim):
     return start_workflow_instance("Claims", claim)
 
 
@@ -73,7 +65,7 @@ def snapshot(instance):
     )
 
 
-def test_product_description_usage_example(workflow, claim):
+def test_the_documented_usage_example(claims, claim):
     from django_steps.services import (
         cancel_workflow_instance,
         resume_workflow_instance,
@@ -95,10 +87,10 @@ def test_product_description_usage_example(workflow, claim):
     assert cancel_workflow_instance(other)
 
 
-def test_start_creates_instance_at_initial_step(workflow, claim):
+def test_start_creates_instance_at_initial_step(claims, claim):
     instance = start_workflow_instance("Claims", claim)
     assert isinstance(instance, WorkflowInstance)
-    assert instance.workflow == workflow
+    assert instance.workflow == claims
     assert instance.current_step.name == "Submitted"
     assert instance.current_step_status.name == "New"
     assert instance.lifecycle == "running"
@@ -136,7 +128,7 @@ def conflicting_saves(failures: int) -> Any:
     return mock.patch.object(WorkflowInstance, "save", save), calls
 
 
-def test_start_tries_again_when_the_conflicting_instance_finished_meanwhile(workflow, claim):
+def test_start_tries_again_when_the_conflicting_instance_finished_meanwhile(claims, claim):
     # Another process's start won the insert, then its instance finished before this
     # call could look it up: there is nothing to return, so this call starts one.
     patch, calls = conflicting_saves(failures=1)
@@ -147,7 +139,7 @@ def test_start_tries_again_when_the_conflicting_instance_finished_meanwhile(work
     assert list(instance.history.values_list("event", flat=True)) == ["started"]
 
 
-def test_start_gives_up_after_repeated_conflicts(workflow, claim):
+def test_start_gives_up_after_repeated_conflicts(claims, claim):
     patch, calls = conflicting_saves(failures=engine.START_ATTEMPTS)
     with patch, pytest.raises(IntegrityError, match="django_steps_one_unfinished"):
         engine.start_workflow_instance("Claims", claim)
@@ -156,7 +148,7 @@ def test_start_gives_up_after_repeated_conflicts(workflow, claim):
     assert not WorkflowHistory.objects.exists()
 
 
-def test_start_works_with_uuid_primary_keys(workflow):
+def test_start_works_with_uuid_primary_keys(claims):
     document = Document.objects.create(title="Policy")
     instance = start_workflow_instance("Claims", document)
     assert instance.object_id == str(document.pk)
@@ -229,8 +221,8 @@ def test_refused_transition_writes_nothing(instance):
     assert snapshot(instance) == before
 
 
-def test_no_passing_transition_is_refused_with_each_condition(workflow, instance):
-    workflow.transitions.filter(condition="").filter(from_step__name="Review").delete()
+def test_no_passing_transition_is_refused_with_each_condition(claims, instance):
+    claims.transitions.filter(condition="").filter(from_step__name="Review").delete()
     at_review(instance)
     before = snapshot(instance)
     assert update_workflow_step_status(instance, "Approved", LOW) is False
@@ -294,11 +286,11 @@ def test_hold_and_resume(instance):
     assert [h.event for h in instance.history.all()][-2:] == ["held", "resumed"]
 
 
-def test_resume_falls_back_to_default_when_previous_status_was_deleted(workflow, instance):
+def test_resume_falls_back_to_default_when_previous_status_was_deleted(claims, instance):
     at_review(instance)
     update_workflow_step_status(instance, "In progress")
     set_workflow_on_hold(instance)
-    workflow.steps.get(name="Review").possible_statuses.get(name="In progress").delete()
+    claims.steps.get(name="Review").possible_statuses.get(name="In progress").delete()
     assert resume_workflow_instance(instance)
     assert instance.current_step_status.name == "Pending"
 
@@ -353,7 +345,7 @@ def test_deleted_instance_is_refused(instance):
         engine.set_workflow_on_hold(instance)
 
 
-def test_lookup_prefers_unfinished_then_most_recent(workflow, claim):
+def test_lookup_prefers_unfinished_then_most_recent(claims, claim):
     assert get_workflow_instance_for_object(claim) is None
     first = start_workflow_instance("Claims", claim)
     cancel_workflow_instance(first)
@@ -382,7 +374,7 @@ def test_unusable_context_raises_type_error_and_writes_nothing(instance):
     assert snapshot(instance) == before
 
 
-def test_queryset_methods(workflow, claim):
+def test_queryset_methods(claims, claim):
     running = start_workflow_instance("Claims", claim)
     held = start_workflow_instance("Claims", Claim.objects.create(title="h"))
     set_workflow_on_hold(held)
@@ -393,7 +385,7 @@ def test_queryset_methods(workflow, claim):
     assert WorkflowInstance.objects.for_workflow("Claims").count() == 2
 
 
-def test_async_counterparts(workflow, claim):
+def test_async_counterparts(claims, claim):
     from asgiref.sync import async_to_sync
 
     from django_steps.services import (

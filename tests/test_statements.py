@@ -18,22 +18,15 @@ from django.utils import timezone
 from django_steps import engine
 from django_steps.models import WorkflowHistory, WorkflowInstance
 from django_steps.services import start_workflow_instance, update_workflow_step_status
-from tests.factories import claims_definition, create_workflow
+from tests.conftest import LOW
 from tests.testapp.models import Claim, Document
 
 pytestmark = pytest.mark.django_db
 
-LOW = {"claim": {"amount": 500.0, "is_high_risk": False}}
-
 
 @pytest.fixture
-def workflow() -> Any:
-    return create_workflow(claims_definition())
-
-
-@pytest.fixture
-def instance(workflow: Any) -> WorkflowInstance:
-    instance = start_workflow_instance(workflow.name, Claim.objects.create(title="Hail"))
+def instance(claims: Any) -> WorkflowInstance:
+    instance = start_workflow_instance(claims.name, Claim.objects.create(title="Hail"))
     assert instance is not None
     assert update_workflow_step_status(instance, "Accepted")  # now at Review
     return instance
@@ -87,23 +80,23 @@ def test_the_written_state_and_history_read_back_as_saved(instance):
     assert step_changed.to_step_id == stored.current_step_id
 
 
-def test_each_caller_gets_its_own_workflow_object(workflow):
-    first = start_workflow_instance(workflow.name, Claim.objects.create(title="One"))
-    second = start_workflow_instance(workflow.name, Claim.objects.create(title="Two"))
+def test_each_caller_gets_its_own_workflow_object(claims):
+    first = start_workflow_instance(claims.name, Claim.objects.create(title="One"))
+    second = start_workflow_instance(claims.name, Claim.objects.create(title="Two"))
     assert update_workflow_step_status(first, "Accepted")
     assert update_workflow_step_status(second, "Accepted")
-    assert first.workflow == second.workflow == workflow
+    assert first.workflow == second.workflow == claims
     assert first.workflow is not second.workflow
     first.workflow.context_variables["claim"] = "changed in memory"
     first.workflow.description = "changed in memory"
     assert update_workflow_step_status(second, "Approved", LOW)
-    assert second.workflow.description == workflow.description
-    assert second.workflow.context_variables == workflow.context_variables
+    assert second.workflow.description == claims.description
+    assert second.workflow.context_variables == claims.context_variables
 
 
-def test_instances_with_uuid_objects_and_a_missing_row(workflow):
+def test_instances_with_uuid_objects_and_a_missing_row(claims):
     document = Document.objects.create(title="Policy")
-    instance = start_workflow_instance(workflow.name, document)
+    instance = start_workflow_instance(claims.name, document)
     assert update_workflow_step_status(instance, "Accepted")
     assert instance.content_object == document
     WorkflowInstance.objects.filter(pk=instance.pk).delete()

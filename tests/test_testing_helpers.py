@@ -33,35 +33,28 @@ from django_steps.testing import (
     load_definitions,
     runner_for,
 )
+from tests.conftest import HIGH, LOW, RISKY
 from tests.factories import claims_definition
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = Path(__file__).resolve().parent / "docs_examples"
-LOW = {"claim": {"amount": 500.0, "is_high_risk": False}}
-HIGH = {"claim": {"amount": 50000.0, "is_high_risk": False}}
-RISKY = {"claim": {"amount": 500.0, "is_high_risk": True}}
-
-
-@pytest.fixture
-def claims() -> WorkflowDefinition:
-    return WorkflowDefinition.from_dict(claims_definition())
 
 
 # --- loading -------------------------------------------------------------------------
 
 
-def test_load_from_a_dict_and_a_definition(claims):
-    assert load_definition(claims_definition()) == claims
-    assert load_definition(claims) is claims
+def test_load_from_a_dict_and_a_definition(definition):
+    assert load_definition(claims_definition()) == definition
+    assert load_definition(definition) is definition
 
 
-def test_load_from_yaml_json_and_export_files(tmp_path, claims):
+def test_load_from_yaml_json_and_export_files(tmp_path, definition):
     other = WorkflowDefinition.from_dict({**claims_definition(), "name": "Other"})
     (tmp_path / "one.json").write_text(json.dumps(claims_definition()))
-    (tmp_path / "both.yml").write_text(dump_definitions([claims, other]))
-    (tmp_path / "both.json").write_text(dump_definitions([claims, other], format="json"))
+    (tmp_path / "both.yml").write_text(dump_definitions([definition, other]))
+    (tmp_path / "both.json").write_text(dump_definitions([definition, other], format="json"))
 
-    assert load_definition(tmp_path / "one.json") == claims
+    assert load_definition(tmp_path / "one.json") == definition
     assert load_definition(str(tmp_path / "both.yml"), name="Other") == other
     assert [d.name for d in load_definitions(tmp_path / "both.json")] == ["Claims", "Other"]
     with pytest.raises(DefinitionError, match=r"found 2 \('Claims', 'Other'\); pass name="):
@@ -70,8 +63,8 @@ def test_load_from_yaml_json_and_export_files(tmp_path, claims):
         load_definition(tmp_path / "both.yml", name="Nope")
 
 
-def test_the_docs_example_file_is_the_claims_workflow(claims):
-    assert load_definition(EXAMPLES / "claims.yaml") == claims
+def test_the_docs_example_file_is_the_claims_workflow(definition):
+    assert load_definition(EXAMPLES / "claims.yaml") == definition
 
 
 def test_a_definition_that_does_not_compile_is_reported_with_its_place():
@@ -124,9 +117,9 @@ def test_a_workflow_the_services_refuse_is_refused_with_the_same_problem_codes(h
     ("context", "middle", "status"),
     [(LOW, [], None), (HIGH, ["Senior Review"], "Approved"), (RISKY, ["Investigation"], "Cleared")],
 )
-def test_drive_to_the_end(claims, context, middle, status):
+def test_drive_to_the_end(definition, context, middle, status):
     actions = ["Accepted", ("Approved", context), *([status] if status else []), "Paid"]
-    run = drive(claims, actions)
+    run = drive(definition, actions)
     assert run.path == ["Submitted", "Review", *middle, "Payment", "Closed"]
     assert (run.step, run.status, run.lifecycle) == ("Closed", "Closed", Lifecycle.COMPLETED)
     assert run.is_completed
@@ -136,17 +129,17 @@ def test_drive_to_the_end(claims, context, middle, status):
     assert "Path: Submitted -> Review" in str(run)
 
 
-def test_hold_resume_and_cancel(claims):
-    run = drive(claims, ["Accepted", HOLD, RESUME, "In progress", HOLD, RESUME])
+def test_hold_resume_and_cancel(definition):
+    run = drive(definition, ["Accepted", HOLD, RESUME, "In progress", HOLD, RESUME])
     assert (run.step, run.status, run.lifecycle) == ("Review", "In progress", Lifecycle.RUNNING)
     kinds = [c.kind for c in run.history]
     assert kinds.count(ChangeKind.HELD) == kinds.count(ChangeKind.RESUMED) == 2
-    cancelled = drive(claims, ["Accepted", CANCEL])
+    cancelled = drive(definition, ["Accepted", CANCEL])
     assert (cancelled.status, cancelled.is_cancelled) == ("Rejected", True)
 
 
-def test_a_refused_action_raises_and_leaves_the_scenario_unchanged(claims):
-    scenario = WorkflowScenario(claims).set_status("Accepted")
+def test_a_refused_action_raises_and_leaves_the_scenario_unchanged(definition):
+    scenario = WorkflowScenario(definition).set_status("Accepted")
     with pytest.raises(TransitionConditionError):
         scenario.set_status("Approved", {"claim": {}})
     assert (scenario.step, scenario.status) == ("Review", "Pending")
@@ -156,8 +149,8 @@ def test_a_refused_action_raises_and_leaves_the_scenario_unchanged(claims):
         scenario.set_status("Pending")
 
 
-def test_scenario_options_and_explain(claims):
-    scenario = WorkflowScenario(claims).set_status("Accepted")
+def test_scenario_options_and_explain(definition):
+    scenario = WorkflowScenario(definition).set_status("Accepted")
     assert scenario.options().allowed_statuses == [
         "Pending",
         "In progress",
@@ -169,7 +162,7 @@ def test_scenario_options_and_explain(claims):
     assert scenario.step == "Review"
 
 
-def test_no_transition_available(claims):
+def test_no_transition_available(definition):
     data = claims_definition()
     data["transitions"][3]["condition"] = "claim.amount < 100.0"
     with pytest.raises(NoTransitionAvailable, match="no transition's condition passed"):
@@ -179,19 +172,19 @@ def test_no_transition_available(claims):
 # --- assertions ------------------------------------------------------------------------
 
 
-def test_assert_transition_passes_and_returns_the_explanation(claims):
+def test_assert_transition_passes_and_returns_the_explanation(definition):
     explanation = assert_transition(
-        claims, from_step="Review", status="Approved", context=HIGH, to_step="Senior Review"
+        definition, from_step="Review", status="Approved", context=HIGH, to_step="Senior Review"
     )
     assert [check.result for check in explanation.checks] == [False, True, True]
-    assert_transition(claims, from_step="Review", context=RISKY, to_step="Investigation")
-    assert_transition(claims, from_step="Review", status="In progress", to_step="Review")
+    assert_transition(definition, from_step="Review", context=RISKY, to_step="Investigation")
+    assert_transition(definition, from_step="Review", status="In progress", to_step="Review")
 
 
-def test_assert_transition_failure_shows_each_condition(claims):
+def test_assert_transition_failure_shows_each_condition(definition):
     with pytest.raises(AssertionError) as raised:
         assert_transition(
-            claims, from_step="Review", status="Approved", context=LOW, to_step="Senior Review"
+            definition, from_step="Review", status="Approved", context=LOW, to_step="Senior Review"
         )
     message = str(raised.value)
     assert message.startswith(
@@ -203,21 +196,21 @@ def test_assert_transition_failure_shows_each_condition(claims):
     assert "(always)                    true    taken" in message
 
 
-def test_assert_transition_failure_when_refused(claims):
+def test_assert_transition_failure_when_refused(definition):
     with pytest.raises(AssertionError) as raised:
         assert_transition(
-            claims, from_step="Review", context={"claim": {"amount": 1.0}}, to_step="Payment"
+            definition, from_step="Review", context={"claim": {"amount": 1.0}}, to_step="Payment"
         )
     message = str(raised.value)
     assert "but the update is refused" in message
     assert "ERROR: no such member in mapping: 'is_high_risk'" in message
 
 
-def test_explain_without_a_database(claims):
-    explanation = explain_definition(claims, HIGH, step="Review")
+def test_explain_without_a_database(definition):
+    explanation = explain_definition(definition, HIGH, step="Review")
     assert explanation.next_step == "Senior Review"
     with pytest.raises(DefinitionError, match="no step 'Nope'"):
-        explain_definition(claims, step="Nope")
+        explain_definition(definition, step="Nope")
 
 
 # --- no settings ---------------------------------------------------------------------

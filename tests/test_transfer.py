@@ -39,13 +39,13 @@ from django_steps.models import (
 )
 from django_steps.services import start_workflow_instance, update_workflow_step_status
 from django_steps.transfer import export_definitions, import_definitions, import_file
+from tests.conftest import HIGH
 from tests.factories import claims_definition, create_workflow
-from tests.test_properties import workflow_definitions
+from tests.strategies import workflow_definitions
 from tests.testapp.models import Claim
 
 pytestmark = pytest.mark.django_db
 
-HIGH = {"claim": {"amount": 50000.0, "is_high_risk": False}}
 MODELS = (Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition, WorkflowInstance)
 
 
@@ -82,11 +82,6 @@ def expense_definition() -> dict:
             {"name": "file", "from": "Filed", "to": "Done", "condition": "expense.total < 100"}
         ],
     }
-
-
-@pytest.fixture
-def claims():
-    return create_workflow(claims_definition())
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from django_steps.cel.variables import (
     declaration_errors,
     parse_declarations,
 )
-from django_steps.checks import check_settings
 from django_steps.diagrams import workflow_diagram
 from django_steps.exceptions import (
     ContextError,
@@ -49,10 +48,9 @@ from django_steps.services import start_workflow_instance, update_workflow_step_
 from django_steps.testing import drive
 from django_steps.transfer import import_definitions
 from django_steps.validation import check_condition, ensure_valid, validate_workflow
+from tests.conftest import LOW
 from tests.factories import claims_definition, create_workflow
 from tests.testapp.models import Claim
-
-LOW = {"claim": {"amount": 500.0, "is_high_risk": False}}
 
 
 def problems_of(data: dict[str, Any]) -> list[Problem]:
@@ -980,25 +978,3 @@ def test_workflow_declaration_is_checked_when_saved_through_clean():
     workflow.context_variables = "claim"
     with pytest.raises(ValidationError, match="must be a mapping"):
         workflow.full_clean()
-
-
-# --- settings checks --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("value", [0, -1, "4", True, None])
-def test_comprehension_limit_must_be_a_positive_integer(value):
-    with override_settings(DJANGO_STEPS={"CONDITION_MAX_COMPREHENSIONS": value}):
-        messages = check_settings()
-    assert [message.id for message in messages] == ["django_steps.E003"]
-    assert "CONDITION_MAX_COMPREHENSIONS" in messages[0].msg
-
-
-def test_depth_limit_beyond_what_cel_python_evaluates_is_a_warning():
-    with override_settings(DJANGO_STEPS={"CONDITION_MAX_DEPTH": 33}):
-        assert check_settings() == []
-    with override_settings(DJANGO_STEPS={"CONDITION_MAX_DEPTH": 50}):
-        [message] = check_settings()
-    assert message.id == "django_steps.W001"
-    assert "is 50, but conditions nested more than about 33 levels are still refused" in (
-        message.msg
-    )

@@ -1,5 +1,7 @@
 """Process-wide cache of compiled workflows, keyed by workflow and definition version.
 
+Internal (see :mod:`django_steps._engine`).
+
 :func:`cached_workflow` returns the compiled form of a workflow row. The workflow's
 ``version`` is read together with the instance (one joined query), so a cache hit
 costs no query; a change to any step, status or transition bumps the version and

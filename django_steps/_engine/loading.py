@@ -1,5 +1,8 @@
 """Load a workflow's rows in a fixed number of queries, turn them into a plain definition
-and validate them (the rule only rows can break, then the definition's own)."""
+and validate them (the rule only rows can break, then the definition's own).
+
+Internal (see :mod:`django_steps._engine`).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """The SQL of the write path and of the look-up, written once per connection and reused.
 
+Internal (see :mod:`django_steps._engine`).
+
 Every state change runs the same three statements inside its transaction: lock the
 instance row (joined with its workflow, so the compiled-machine cache can check the
 definition version without another query), update the instance's state columns, and

@@ -41,6 +41,16 @@ from ..models import (
 )
 from .panels import diagram_panel, validation_panel
 
+__all__ = [
+    "StatusInline",
+    "StepInline",
+    "TransitionInline",
+    "WorkflowAdmin",
+    "WorkflowStepAdmin",
+    "WorkflowStepStatusAdmin",
+    "WorkflowTransitionAdmin",
+]
+
 ADMIN_MEDIA = forms.Media(css={"all": ["django_steps/admin.css"]})
 
 

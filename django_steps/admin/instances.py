@@ -39,6 +39,11 @@ from ..models import WorkflowHistory, WorkflowInstance, WorkflowStep
 from .definitions import ADMIN_MEDIA
 from .panels import diagram_panel, explain_panel, options_panel
 
+__all__ = [
+    "CurrentStepFilter",
+    "WorkflowInstanceAdmin",
+]
+
 SET_STATUS_SUBMIT = "_steps_set_status"
 EXPLAIN_SUBMIT = "_steps_explain"
 SET_STATUS_PREFIX = "steps"

@@ -1,5 +1,7 @@
 """What the admin pages show beside their forms: validation summary, diagram, explanation.
 
+Internal to the admin: its templates show these objects.
+
 Each function returns a small object for a template and never raises for a broken
 definition or a missing Graphviz: the page then shows what went wrong instead of a
 server error.

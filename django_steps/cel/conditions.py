@@ -1,5 +1,7 @@
 """CEL conditions: compile once per text, evaluate against a converted context, fail closed.
 
+Internal: use the names exported by :mod:`django_steps.cel`.
+
 A condition is compiled by :func:`compile_condition` (cached per text, backend and
 limits) into a :class:`CompiledCondition`. The context given to the services is
 converted once per update by :func:`convert_context`, which accepts only plain data

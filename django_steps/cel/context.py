@@ -1,5 +1,7 @@
 """Explicit, limited conversion of plain Python data into a CEL backend's values.
 
+Internal: use :func:`django_steps.cel.convert_context`.
+
 Every backend converts the context through the same walk (:class:`ContextConverter`):
 the same limits, the same errors naming the path at fault, the same value mapping.
 """

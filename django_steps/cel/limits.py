@@ -1,5 +1,7 @@
 """Limits on condition texts and context data, and the checks of a text against them.
 
+Internal: use :class:`django_steps.cel.CelLimits` and the ``DJANGO_STEPS`` settings.
+
 The parser and the evaluators recurse once per nesting level, so the length and depth
 of a condition are bounded here, in linear time, before any parser sees the text.
 """

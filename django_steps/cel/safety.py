@@ -1,5 +1,7 @@
 """Checks on a parsed condition that keep hostile texts from hurting the server.
 
+Internal: these checks run inside :func:`django_steps.cel.compile_condition`.
+
 :func:`check_condition_safety` runs on every condition when it is compiled (and so
 when it is saved), after the length and bracket-depth checks of
 :func:`django_steps.cel.compile_condition`. It walks cel-python's lark

@@ -23,6 +23,15 @@ from lark import Token, Tree
 from ..exceptions import ContextError, DefinitionError
 from .safety import COMPREHENSION_MACROS, call_parts
 
+__all__ = [
+    "CEL_TYPE_NAMES",
+    "VariableReference",
+    "check_declared_context",
+    "declaration_errors",
+    "parse_declarations",
+    "variable_references",
+]
+
 #: The type names a declaration may use, as CEL spells them.
 CEL_TYPE_NAMES = (
     "bool",

@@ -5,6 +5,9 @@ one with errors is refused with the validator's problems, so every path that run
 workflow (the services, the testing helpers, introspection, the admin) refuses the
 same definitions with the same problem codes.
 
+Internal: use :func:`django_steps.machines.compile_workflow` and
+:class:`django_steps.machines.WorkflowRunner`.
+
 States are the steps (initial and final flags carried over, the step name as label,
 a safe id as id and value; :class:`StepBinding` maps it to the step name the bound
 object holds). Completing a step is the ``complete`` event, the machine's only one:

@@ -20,6 +20,13 @@ from typing import Any
 
 from ..exceptions import DefinitionError
 
+__all__ = [
+    "StatusDefinition",
+    "StepDefinition",
+    "TransitionDefinition",
+    "WorkflowDefinition",
+]
+
 
 @dataclass(frozen=True)
 class DefinitionField:

@@ -24,6 +24,16 @@ from .definition import StatusDefinition, StepDefinition, TransitionDefinition, 
 from .lifecycle import ChangeKind, Lifecycle
 from .runner import MachineState, Outcome, WorkflowRunner
 
+__all__ = [
+    "Permission",
+    "StateDescription",
+    "StatusOption",
+    "StepDescription",
+    "WorkflowDescription",
+    "describe_definition",
+    "describe_state",
+]
+
 
 @dataclass(frozen=True)
 class StepDescription:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import replace
-from typing import Literal
 
 from statemachine.contrib.diagram.extract import extract
 from statemachine.contrib.diagram.graphviz import GraphvizError, run_graphviz
@@ -29,7 +28,20 @@ from .definition import TransitionDefinition, transition_name
 from .lifecycle import Lifecycle
 from .runner import MachineState, WorkflowRunner
 
-DiagramFormat = Literal["dot", "mermaid", "svg", "png"]
+__all__ = [
+    "FORMATS",
+    "GRAPHVIZ_PACKAGE",
+    "GRAPHVIZ_PROGRAM",
+    "IMAGE_FORMATS",
+    "TEXT_FORMATS",
+    "diagram_graph",
+    "dot_source",
+    "mermaid_source",
+    "render_diagram",
+    "run_dot",
+    "transition_label",
+]
+
 TEXT_FORMATS = ("dot", "mermaid")
 IMAGE_FORMATS = ("svg", "png")
 FORMATS = TEXT_FORMATS + IMAGE_FORMATS

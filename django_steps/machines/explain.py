@@ -20,6 +20,13 @@ from .definition import TransitionDefinition
 from .lifecycle import ChangeKind, Lifecycle
 from .runner import Change, MachineState, WorkflowRunner
 
+__all__ = [
+    "ConditionCheck",
+    "Explanation",
+    "completion_status_of",
+    "explain_status",
+]
+
 
 @dataclass(frozen=True)
 class ConditionCheck:

@@ -1,5 +1,7 @@
 """A python-statemachine engine that skips the statechart work a flat machine never needs.
 
+Internal: the compiler gives it to the machines it builds.
+
 Compiled workflow machines are flat: every state is a top-level atomic state, no
 history, no parallel regions, no eventless transitions, no invoked children. The
 library's :class:`~statemachine.engines.sync.SyncEngine` runs the full SCXML

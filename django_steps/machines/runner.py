@@ -33,6 +33,13 @@ from .compiler import COMPLETE, Evaluation, StepBinding, WorkflowMachine, compil
 from .definition import StatusDefinition, StepDefinition, WorkflowDefinition
 from .lifecycle import ChangeKind, Lifecycle
 
+__all__ = [
+    "Change",
+    "MachineState",
+    "Outcome",
+    "WorkflowRunner",
+]
+
 
 @dataclass
 class MachineState:

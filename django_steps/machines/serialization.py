@@ -24,6 +24,17 @@ from typing import Any
 from ..exceptions import DefinitionError
 from .definition import WorkflowDefinition
 
+__all__ = [
+    "FILE_FORMATS",
+    "FORMAT_MARKER",
+    "definitions_from_data",
+    "document",
+    "dump_definitions",
+    "format_for_path",
+    "parse_definitions",
+    "read_definitions",
+]
+
 FORMAT_MARKER = "django-steps/1"
 FILE_FORMATS = ("yaml", "json")
 _SUFFIXES = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}

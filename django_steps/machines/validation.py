@@ -33,6 +33,21 @@ from .definition import (
     WorkflowDefinition,
 )
 
+__all__ = [
+    "ERROR",
+    "WARNING",
+    "ConditionIssue",
+    "Problem",
+    "condition_issues",
+    "condition_variables",
+    "ensure_valid_definition",
+    "errors_of",
+    "raise_for_errors",
+    "undeclared_message",
+    "undeclared_variables",
+    "validate_definition",
+]
+
 ERROR = "error"
 WARNING = "warning"
 

@@ -1,5 +1,7 @@
 """The "cel-expr" CEL backend: Google's CEL C++ runtime through ``cel-expr-python``.
 
+Internal: selected by name through :func:`django_steps.cel.get_backend`.
+
 Selected with ``DJANGO_STEPS = {"CEL_BACKEND": "cel-expr"}`` and installed with the
 ``django-steps[fast-cel]`` extra (``cel-expr-python`` and ``protobuf``, which carries
 timestamps). A condition is first parsed by cel-python, so the length, depth and AST

@@ -1,5 +1,7 @@
 """The "celpy" CEL backend (the default): cel-python, each condition transpiled once.
 
+Internal: selected by name through :func:`django_steps.cel.get_backend`.
+
 Comparisons between int, uint and double follow the CEL specification, which
 cel-python 0.5 does not (its issue 114); see :func:`_numeric_comparison`.
 """

@@ -1,5 +1,7 @@
 """cel-python conditions transpiled to Python once, with nothing from the text in the code.
 
+Internal to the celpy backend (:mod:`django_steps.cel.backends.celpy`).
+
 cel-python 0.5's ``CompiledRunner`` turns a parse tree into Python source, compiles it
 and ``exec()``s it on every evaluation, about five times faster than its interpreter.
 As shipped it cannot be used here:
