@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.programs import requires_graphviz
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
 
 
@@ -80,6 +82,7 @@ def test_the_example_apps_own_tests_pass(tmp_path: Path) -> None:
     manage("test", "claims", "--verbosity", "0", database=tmp_path / "unused.sqlite3")
 
 
+@requires_graphviz
 def test_the_diagram_is_written(demo_output: tuple[str, Path]) -> None:
     output, diagram = demo_output
     assert f"Workflow diagram: {diagram}" in output
