@@ -15,6 +15,9 @@ PYTEST_ARGS ?=
 NOX_ARGS ?=
 # Extra arguments for the benchmark, e.g. make bench BENCH_ARGS="--rounds 100".
 BENCH_ARGS ?=
+# install: test and demo targets install missing system packages when they can;
+# check: they only say which are missing (scripts/install-system-packages).
+SYSTEM_PACKAGES ?= install
 
 PYTHON_SOURCES := django_steps tests bench example_project scripts docs/_ext noxfile.py
 MIGRATED_APPS := django_steps testapp
@@ -34,10 +37,21 @@ help:
 	@echo "make docs           build the documentation strictly into site/"
 	@echo "make docs-serve     serve the documentation on http://127.0.0.1:8001/ while editing"
 	@echo "make bench          time the services against django-fsm-2 (SQLite, PostgreSQL)"
-	@echo "Pass pytest arguments with PYTEST_ARGS=\"...\"."
+	@echo "make system-packages  install missing Debian packages (test and demo do it first)"
+	@echo "Pass pytest arguments with PYTEST_ARGS=\"...\"; SYSTEM_PACKAGES=check installs nothing."
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { echo "$(PYTHON) -m venv failed: on Debian/Ubuntu, \
+		install python3-venv (make system-packages does)" >&2; exit 1; }
+
+# Debian packages (PostgreSQL, Graphviz, Chromium, fonts, Redis) installed when missing,
+# as root or with passwordless sudo; otherwise it names them and what is skipped without
+# them. Nothing runs apt-get when all are present. Listed before the .venv stamps, so
+# python3-venv is there before .venv is made.
+.PHONY: system-packages
+system-packages:
+	@VENV=$(VENV) PYTHON=$(PYTHON) scripts/install-system-packages \
+		$(if $(filter check,$(SYSTEM_PACKAGES)),--check)
 
 # One stamp per dependency group; reinstalled when pyproject.toml changes.
 # pip >= 25.1 is needed for --group.
@@ -48,11 +62,11 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 
 test: test-sqlite test-postgres
 
-test-sqlite: $(VENV)/.installed-test
+test-sqlite: system-packages $(VENV)/.installed-test
 	@printf '\n===== pytest on SQLite =====\n'
 	DJANGO_STEPS_TEST_DB=sqlite $(BIN)/pytest $(PYTEST_ARGS)
 
-test-postgres: $(VENV)/.installed-test
+test-postgres: system-packages $(VENV)/.installed-test
 	@printf '\n===== pytest on PostgreSQL (throwaway cluster) =====\n'
 	scripts/with-postgres $(BIN)/pytest $(PYTEST_ARGS)
 
@@ -62,7 +76,7 @@ RELIABILITY_TESTS := tests/reliability tests/test_faults.py tests/test_propertie
 	tests/test_fuzz_inputs.py
 
 .PHONY: reliability
-reliability: $(VENV)/.installed-test
+reliability: system-packages $(VENV)/.installed-test
 	@printf '\n===== reliability, long form, on PostgreSQL (throwaway cluster) =====\n'
 	DJANGO_STEPS_RELIABILITY=long WITH_POSTGRES_REQUIRED=1 scripts/with-postgres \
 		$(BIN)/pytest $(RELIABILITY_TESTS) --run-slow $(PYTEST_ARGS)
@@ -87,7 +101,7 @@ EXAMPLE := cd example_project && $(abspath $(BIN))/python manage.py
 # Material for MkDocs prints a banner about its successor on every build.
 MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 
-demo: $(VENV)/.installed-test
+demo: system-packages $(VENV)/.installed-test
 	rm -f example_project/db.sqlite3
 	$(EXAMPLE) migrate --verbosity 0
 	$(EXAMPLE) steps_import claims/workflows/claims.yaml

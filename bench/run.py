@@ -16,6 +16,7 @@ connection, update distinct instances and the transitions per second are reporte
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import multiprocessing
 import os
@@ -520,6 +521,59 @@ def run_latency(rounds: int, backends: list[str]) -> list[Row]:
     return rows
 
 
+#: The costliest hostile conditions the tests refuse, with the limits (CelLimits
+#: arguments) the tests use. The tests bound refusing them by the work done
+#: (tests/cel_work.py); these rows give the time that takes.
+HOSTILE_CONDITIONS: list[tuple[str, str, dict[str, int]]] = [
+    # Parsed, then refused by the parse-tree depth (test_cel_safety.py, test_fuzz_inputs.py).
+    ("1,000 chained members", "a" + ".b" * 1000 + " == 1", {"max_length": 10_000_000}),
+    (
+        "5,000 nested parentheses, generous limits",
+        "(" * 5000 + "x" + ")" * 5000,
+        {"max_length": 10**6, "max_depth": 10**5},
+    ),
+    # Refused before parsing, under the default limits.
+    ("5,000 nested parentheses", "(" * 5000 + "1" + ")" * 5000 + " == 1", {}),
+    ("a 1 MB condition", '"' + "a" * 1_000_000 + '" == x', {}),
+]
+
+#: The costliest input test_fuzz_inputs.py handles under its time bound (BOUND).
+COSTLIEST_FUZZ_INPUT = "[" + ",".join(["1"] * 490) + "].all(v, v == 1)"
+
+
+def run_hostile_conditions(rounds: int, backends: list[str]) -> list[Row]:
+    """Time refusing :data:`HOSTILE_CONDITIONS`, and handling :data:`COSTLIEST_FUZZ_INPUT`.
+
+    Each run starts from an empty condition cache, as a new text does (no SQL).
+    """
+    from django_steps.cel import CelLimits, compile_condition, convert_context
+    from django_steps.exceptions import ConditionSyntaxError
+
+    def refuse(text: str, backend: str, limits: CelLimits) -> None:
+        compile_condition.cache_clear()
+        try:
+            compile_condition(text, backend=backend, limits=limits)
+        except ConditionSyntaxError:
+            return
+        raise AssertionError(f"not refused: {text[:40]}...")
+
+    def handle(text: str, backend: str) -> None:
+        compile_condition.cache_clear()
+        compiled = compile_condition(text, backend=backend)
+        assert compiled.evaluate(convert_context({}, backend=backend)) is True
+
+    rows: list[Row] = []
+    few = max(5, rounds // 60)  # up to a second each
+    for backend in backends:
+        for label, text, limits in HOSTILE_CONDITIONS:
+            action = functools.partial(refuse, text, backend, CelLimits(**limits))
+            rows.append(measure(action, few).row(f"refuse {label} [{backend}]"))
+        action = functools.partial(handle, COSTLIEST_FUZZ_INPUT, backend)
+        label = f"compile and evaluate a 490-element list literal [{backend}]"
+        rows.append(measure(action, few).row(label))
+    return rows
+
+
 # --- throughput --------------------------------------------------------------------------
 
 
@@ -679,6 +733,8 @@ def main(argv: list[str] | None = None) -> int:
 
     began = time.perf_counter()
     rows = run_latency(args.rounds, backends)
+    if args.db == "sqlite":  # no SQL: the same on both databases, so timed once
+        rows += run_hostile_conditions(args.rounds, backends)
     print(f"\n## {args.db}: {machine_description(args.db)}\n")
     print(f"Median of {args.rounds} runs; SQL = statements per operation.\n")
     print(table(rows))

@@ -5,7 +5,9 @@
 - the contexts that steer a claim at *Review*: :data:`LOW` (paid directly),
   :data:`HIGH` (senior review) and :data:`RISKY` (investigation);
 - hooks that say which database a run used, skip ``postgres`` tests elsewhere and
-  ``slow`` ones without ``--run-slow``.
+  ``slow`` ones without ``--run-slow``, and skip, or under ``CI=true`` fail, the tests
+  marked ``requires_program`` whose program is missing (``tests/programs.py``, which
+  also explains ``DJANGO_STEPS_TEST_HIDE_PROGRAMS``).
 
 Modules import the constants with ``from tests.conftest import LOW, HIGH, RISKY``.
 """
@@ -13,6 +15,8 @@ Modules import the constants with ``from tests.conftest import LOW, HIGH, RISKY`
 from __future__ import annotations
 
 import functools
+import os
+import shutil
 import sqlite3
 from typing import Any
 
@@ -22,6 +26,7 @@ from django.conf import settings
 from django_steps.machines.definition import WorkflowDefinition
 from django_steps.models import Workflow
 from tests.factories import claims_definition, create_workflow
+from tests.programs import HIDE_VARIABLE, hide_programs, in_ci, missing_program, need_program
 
 #: A claim at *Review* with these goes to *Payment*, by the transition with no condition.
 LOW: dict[str, Any] = {"claim": {"amount": 500.0, "is_high_risk": False}}
@@ -69,12 +74,37 @@ def database_label() -> str:
     return database["ENGINE"]
 
 
-def pytest_report_header() -> str:
-    return f"database: {database_label()}"
+def pytest_report_header() -> list[str]:
+    hidden = os.environ.get(HIDE_VARIABLE)
+    return [f"database: {database_label()}"] + ([f"hidden programs: {hidden}"] if hidden else [])
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_sep("=", f"database: {database_label()}", bold=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Take the programs named in ``DJANGO_STEPS_TEST_HIDE_PROGRAMS`` off PATH for the run."""
+    hidden = {name.strip() for name in os.environ.get(HIDE_VARIABLE, "").split(",")} - {""}
+    if hidden:
+        path = os.environ["PATH"]
+        copies = hide_programs(hidden)
+
+        def restore() -> None:
+            os.environ["PATH"] = path
+            for copy in copies:
+                shutil.rmtree(copy, ignore_errors=True)
+
+        config.add_cleanup(restore)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail a test marked ``requires_program`` whose program is missing, before its fixtures.
+
+    Outside CI such a test was marked skip at collection, so this never runs for it.
+    """
+    for marker in item.iter_markers("requires_program"):
+        need_program(*marker.args, **marker.kwargs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -87,7 +117,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip ``postgres`` tests on other databases and ``slow`` ones without --run-slow."""
+    """Skip ``postgres`` tests on other databases, ``slow`` ones without --run-slow, and
+    (outside CI) ``requires_program`` ones whose program is missing."""
     on_postgres = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
     run_slow = config.getoption("--run-slow")
     needs_postgres = pytest.mark.skip(reason="needs PostgreSQL: run with scripts/with-postgres")
@@ -97,3 +128,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(needs_postgres)
         if item.get_closest_marker("slow") and not run_slow:
             item.add_marker(too_slow)
+        for marker in item.iter_markers("requires_program"):
+            reason = missing_program(*marker.args, **marker.kwargs)
+            if reason is not None and not in_ci():
+                item.add_marker(pytest.mark.skip(reason=reason))

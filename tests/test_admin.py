@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Any
@@ -27,6 +28,7 @@ from django_steps.models import (
     bump_version,
 )
 from tests.factories import claims_definition, create_workflow
+from tests.programs import requires_graphviz
 from tests.testapp.models import Claim, Document
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +48,13 @@ def change_url(instance: WorkflowInstance) -> str:
 
 def workflow_url(workflow: Workflow) -> str:
     return reverse("admin:django_steps_workflow_change", args=[workflow.pk])
+
+
+def svg_in(page: str) -> bytes:
+    """The SVG of the diagram panel's data URL in ``page``."""
+    found = re.search(r'src="data:image/svg\+xml;base64,([^"]+)"', page)
+    assert found is not None, "no SVG diagram on the page"
+    return base64.b64decode(found.group(1))
 
 
 def messages_of(response: Any) -> list[str]:
@@ -169,12 +178,17 @@ def test_a_workflow_is_built_through_the_forms(admin_client):
     assert (transition.name, transition.condition) == ("Request -> Done", "days < 20")
 
 
-def test_the_workflow_page_shows_the_validation_summary_and_the_diagram(admin_client, claims):
+def test_the_workflow_page_shows_the_validation_summary(admin_client, claims):
     response = admin_client.get(workflow_url(claims))
     page = response.content.decode()
     assert response.context["steps_validation"].problems == ()
     assert "No problems found" in page
-    assert 'src="data:image/svg+xml;base64,' in page
+
+
+@requires_graphviz
+def test_the_workflow_page_shows_the_diagram_as_svg(admin_client, claims):
+    page = admin_client.get(workflow_url(claims)).content.decode()
+    assert b"Senior Review" in svg_in(page)
 
 
 def test_validation_problems_are_listed_on_the_workflow_page(admin_client, claims):
@@ -549,7 +563,7 @@ def test_setting_a_status_needs_its_permission(client, claims):
     assert instance.current_step.name == "Submitted"
 
 
-def test_the_instance_page_shows_diagram_explanation_and_history(admin_client, admin_user, claims):
+def test_the_instance_page_shows_explanation_and_history(admin_client, admin_user, claims):
     instance = start(claims)
     engine.update_workflow_step_status(instance, "Accepted", actor=admin_user, note="ok")
     engine.update_workflow_step_status(
@@ -559,7 +573,6 @@ def test_the_instance_page_shows_diagram_explanation_and_history(admin_client, a
     response = admin_client.get(change_url(instance))
 
     page = response.content.decode()
-    assert 'src="data:image/svg+xml;base64,' in page
     explanation = response.context["steps_explain"].explanation
     assert explanation.taken.to_step == "Senior Review"  # from the last context given
     assert "Senior Review" in page
@@ -572,6 +585,27 @@ def test_the_instance_page_shows_diagram_explanation_and_history(admin_client, a
     ]
     assert history[2]["row"].actor == admin_user
     assert "claim.amount &gt; 10000.0" in page or "claim.amount > 10000.0" in page
+
+
+@requires_graphviz
+def test_the_instance_page_shows_the_diagram_as_svg(admin_client, claims):
+    instance = start(claims)
+    svg = svg_in(admin_client.get(change_url(instance)).content.decode())
+    assert b">(New)</text>" in svg  # the current status, under the highlighted step
+    assert svg.count(b'fill="#40e0d0"') == 1
+
+
+def test_the_instance_page_falls_back_to_mermaid_text_without_graphviz(
+    admin_client, claims, monkeypatch
+):
+    instance = start(claims)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    response = admin_client.get(change_url(instance))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "data:image/svg+xml" not in page
+    assert "Graphviz" in page
+    assert "class step_submitted active" in page  # the Mermaid text marks the current step
 
 
 def test_a_finished_instance_has_no_status_form(admin_client, claims):

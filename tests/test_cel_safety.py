@@ -1,10 +1,12 @@
-"""Hostile and costly condition texts are refused quickly, with line and column."""
+"""Hostile and costly condition texts are refused quickly, with line and column.
+
+"Quickly" is bounded by the work done, not by the clock (``tests/cel_work.py``).
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import re
-import time
 from collections.abc import Callable
 
 import pytest
@@ -18,9 +20,7 @@ from django_steps.cel.safety import (
 )
 from django_steps.cel.variables import free_variables
 from django_steps.exceptions import ConditionSyntaxError
-
-#: Generous upper bound for refusing one hostile text ("well under a second").
-QUICKLY = 1.0
+from tests.cel_work import compile_work
 
 #: Limits that let huge texts through the length check, to show the other checks.
 UNLIMITED_LENGTH = CelLimits(max_length=10_000_000)
@@ -42,15 +42,30 @@ BACKENDS = [
 
 
 def refused(
-    text: str, limits: CelLimits = DEFAULT, match: str | None = None, backend: str = "celpy"
+    text: str,
+    limits: CelLimits = DEFAULT,
+    match: str | None = None,
+    backend: str = "celpy",
+    parses: int | None = None,
 ) -> ConditionSyntaxError:
-    """Compile ``text`` expecting a refusal within :data:`QUICKLY` seconds."""
+    """Compile ``text`` expecting a refusal, quickly: bounded by the work done.
+
+    The refusal must come before any program is built and after at most one parse,
+    and without a parse for a text over the length limit (``tests/cel_work.py``).
+    With ``parses``, exactly that many parses.
+    """
     compile_condition.cache_clear()
-    start = time.perf_counter()
-    with pytest.raises(ConditionSyntaxError, match=match) as excinfo:
+    with (
+        compile_work(backend) as work,
+        pytest.raises(ConditionSyntaxError, match=match) as excinfo,
+    ):
         compile_condition(text, limits=limits, backend=backend)
-    elapsed = time.perf_counter() - start
-    assert elapsed < QUICKLY, f"took {elapsed:.3f}s to refuse"
+    assert work.programs == 0, "a program was built before the refusal"
+    assert work.parses <= 1, f"parsed {work.parses} times"
+    if len(text) > limits.max_length:
+        assert work.parses == 0, "a text over the length limit was parsed"
+    if parses is not None:
+        assert work.parses == parses
     return excinfo.value
 
 
@@ -81,20 +96,21 @@ def test_hostile_text_is_refused_quickly_under_default_limits(make, backend):
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "parses"),
     [
-        "(" * 5000 + "1" + ")" * 5000 + " == 1",
-        "!" * 5000 + "true",
-        "-" * 5000 + "1 == 1",
+        # Refused by the nesting count, before parsing.
+        ("(" * 5000 + "1" + ")" * 5000 + " == 1", 0),
+        ("!" * 5000 + "true", 0),
+        ("-" * 5000 + "1 == 1", 0),
         # Chains that brackets do not show: refused by the parse-tree depth.
-        "a" + ".b" * 1000 + " == 1",
-        "x" + "[0]" * 1000 + " == 1",
-        "1" + " + 1" * 1000 + " == 1",
+        ("a" + ".b" * 1000 + " == 1", 1),
+        ("x" + "[0]" * 1000 + " == 1", 1),
+        ("1" + " + 1" * 1000 + " == 1", 1),
     ],
     ids=["parentheses", "negations", "minus", "members", "indexes", "additions"],
 )
-def test_deep_text_is_refused_quickly_even_without_a_length_limit(text):
-    error = refused(text, UNLIMITED_LENGTH, match="nested")
+def test_deep_text_is_refused_quickly_even_without_a_length_limit(text, parses):
+    error = refused(text, UNLIMITED_LENGTH, match="nested", parses=parses)
     assert error.line == 1
     assert error.column is not None
 

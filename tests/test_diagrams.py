@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 
@@ -20,11 +19,8 @@ from django_steps.services import (
     update_workflow_step_status,
 )
 from tests.factories import claims_definition, create_workflow
+from tests.programs import requires_graphviz
 from tests.testapp.models import Claim
-
-needs_graphviz = pytest.mark.skipif(
-    shutil.which("dot") is None, reason="Graphviz 'dot' is not installed"
-)
 
 
 @pytest.fixture
@@ -89,7 +85,7 @@ def test_dot_text_is_stable_and_needs_neither_pydot_nor_graphviz(definition, mon
     assert render_diagram(WorkflowRunner(definition), format="dot") == first
 
 
-@needs_graphviz
+@requires_graphviz
 def test_dot_is_accepted_by_graphviz(definition):
     dot = render_diagram(WorkflowRunner(definition), format="dot")
     completed = subprocess.run(
@@ -163,7 +159,7 @@ def test_instance_of_another_workflow_is_refused(instance):
         workflow_diagram("Other", instance=instance)
 
 
-@needs_graphviz
+@requires_graphviz
 @pytest.mark.django_db
 def test_svg_and_png(claims):
     svg = workflow_diagram(claims, format="svg")
@@ -214,11 +210,14 @@ def test_command_writes_mermaid_for_an_instance(instance, capsys):
     assert "class step_review active" in out
 
 
-@needs_graphviz
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("filename", "expected"),
-    [("claims.svg", b"<svg"), ("claims.png", b"\x89PNG"), ("claims.dot", b"digraph")],
+    [
+        pytest.param("claims.svg", b"<svg", marks=requires_graphviz),
+        pytest.param("claims.png", b"\x89PNG", marks=requires_graphviz),
+        ("claims.dot", b"digraph"),
+    ],
 )
 def test_command_format_follows_the_output_extension(claims, tmp_path, filename, expected):
     target = tmp_path / filename

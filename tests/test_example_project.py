@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.programs import requires_graphviz
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
 
 
-def manage(*args: str, database: Path) -> str:
+def manage(*args: str, database: Path, path: str | None = None) -> str:
     environment = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
     environment["EXAMPLE_DATABASE"] = str(database)
+    if path is not None:
+        environment["PATH"] = path
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=EXAMPLE,
@@ -35,6 +40,7 @@ def demo_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     manage("migrate", "--verbosity", "0", database=database)
     imported = manage("steps_import", "claims/workflows/claims.yaml", database=database)
     assert imported.strip() == "Workflow 'Claims': created."
+    shutil.copyfile(database, directory / "imported.sqlite3")  # for a second demo run
     return manage("demo", "--diagram", str(diagram), database=database), diagram
 
 
@@ -80,8 +86,24 @@ def test_the_example_apps_own_tests_pass(tmp_path: Path) -> None:
     manage("test", "claims", "--verbosity", "0", database=tmp_path / "unused.sqlite3")
 
 
+@requires_graphviz
 def test_the_diagram_is_written(demo_output: tuple[str, Path]) -> None:
     output, diagram = demo_output
     assert f"Workflow diagram: {diagram}" in output
     assert diagram.read_text().lstrip().startswith(("<?xml", "<svg"))
     assert "Senior Review" in diagram.read_text()
+
+
+def test_without_graphviz_the_diagram_is_mermaid_text(demo_output: tuple[str, Path]) -> None:
+    directory = demo_output[1].parent
+    output = manage(
+        "demo",
+        "--diagram",
+        str(directory / "fallback.svg"),
+        database=directory / "imported.sqlite3",
+        path="/nonexistent",  # no dot
+    )
+    mermaid = directory / "fallback.mmd"
+    assert f"Workflow diagram: {mermaid}" in output
+    assert mermaid.read_text().startswith("stateDiagram-v2")
+    assert not (directory / "fallback.svg").exists()

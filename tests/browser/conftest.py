@@ -1,8 +1,9 @@
 """Playwright fixtures: Debian's headless Chromium driving the admin on the live server.
 
-The browser is ``/usr/bin/chromium`` (or ``DJANGO_STEPS_CHROMIUM``); no browser is
-downloaded. Without it the browser tests are skipped with the reason, except under
-``CI=true``, where a missing browser fails them: CI must never pass by skipping.
+The browser is the ``chromium`` on PATH (Debian's ``/usr/bin/chromium``), or the program
+``DJANGO_STEPS_CHROMIUM`` names; no browser is downloaded. Without it the browser tests
+are skipped with the reason, except under ``CI=true``, where a missing browser fails
+them: CI must never pass by skipping (``tests/programs.py``).
 Screenshots go to ``artifacts/screenshots/``; with ``DJANGO_STEPS_DOCS_IMAGES=1``
 those the documentation shows are also copied to ``docs/img/``.
 """
@@ -17,10 +18,12 @@ from typing import Any
 
 import pytest
 
+from tests.programs import need_program, unavailable
+
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 DOCS_IMAGES = ROOT / "docs" / "img"
-CHROMIUM = Path(os.environ.get("DJANGO_STEPS_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM = os.environ.get("DJANGO_STEPS_CHROMIUM", "chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -37,13 +40,6 @@ def _is_true(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _unavailable(reason: str) -> None:
-    """Skip locally; fail under CI, where every browser test must run."""
-    if _is_true(os.environ.get("CI")):
-        pytest.fail(f"{reason} (CI=true: browser tests must run, not skip)", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     """Chromium for the tests of this package, closed after the last of them.
@@ -53,18 +49,17 @@ def browser() -> Iterator[Any]:
     this from an async context"). ``DJANGO_ALLOW_ASYNC_UNSAFE`` lifts that check for
     exactly as long as the browser is open, so the rest of the suite keeps it.
     """
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing: install Debian's chromium package")
+    chromium = need_program(CHROMIUM, package="chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("playwright is not installed: pip install playwright")
+        unavailable("playwright is not installed: pip install playwright")
     previous = os.environ.get(ASYNC_UNSAFE)
     os.environ[ASYNC_UNSAFE] = "true"
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+                executable_path=chromium, args=CHROMIUM_ARGS, headless=True
             )
             yield browser
             browser.close()

@@ -11,6 +11,7 @@ import pytest
 from django_steps import engine
 from django_steps.models import Workflow, WorkflowInstance, WorkflowTransition
 from tests.factories import claims_definition, create_workflow
+from tests.programs import requires_graphviz
 from tests.testapp.models import Claim
 
 from .conftest import log_in, screenshot
@@ -38,6 +39,7 @@ def add_statuses(page: Any, statuses: list[tuple[str, str]]) -> None:
         page.check(f"#id_possible_statuses-{index}-is_{flag}_status")
 
 
+@requires_graphviz  # the diagram image
 def test_build_a_workflow_through_the_forms(page, live_server, administrator):
     log_in(page, live_server, administrator)
 
@@ -107,6 +109,7 @@ def test_build_a_workflow_through_the_forms(page, live_server, administrator):
     assert instance.current_step.name == "Review"
 
 
+@requires_graphviz  # the diagram image
 def test_operate_instances_with_the_actions_and_the_status_form(page, live_server, administrator):
     claims = create_workflow(claims_definition())
     first = engine.start_workflow_instance("Claims", Claim.objects.create(title="Windscreen"))

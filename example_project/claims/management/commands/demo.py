@@ -19,7 +19,8 @@ class Command(BaseCommand):
             "--diagram",
             type=Path,
             default=Path(settings.BASE_DIR) / "claims-workflow.svg",
-            help="Where to write the workflow diagram (SVG).",
+            help="Where to write the workflow diagram (SVG; without Graphviz, Mermaid text "
+            "with a .mmd suffix).",
         )
 
     def handle(self, *args: Any, diagram: Path, **options: Any) -> None:
