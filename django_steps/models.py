@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .cel.variables import declaration_errors
 from .conf import current_limits, steps_settings
+from .exceptions import StepsError
 from .machines.lifecycle import ChangeKind, Lifecycle
 from .machines.validation import ConditionIssue, condition_issues
 
@@ -52,6 +53,19 @@ class Workflow(models.Model):
         help_text=_(
             'Optional declaration of the variables conditions may use, e.g. {"claim": "map"}. '
             "When set, conditions naming other variables are rejected."
+        ),
+    )
+    content_type = models.ForeignKey(
+        ContentType,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("for model"),
+        help_text=_(
+            "Optional: the model this workflow is for. Starting it for another model is "
+            "refused, and conditions reading object.<field> are checked against the fields "
+            "the model declares."
         ),
     )
     version = models.PositiveIntegerField(
@@ -527,6 +541,14 @@ class WorkflowInstance(models.Model):
         verbose_name=_("current status"),
     )
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    step_entered_at = models.DateTimeField(
+        _("step entered at"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "When the instance entered its current step (conditions: instance.step_entered_at)."
+        ),
+    )
     completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
     content_type = models.ForeignKey(
         ContentType, on_delete=models.CASCADE, verbose_name=_("content type")
@@ -553,6 +575,11 @@ class WorkflowInstance(models.Model):
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     objects = WorkflowInstanceManager()
+
+    #: Why the last call of a service on this object returned ``False`` (the
+    #: :class:`~django_steps.exceptions.StepsError` it refused with); ``None`` after a
+    #: successful change. A plain attribute of the Python object, not stored.
+    refusal: StepsError | None = None
 
     class Meta:
         ordering = ["-started_at"]
