@@ -101,6 +101,17 @@ def object_fields_for(model: type[Any]) -> tuple[str, ...]:
     return ()
 
 
+def readable_object_fields(model: type[Any]) -> tuple[str, ...] | None:
+    """The keys conditions can read of ``model``'s ``object``, when they are known.
+
+    ``pk`` and the fields of ``OBJECT_FIELDS``; ``None`` when the model defines
+    ``workflow_context()``, whose keys are known only once it is called.
+    """
+    if callable(getattr(model, "workflow_context", None)):
+        return None
+    return ("pk", *object_fields_for(model))
+
+
 def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
     if setting == "DJANGO_STEPS":
         steps_settings.reload()

@@ -139,7 +139,11 @@ def validate_rows(rows: WorkflowRows, *, backend: str, limits: CelLimits) -> lis
     definition = definition_from_rows(
         WorkflowRows(workflow=workflow, steps=rows.steps, transitions=own_transitions)
     )
-    problems.extend(validate_definition(definition, backend=backend, limits=limits))
+    problems.extend(
+        validate_definition(
+            definition, backend=backend, limits=limits, object_fields=workflow.object_fields()
+        )
+    )
     return [_with_row(problem, rows) for problem in problems]
 
 
