@@ -24,14 +24,19 @@ from django.test import override_settings
 from django.utils.log import DEFAULT_LOGGING
 
 from django_steps import engine
+from django_steps.checks import check_object_fields
 from django_steps._engine.context import actor_values, object_values
 from django_steps.exceptions import ContextError, NoTransitionAvailable, WrongModel
 from django_steps.models import Workflow, WorkflowHistory, WorkflowInstance
+from django_steps.machines.definition import WorkflowDefinition
+from django_steps.machines.validation import validate_definition
 from django_steps.services import (
     get_workflow_instance_for_object,
     start_workflow_instance,
     update_workflow_step_status,
 )
+from django_steps.testing import assert_transition, drive
+from django_steps.validation import validate_workflow
 from tests.factories import create_workflow
 from tests.testapp.models import Claim, Expense, PurchaseOrder
 
@@ -381,3 +386,112 @@ def test_reading_actor_costs_one_query_for_its_groups(orders, warm, managers, dj
 
     with django_assert_num_queries(STATE_CHANGE + 1):
         assert update_workflow_step_status(instance, "Approved", actor=manager) is True
+
+
+# --- save-time checks ------------------------------------------------------------------
+
+
+def problems_of(data: dict[str, Any], **kwargs: Any) -> list[Any]:
+    return validate_definition(WorkflowDefinition.from_dict(data), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        ('actor.usernme == "mia"', "actor.usernme (line 1, column 7) is not a key of actor; "
+         "did you mean 'username'?"),
+        ("instance.step_entred_at < now", "did you mean 'step_entered_at'"),
+        ('status == "Sent bak"', "status is compared with 'Sent bak' (line 1, column 11), which "
+         "is not a completion status of the step, so it never matches; did you mean 'Sent back'?"),
+    ],
+)
+def test_reserved_names_are_checked_with_line_column_and_suggestion(condition, message):
+    data = single_step("Checked", condition)
+    data["steps"][0]["statuses"].append({"name": "Sent back", "completion": True})
+
+    problems = [p for p in problems_of(data) if p.is_error]
+
+    assert len(problems) == 1
+    assert message in problems[0].message
+    assert problems[0].line == 1
+
+
+def test_object_fields_are_checked_when_the_workflow_knows_its_model():
+    data = single_step("Fields", "object.amont > 10 && object.secret == 'x'")
+    problems = problems_of(data, object_fields=("pk", "amount", "is_high_risk"))
+    messages = [p.message for p in problems if p.is_error]
+    assert any("object.amont (line 1, column 8)" in m and "'amount'" in m for m in messages)
+    assert any("object.secret" in m for m in messages)
+    assert not [p for p in problems_of(data) if p.is_error]  # model unknown: not checked
+
+
+def test_a_stored_workflow_for_a_model_checks_object_fields(orders):
+    orders.content_type = ContentType.objects.get_for_model(PurchaseOrder)
+    orders.save()
+    assert not [p for p in validate_workflow(orders) if p.is_error]
+    orders.transitions.filter(name="Review -> Senior Review").update(
+        condition="object.secret == 'x'"
+    )
+    with pytest.raises(ValidationError, match="object.secret"):
+        orders.full_clean()
+    transition = orders.transitions.get(name="Review -> Senior Review")
+    with pytest.raises(ValidationError, match="object.secret"):
+        transition.full_clean()
+
+
+def test_reserved_names_count_as_declared_variables():
+    data = single_step("Declared", "object.amount > amount && status == 'Submitted'")
+    data["context_variables"] = {"amount": "double"}
+    assert not [p for p in problems_of(data) if p.is_error]
+    data["context_variables"] = {"object": "map"}
+    assert [p.code for p in problems_of(data) if p.is_error] == ["invalid_context_variables"]
+
+
+def test_two_completion_statuses_through_the_same_transition_warn():
+    data = single_step("Alike", "true")
+    data["steps"][0]["statuses"].append({"name": "Sent back", "completion": True})
+    assert "completion_statuses_alike" in [p.code for p in problems_of(data)]
+    data["transitions"][0]["condition"] = 'status == "Sent back"'
+    assert "completion_statuses_alike" not in [p.code for p in problems_of(data)]
+
+
+def test_object_fields_setting_is_checked():
+    with override_settings(
+        DJANGO_STEPS={
+            "OBJECT_FIELDS": {
+                "testapp.PurchaseOrder": ["amount", "nope"],
+                "testapp.Missing": ["x"],
+                "testapp.Expense": ["amount"],
+            }
+        }
+    ):
+        messages = check_object_fields()
+    texts = [(m.id, m.msg) for m in messages]
+    assert ("django_steps.E005", texts[0][1]) == texts[0] and "'nope'" in texts[0][1]
+    assert any(i == "django_steps.E005" and "'testapp.Missing'" in t for i, t in texts)
+    assert any(i == "django_steps.W002" and "workflow_context" in t for i, t in texts)
+    assert check_object_fields() == []
+
+
+# --- the testing helpers ---------------------------------------------------------------
+
+
+def test_the_testing_helpers_take_object_actor_and_now_as_plain_values():
+    definition = ORDERS
+    assert drive(definition, ["Approved"], object={"amount": 25000.0}).path == [
+        "Review",
+        "Senior Review",
+    ]
+    assert drive(definition, ["Sent back"], object={"amount": 25000.0}).path == ["Review", "Rework"]
+    manager = {"id": 1, "username": "mia", "groups": ["managers"]}
+    result = drive(definition, ["Approved", "Approved"], object={"amount": 25000.0}, actor=manager)
+    assert result.is_completed
+    assert_transition(
+        definition,
+        from_step="Review",
+        status="Approved",
+        object={"amount": 5.0, "is_high_risk": False},
+        to_step="Ordered",
+    )
+    with pytest.raises(ValueError, match="several completion statuses"):
+        assert_transition(definition, from_step="Review", to_step="Ordered")
