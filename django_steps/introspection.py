@@ -18,6 +18,7 @@ from ._engine.cache import cached_workflow
 from ._engine.context import actor_values, surroundings_for
 from .conf import current_limits, steps_settings
 from .exceptions import WorkflowNotFound
+from .machines.context import Surroundings
 from .machines.definition import WorkflowDefinition
 from .machines.describe import (
     StateDescription,
@@ -25,7 +26,6 @@ from .machines.describe import (
     describe_definition,
     describe_state,
 )
-from .machines.context import Surroundings
 from .machines.explain import Explanation, explain_status
 from .machines.runner import MachineState, WorkflowRunner
 from .models import Workflow, WorkflowInstance

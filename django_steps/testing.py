@@ -168,7 +168,7 @@ class WorkflowScenario:
     definition: DefinitionSource
     backend: str = "celpy"
     limits: CelLimits = DEFAULT_LIMITS
-    object: Mapping[str, Any] | None = None  # noqa: A003 - the name conditions read
+    object: Mapping[str, Any] | None = None
     actor: Mapping[str, Any] | None = None
     now: datetime.datetime | None = None
     runner: WorkflowRunner = field(init=False)
@@ -208,9 +208,7 @@ class WorkflowScenario:
 
     def set_status(self, status: str, context: Mapping[str, Any] | None = None) -> WorkflowScenario:
         """Set a status of the current step (completing it takes a transition)."""
-        return self._apply(
-            self.runner.set_status(self.state, status, context, self.surroundings())
-        )
+        return self._apply(self.runner.set_status(self.state, status, context, self.surroundings()))
 
     def hold(self) -> WorkflowScenario:
         return self._apply(self.runner.hold(self.state))
@@ -273,7 +271,7 @@ def drive(
     definition: DefinitionSource,
     actions: Iterable[Action],
     *,
-    object: Mapping[str, Any] | None = None,  # noqa: A002 - the name conditions read
+    object: Mapping[str, Any] | None = None,
     actor: Mapping[str, Any] | None = None,
     now: datetime.datetime | None = None,
     backend: str = "celpy",
@@ -304,7 +302,7 @@ def explain_definition(
     *,
     step: str | None = None,
     status: str | None = None,
-    object: Mapping[str, Any] | None = None,  # noqa: A002 - the name conditions read
+    object: Mapping[str, Any] | None = None,
     actor: Mapping[str, Any] | None = None,
     now: datetime.datetime | None = None,
     backend: str = "celpy",
@@ -337,7 +335,7 @@ def assert_transition(
     to_step: str,
     context: Mapping[str, Any] | None = None,
     status: str | None = None,
-    object: Mapping[str, Any] | None = None,  # noqa: A002 - the name conditions read
+    object: Mapping[str, Any] | None = None,
     actor: Mapping[str, Any] | None = None,
     now: datetime.datetime | None = None,
     backend: str = "celpy",
@@ -352,9 +350,7 @@ def assert_transition(
     Returns the :class:`~django_steps.machines.explain.Explanation`.
     """
     if status is None:
-        step = runner_for(definition, backend=backend, limits=limits).definition.get_step(
-            from_step
-        )
+        step = runner_for(definition, backend=backend, limits=limits).definition.get_step(from_step)
         completions = [s.name for s in step.statuses if s.is_completion]
         if len(completions) > 1:
             raise ValueError(

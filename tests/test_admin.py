@@ -754,17 +754,33 @@ ORDERS_FOR_ADMIN: dict[str, Any] = {
                 {"name": "Sent back", "completion": True},
             ],
         },
-        {"name": "Rework", "order": 2, "final": True,
-         "statuses": [{"name": "Open", "default": True, "completion": True}]},
-        {"name": "Senior", "order": 3, "final": True,
-         "statuses": [{"name": "Open", "default": True, "completion": True}]},
-        {"name": "Ordered", "order": 4, "final": True,
-         "statuses": [{"name": "Done", "default": True, "completion": True}]},
+        {
+            "name": "Rework",
+            "order": 2,
+            "final": True,
+            "statuses": [{"name": "Open", "default": True, "completion": True}],
+        },
+        {
+            "name": "Senior",
+            "order": 3,
+            "final": True,
+            "statuses": [{"name": "Open", "default": True, "completion": True}],
+        },
+        {
+            "name": "Ordered",
+            "order": 4,
+            "final": True,
+            "statuses": [{"name": "Done", "default": True, "completion": True}],
+        },
     ],
     "transitions": [
         {"from": "Review", "to": "Rework", "condition": 'status == "Sent back"', "priority": 30},
-        {"from": "Review", "to": "Senior",
-         "condition": 'object.amount > 10000 && actor.username == "admin"', "priority": 20},
+        {
+            "from": "Review",
+            "to": "Senior",
+            "condition": 'object.amount > 10000 && actor.username == "admin"',
+            "priority": 20,
+        },
         {"from": "Review", "to": "Ordered"},
     ],
 }
@@ -790,11 +806,18 @@ def test_the_set_status_form_builds_the_context_from_the_object_and_the_user(
     admin_client, admin_user
 ):
     workflow = create_workflow(ORDERS_FOR_ADMIN)
-    instance = engine.start_workflow_instance(workflow.name, PurchaseOrder.objects.create(amount=25000))
+    instance = engine.start_workflow_instance(
+        workflow.name, PurchaseOrder.objects.create(amount=25000)
+    )
 
     admin_client.post(
         change_url(instance),
-        {"steps-status": "Approved", "steps-context_data": "", "steps-note": "", "_steps_set_status": "1"},
+        {
+            "steps-status": "Approved",
+            "steps-context_data": "",
+            "steps-note": "",
+            "_steps_set_status": "1",
+        },
     )
 
     instance.refresh_from_db()
@@ -807,8 +830,12 @@ def test_the_set_status_form_refuses_a_reserved_key(admin_client, admin_user):
 
     response = admin_client.post(
         change_url(instance),
-        {"steps-status": "Approved", "steps-context_data": '{"object": {"amount": 99999}}',
-         "steps-note": "", "_steps_set_status": "1"},
+        {
+            "steps-status": "Approved",
+            "steps-context_data": '{"object": {"amount": 99999}}',
+            "steps-note": "",
+            "_steps_set_status": "1",
+        },
     )
 
     assert "context_data cannot have the key &#x27;object&#x27;" in response.content.decode()

@@ -24,12 +24,12 @@ from django.test import override_settings
 from django.utils.log import DEFAULT_LOGGING
 
 from django_steps import engine
-from django_steps.checks import check_object_fields
 from django_steps._engine.context import actor_values, object_values
+from django_steps.checks import check_object_fields
 from django_steps.exceptions import ContextError, NoTransitionAvailable, WrongModel
-from django_steps.models import Workflow, WorkflowHistory, WorkflowInstance
 from django_steps.machines.definition import WorkflowDefinition
 from django_steps.machines.validation import validate_definition
+from django_steps.models import Workflow, WorkflowHistory, WorkflowInstance
 from django_steps.services import (
     get_workflow_instance_for_object,
     start_workflow_instance,
@@ -236,7 +236,11 @@ def test_a_condition_on_an_undeclared_field_fails_closed_naming_it():
 
 def test_a_model_may_declare_its_fields_with_workflow_context():
     expense = Expense.objects.create(amount=80, category="travel", secret="x")
-    assert object_values(expense) == {"pk": expense.pk, "amount": expense.amount, "category": "travel"}
+    assert object_values(expense) == {
+        "pk": expense.pk,
+        "amount": expense.amount,
+        "category": "travel",
+    }
     workflow = create_workflow(single_step("Expenses", 'object.category == "travel"'))
     instance = start(workflow, expense)
 
@@ -292,7 +296,7 @@ def test_a_workflow_for_another_model_is_not_started(orders):
     orders.save()
     claim = Claim.objects.create(title="c")
 
-    with pytest.raises(WrongModel, match="testapp.purchaseorder"):
+    with pytest.raises(WrongModel, match=r"testapp\.purchaseorder"):
         engine.start_workflow_instance("Orders", claim)
     assert start_workflow_instance("Orders", claim) is None
     assert not WorkflowInstance.objects.exists()
@@ -341,7 +345,9 @@ def warm(orders):
     update_workflow_step_status(start(orders, order), "Approved")
 
 
-def test_a_condition_reading_object_costs_one_query_to_load_it(orders, warm, django_assert_num_queries):
+def test_a_condition_reading_object_costs_one_query_to_load_it(
+    orders, warm, django_assert_num_queries
+):
     order = PurchaseOrder.objects.create(amount=25000)
     start(orders, order)
     instance = get_workflow_instance_for_object(order)  # its object is not loaded
@@ -376,7 +382,9 @@ def test_conditions_that_do_not_read_object_load_nothing(orders, warm, django_as
         assert update_workflow_step_status(instance, "Resubmitted") is True
 
 
-def test_reading_actor_costs_one_query_for_its_groups(orders, warm, managers, django_assert_num_queries):
+def test_reading_actor_costs_one_query_for_its_groups(
+    orders, warm, managers, django_assert_num_queries
+):
     manager = User.objects.create_user("mia")
     manager.groups.add(managers)
     order = PurchaseOrder.objects.create(amount=25000)
@@ -398,11 +406,16 @@ def problems_of(data: dict[str, Any], **kwargs: Any) -> list[Any]:
 @pytest.mark.parametrize(
     ("condition", "message"),
     [
-        ('actor.usernme == "mia"', "actor.usernme (line 1, column 7) is not a key of actor; "
-         "did you mean 'username'?"),
+        (
+            'actor.usernme == "mia"',
+            "actor.usernme (line 1, column 7) is not a key of actor; did you mean 'username'?",
+        ),
         ("instance.step_entred_at < now", "did you mean 'step_entered_at'"),
-        ('status == "Sent bak"', "status is compared with 'Sent bak' (line 1, column 11), which "
-         "is not a completion status of the step, so it never matches; did you mean 'Sent back'?"),
+        (
+            'status == "Sent bak"',
+            "status is compared with 'Sent bak' (line 1, column 11), which is not a "
+            "completion status of the step, so it never matches; did you mean 'Sent back'?",
+        ),
     ],
 )
 def test_reserved_names_are_checked_with_line_column_and_suggestion(condition, message):
@@ -432,10 +445,10 @@ def test_a_stored_workflow_for_a_model_checks_object_fields(orders):
     orders.transitions.filter(name="Review -> Senior Review").update(
         condition="object.secret == 'x'"
     )
-    with pytest.raises(ValidationError, match="object.secret"):
+    with pytest.raises(ValidationError, match=r"object\.secret"):
         orders.full_clean()
     transition = orders.transitions.get(name="Review -> Senior Review")
-    with pytest.raises(ValidationError, match="object.secret"):
+    with pytest.raises(ValidationError, match=r"object\.secret"):
         transition.full_clean()
 
 
@@ -467,7 +480,7 @@ def test_object_fields_setting_is_checked():
     ):
         messages = check_object_fields()
     texts = [(m.id, m.msg) for m in messages]
-    assert ("django_steps.E005", texts[0][1]) == texts[0] and "'nope'" in texts[0][1]
+    assert any(i == "django_steps.E005" and "'nope'" in t for i, t in texts)
     assert any(i == "django_steps.E005" and "'testapp.Missing'" in t for i, t in texts)
     assert any(i == "django_steps.W002" and "workflow_context" in t for i, t in texts)
     assert check_object_fields() == []

@@ -86,8 +86,8 @@ def content_object_of(instance: WorkflowInstance, *others: WorkflowInstance) -> 
     Loading costs one query (the content type comes from Django's cache).
     """
     for candidate in (instance, *others):
-        if _CONTENT_OBJECT.is_cached(candidate):  # type: ignore[union-attr]
-            obj = _CONTENT_OBJECT.get_cached_value(candidate)  # type: ignore[union-attr]
+        if _CONTENT_OBJECT.is_cached(candidate):
+            obj = _CONTENT_OBJECT.get_cached_value(candidate)
             if (
                 obj is not None
                 and candidate.content_type_id == instance.content_type_id

@@ -14,7 +14,7 @@ fills it from the database, the testing helpers from plain values.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..cel.variables import RESERVED_NAMES
@@ -34,6 +34,7 @@ __all__ = [
     "condition_context",
 ]
 
+
 class Surroundings:
     """The values of ``object``, ``actor``, ``instance`` and ``now`` for one change.
 
@@ -50,7 +51,7 @@ class Surroundings:
     def __init__(
         self,
         *,
-        object: Any = None,  # noqa: A002 - the name conditions read
+        object: Any = None,
         actor: Any = None,
         instance: Any = None,
         now: datetime.datetime | None = None,

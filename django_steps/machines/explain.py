@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..exceptions import ConditionEvaluationError, StepsError
-from .definition import TransitionDefinition
 from .context import Surroundings
+from .definition import TransitionDefinition
 from .lifecycle import ChangeKind, Lifecycle
 from .runner import Change, MachineState, WorkflowRunner
 

@@ -641,7 +641,7 @@ class _Validator:
                 "completion_statuses_alike",
                 f"step {step.name!r} has completion statuses {names}, but no condition of its "
                 "transitions reads status, so each of them leads through the same transition. "
-                f'Route them with a condition such as status == {completions[-1]!r}, or keep '
+                f"Route them with a condition such as status == {completions[-1]!r}, or keep "
                 "one completion status.",
                 "step",
                 step.name,
