@@ -27,6 +27,7 @@ from django_steps import engine
 from django_steps._engine.context import actor_values, object_values
 from django_steps.checks import check_object_fields
 from django_steps.exceptions import ContextError, NoTransitionAvailable, WrongModel
+from django_steps.introspection import describe_instance, explain
 from django_steps.machines.definition import WorkflowDefinition
 from django_steps.machines.validation import validate_definition
 from django_steps.models import Workflow, WorkflowHistory, WorkflowInstance
@@ -508,3 +509,35 @@ def test_the_testing_helpers_take_object_actor_and_now_as_plain_values():
     )
     with pytest.raises(ValueError, match="several completion statuses"):
         assert_transition(definition, from_step="Review", to_step="Ordered")
+
+
+# --- explain and describe_instance -----------------------------------------------------
+
+
+def test_explain_sees_what_the_engine_would(orders, managers):
+    manager = User.objects.create_user("mia")
+    manager.groups.add(managers)
+    instance = start(orders, PurchaseOrder.objects.create(amount=25000))
+
+    approved = explain(instance, status="Approved")
+    sent_back = explain(instance, status="Sent back")
+
+    assert approved.next_step == "Senior Review"
+    assert sent_back.next_step == "Rework"
+    assert update_workflow_step_status(instance, "Approved") is True
+    assert explain(instance, status="Approved", actor=manager).next_step == "Ordered"
+    assert not explain(instance, status="Approved").allowed  # no actor: actor is null
+
+
+def test_explain_refuses_a_reserved_key_on_every_check(orders):
+    instance = start(orders, PurchaseOrder.objects.create(amount=25000))
+    explanation = explain(instance, {"status": "Approved"}, status="Sent back")
+    assert not explanation.allowed
+    assert all("reserved" in (check.error or "") for check in explanation.checks)
+
+
+def test_describe_instance_uses_the_live_object(orders):
+    instance = start(orders, PurchaseOrder.objects.create(amount=25000))
+    options = {option.name: option for option in describe_instance(instance).statuses}
+    assert options["Approved"].allowed
+    assert options["Sent back"].allowed
