@@ -185,6 +185,8 @@ def free_variables(tree: Tree) -> set[str]:
 @functools.lru_cache(maxsize=4096)
 def reserved_names_read(expression: str) -> frozenset[str]:
     """The :data:`RESERVED_NAMES` a condition that parses reads (cached per text)."""
+    if not any(name in expression for name in RESERVED_NAMES):
+        return frozenset()  # no need to parse it again
     return frozenset(free_variables(parse_tree(expression)) & RESERVED_NAMES)
 
 

@@ -20,6 +20,7 @@ from ..cel import DEFAULT_LIMITS, CelLimits, compile_condition
 from ..cel.safety import parse_tree
 from ..cel.variables import (
     RESERVED_NAMES,
+    KeyReference,
     VariableReference,
     compared_literals,
     declaration_errors,
@@ -162,6 +163,18 @@ def _suggest(name: str, known: Sequence[str]) -> str:
     return "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else "."
 
 
+@functools.lru_cache(maxsize=1024)
+def _reserved_reads(
+    expression: str,
+) -> tuple[tuple[KeyReference, ...], tuple[tuple[str, int | None, int | None], ...]]:
+    """The keys a condition reads of the reserved names, and the strings ``status`` is
+    compared with (cached per text; a text naming none of them is not parsed)."""
+    if not any(name in expression for name in RESERVED_NAMES):
+        return (), ()
+    tree = parse_tree(expression)
+    return tuple(key_references(tree)), tuple(compared_literals(tree, "status"))
+
+
 def reserved_name_issues(
     expression: str,
     *,
@@ -174,14 +187,14 @@ def reserved_name_issues(
     they are known; ``status`` compared with a string must name one of ``statuses``
     (the completion statuses of the transition's step), when given.
     """
-    tree = parse_tree(expression)
+    references, status_literals = _reserved_reads(expression)
     keys: dict[str, Sequence[str] | None] = {
         "actor": ACTOR_KEYS,
         "instance": INSTANCE_KEYS,
         "object": sorted(object_fields) if object_fields is not None else None,
     }
     issues = []
-    for reference in key_references(tree):
+    for reference in references:
         known = keys.get(reference.name)
         if known is None or reference.key in known:
             continue
@@ -202,7 +215,7 @@ def reserved_name_issues(
         )
     if statuses is not None:
         known_statuses = sorted(statuses)
-        for value, line, column in compared_literals(tree, "status"):
+        for value, line, column in status_literals:
             if value in known_statuses:
                 continue
             where = _located(f"status is compared with {value!r}", line, column)
