@@ -19,7 +19,7 @@ from typing import Any
 from statemachine.exceptions import TransitionNotAllowed
 
 from ..cel import DEFAULT_LIMITS, CelLimits, convert_context
-from ..cel.variables import check_declared_context, reserved_names_read
+from ..cel.variables import RESERVED_NAMES, check_declared_context, reserved_names_read
 from ..exceptions import (
     ConditionEvaluationError,
     DefinitionError,
@@ -181,22 +181,22 @@ class WorkflowRunner:
 
         ``context`` (``context_data``) plus the reserved names the step's conditions
         read, built from ``surroundings``; raises
-        :class:`~django_steps.exceptions.ContextError` for unusable values and for a
-        reserved name used as a key of ``context``.
+        :class:`~django_steps.exceptions.ContextError` for unusable values (and, when
+        the conditions read reserved names, for one used as a key of ``context``;
+        :meth:`set_status` always refuses those).
         """
-        check_reserved_keys(context)
-        return convert_context(
-            condition_context(
+        reads = self.reads.get(state.step or "")
+        if reads:  # else the context is context_data itself: nothing to build
+            check_reserved_keys(context)
+            context = condition_context(
                 context,
-                reads=self.reads.get(state.step or "", frozenset()),
+                reads=reads,
                 status=status,
                 step=state.step,
                 current_status=state.status,
                 surroundings=surroundings,
-            ),
-            backend=self.backend,
-            limits=self.limits,
-        )
+            )
+        return convert_context(context, backend=self.backend, limits=self.limits)
 
     def set_status(
         self,
@@ -211,8 +211,8 @@ class WorkflowRunner:
         ``actor``, ``instance``, ``now``) built from ``surroundings``; ``context`` with
         a reserved name as a key is refused with a ``ContextError``.
         """
-        if context is not None:
-            check_reserved_keys(context)
+        if context and not RESERVED_NAMES.isdisjoint(context):
+            check_reserved_keys(context)  # raises, naming the key
         self._require_unfinished(state, "set a status")
         step = self.step_of(state)
         status = step.status(status_name)
