@@ -125,6 +125,19 @@ class Workflow(models.Model):
             if object_errors:
                 raise ValidationError({"content_type": object_errors})
 
+    @property
+    def model_label(self) -> str:
+        """The label of the model this workflow is for (``"app_label.ModelName"``), or ``""``."""
+        if self.content_type_id is None:
+            return ""
+        content_type = ContentType.objects.get_for_id(self.content_type_id)
+        model = content_type.model_class()
+        return (
+            model._meta.label
+            if model is not None
+            else f"{content_type.app_label}.{content_type.model}"
+        )
+
     def object_fields(self) -> tuple[str, ...] | None:
         """The keys of ``object`` this workflow's conditions can read, when they are known.
 

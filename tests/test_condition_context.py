@@ -11,6 +11,7 @@ naming it. Query counts are asserted.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import logging.config
 from typing import Any
@@ -26,7 +27,12 @@ from django.utils.log import DEFAULT_LOGGING
 from django_steps import engine
 from django_steps._engine.context import actor_values, object_values
 from django_steps.checks import check_object_fields
-from django_steps.exceptions import ContextError, NoTransitionAvailable, WrongModel
+from django_steps.exceptions import (
+    ContextError,
+    DefinitionError,
+    NoTransitionAvailable,
+    WrongModel,
+)
 from django_steps.introspection import describe_instance, explain
 from django_steps.machines.definition import WorkflowDefinition
 from django_steps.machines.validation import validate_definition
@@ -36,7 +42,8 @@ from django_steps.services import (
     start_workflow_instance,
     update_workflow_step_status,
 )
-from django_steps.testing import assert_transition, drive
+from django_steps.testing import assert_transition, drive, load_definitions
+from django_steps.transfer import export_definitions, import_definitions
 from django_steps.validation import validate_workflow
 from tests.factories import create_workflow
 from tests.testapp.models import Claim, Expense, PurchaseOrder
@@ -541,3 +548,31 @@ def test_describe_instance_uses_the_live_object(orders):
     options = {option.name: option for option in describe_instance(instance).statuses}
     assert options["Approved"].allowed
     assert options["Sent back"].allowed
+
+
+# --- import and export -----------------------------------------------------------------
+
+
+def test_the_model_a_workflow_is_for_is_exported_and_imported(orders):
+    orders.content_type = ContentType.objects.get_for_model(PurchaseOrder)
+    orders.save()
+    exported = export_definitions(["Orders"], format="json")
+    assert '"model": "testapp.PurchaseOrder"' in exported
+    orders.content_type = None
+    orders.save()
+
+    import_definitions(load_definitions(json.loads(exported)))
+
+    orders.refresh_from_db()
+    assert orders.content_type == ContentType.objects.get_for_model(PurchaseOrder)
+
+
+def test_an_import_for_an_unknown_model_or_an_undeclared_field_is_refused():
+    data = single_step("Imported", "object.secret == 'x'")
+    data["model"] = "testapp.PurchaseOrder"
+    with pytest.raises(DefinitionError, match=r"object\.secret"):
+        import_definitions(load_definitions({"workflows": [data]}))
+    data["model"] = "testapp.Nope"
+    with pytest.raises(DefinitionError, match=r"'testapp\.Nope' is not an installed model"):
+        import_definitions(load_definitions({"workflows": [data]}))
+    assert not Workflow.objects.filter(name="Imported").exists()

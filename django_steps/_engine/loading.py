@@ -54,6 +54,7 @@ def definition_from_rows(rows: WorkflowRows) -> WorkflowDefinition:
         description=workflow.description,
         context_variables=dict(workflow.context_variables or {}),
         version=workflow.version,
+        model=workflow.model_label,
         steps=tuple(
             StepDefinition(
                 id=step.pk,

@@ -95,7 +95,8 @@ class WorkflowDefinition:
 
     ``transitions`` keep their creation order; :meth:`transitions_from` sorts them
     into the order they are tried (higher priority first, ties by creation order).
-    ``version`` changes whenever the stored definition changes.
+    ``version`` changes whenever the stored definition changes. ``model`` is the
+    label (``"app_label.ModelName"``) of the model the workflow is for, ``""`` for any.
     """
 
     name: str
@@ -105,6 +106,7 @@ class WorkflowDefinition:
     context_variables: Mapping[str, str] = field(default_factory=dict)
     version: int = 1
     id: Any = None
+    model: str = ""
 
     def __hash__(self) -> int:
         return hash((self.name, self.id, self.version, self.steps, self.transitions))
@@ -157,6 +159,7 @@ class WorkflowDefinition:
         return {
             "name": self.name,
             "description": self.description,
+            **({"model": self.model} if self.model else {}),
             "context_variables": dict(self.context_variables),
             "steps": [
                 {
@@ -227,10 +230,19 @@ class WorkflowDefinition:
             transitions=transitions,
             context_variables=dict(variables),
             version=int(data.get("version", 1)),
+            model=_optional_str(data, "model", where),
         )
 
 
-_WORKFLOW_KEYS = {"name", "description", "context_variables", "steps", "transitions", "version"}
+_WORKFLOW_KEYS = {
+    "name",
+    "description",
+    "model",
+    "context_variables",
+    "steps",
+    "transitions",
+    "version",
+}
 _STEP_KEYS = {"name", "description", "order", "initial", "final", "statuses"}
 _STATUS_KEYS = {"name", "description", "default", "completion", "cancellation", "on_hold"}
 _TRANSITION_KEYS = {"name", "from", "to", "condition", "priority", "description"}
