@@ -211,7 +211,7 @@ class WorkflowRunner:
         ``actor``, ``instance``, ``now``) built from ``surroundings``; ``context`` with
         a reserved name as a key is refused with a ``ContextError``.
         """
-        if context and not RESERVED_NAMES.isdisjoint(context):
+        if context and isinstance(context, Mapping) and not RESERVED_NAMES.isdisjoint(context):
             check_reserved_keys(context)  # raises, naming the key
         self._require_unfinished(state, "set a status")
         step = self.step_of(state)
