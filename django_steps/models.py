@@ -122,6 +122,15 @@ class Workflow(models.Model):
             raise ValidationError({"context_variables": errors})
         if self.pk is not None and self.content_type_id is not None:
             object_errors = self.object_field_errors()
+            others = self.instances.exclude(content_type_id=self.content_type_id).count()
+            if others:
+                object_errors.append(
+                    _(
+                        "%(count)d instance(s) of this workflow are attached to objects of "
+                        "other models; it can only be made for one model once they are gone."
+                    )
+                    % {"count": others}
+                )
             if object_errors:
                 raise ValidationError({"content_type": object_errors})
 
@@ -142,7 +151,9 @@ class Workflow(models.Model):
         """The keys of ``object`` this workflow's conditions can read, when they are known.
 
         Known when the workflow names its model (``content_type``) and the model
-        declares its fields in ``DJANGO_STEPS["OBJECT_FIELDS"]`` (or nothing: ``pk``).
+        declares its fields in ``DJANGO_STEPS["OBJECT_FIELDS"]`` (or nothing: ``pk``);
+        ``None`` without a model, or for a model declaring them with
+        ``workflow_context()``.
         """
         if self.content_type_id is None:
             return None

@@ -576,3 +576,10 @@ def test_an_import_for_an_unknown_model_or_an_undeclared_field_is_refused():
     with pytest.raises(DefinitionError, match=r"'testapp\.Nope' is not an installed model"):
         import_definitions(load_definitions({"workflows": [data]}))
     assert not Workflow.objects.filter(name="Imported").exists()
+
+
+def test_a_workflow_with_instances_of_another_model_cannot_be_made_for_one(orders):
+    start(orders, Claim.objects.create(title="c"))
+    orders.content_type = ContentType.objects.get_for_model(PurchaseOrder)
+    with pytest.raises(ValidationError, match="attached to objects of other models"):
+        orders.full_clean()
