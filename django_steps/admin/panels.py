@@ -163,9 +163,16 @@ def explain_panel(
         context = asked[1]
     else:
         step = instance.current_step
-        completions = step.possible_statuses.filter(is_completion_status=True) if step else None
-        statuses = list(completions.values_list("name", flat=True)) if completions else []
-        statuses = statuses or [None]
+        completions = (
+            list(
+                step.possible_statuses.filter(is_completion_status=True)
+                .order_by("pk")
+                .values_list("name", flat=True)
+            )
+            if step is not None
+            else []
+        )
+        statuses = [*completions] or [None]
         context = None
     try:
         explanations = tuple(
