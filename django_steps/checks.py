@@ -3,14 +3,17 @@
 Registered with Django's check framework under the tag ``django_steps``, so
 ``manage.py check`` reports them: ``django_steps.E001`` (not a dict), ``E002`` (unknown
 key), ``E003`` (a limit that is not a positive integer), ``E004`` (unusable
-``CEL_BACKEND``) and the warning ``W001`` (a ``CONDITION_MAX_DEPTH`` cel-python cannot
-honour). The documentation's system checks reference says how to fix each.
+``CEL_BACKEND``), ``E005`` (``OBJECT_FIELDS`` names an unknown model or field) and the
+warnings ``W001`` (a ``CONDITION_MAX_DEPTH`` cel-python cannot honour) and ``W002`` (a
+model declared by ``OBJECT_FIELDS`` that also has ``workflow_context()``). The
+documentation's system checks reference says how to fix each.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.core import checks
 
 from .cel import get_backend
@@ -78,4 +81,77 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 f"DJANGO_STEPS['CEL_BACKEND'] is unusable: {error}", id="django_steps.E004"
             )
         )
+    return messages
+
+
+@checks.register("django_steps")
+def check_object_fields(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E005: ``OBJECT_FIELDS`` names an unknown model or field; W002: also a method.
+
+    Each entry must name an installed model by its label and list concrete fields of
+    it (a foreign key gives the related object's key; many-to-many fields are refused).
+    """
+    try:
+        declared = steps_settings.OBJECT_FIELDS
+    except ConfigurationError:
+        return []  # reported as E001
+    example = 'e.g. {"orders.Order": ["amount", "is_high_risk"]}'
+    if not isinstance(declared, dict):
+        return [
+            checks.Error(
+                "DJANGO_STEPS['OBJECT_FIELDS'] must map model labels to lists of field "
+                f"names, {example}; got {type(declared).__name__}.",
+                id="django_steps.E005",
+            )
+        ]
+    messages: list[checks.CheckMessage] = []
+    for label, fields in declared.items():
+        where = f"DJANGO_STEPS['OBJECT_FIELDS'][{label!r}]"
+        try:
+            model = apps.get_model(label) if isinstance(label, str) else None
+        except (LookupError, ValueError):
+            model = None
+        if model is None:
+            messages.append(
+                checks.Error(
+                    f"{where}: {label!r} is not an installed model.",
+                    hint=f"Name models by their label, {example}.",
+                    id="django_steps.E005",
+                )
+            )
+            continue
+        if not isinstance(fields, list | tuple) or not all(isinstance(f, str) for f in fields):
+            messages.append(
+                checks.Error(
+                    f"{where} must be a list of field names, not {fields!r}.",
+                    id="django_steps.E005",
+                )
+            )
+            continue
+        usable = {
+            field.name
+            for field in model._meta.get_fields()
+            if getattr(field, "concrete", False) and not field.many_to_many
+        }
+        for name in fields:
+            if name not in usable:
+                messages.append(
+                    checks.Error(
+                        f"{where}: {model._meta.label} has no field {name!r} that conditions "
+                        "can read.",
+                        hint=f"Its fields: {', '.join(sorted(usable))}.",
+                        obj=model,
+                        id="django_steps.E005",
+                    )
+                )
+        if callable(getattr(model, "workflow_context", None)):
+            messages.append(
+                checks.Warning(
+                    f"{where} is ignored: {model._meta.label} defines workflow_context(), "
+                    "which gives conditions its object instead.",
+                    hint="Remove one of the two declarations.",
+                    obj=model,
+                    id="django_steps.W002",
+                )
+            )
     return messages

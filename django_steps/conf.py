@@ -43,6 +43,10 @@ DEFAULTS: dict[str, Any] = {
     "CONTEXT_MAX_DEPTH": 10,
     # How many compiled workflow machines each process keeps.
     "MACHINE_CACHE_SIZE": 128,
+    # The fields of each model that conditions may read as ``object``, by model label:
+    # {"app_label.ModelName": ["field", ...]}. A model may instead define
+    # ``workflow_context(self) -> dict``; without either, ``object`` holds only ``pk``.
+    "OBJECT_FIELDS": {},
 }
 
 
@@ -86,6 +90,33 @@ def current_limits() -> CelLimits:
         context_max_bytes=steps_settings.CONTEXT_MAX_BYTES,
         context_max_depth=steps_settings.CONTEXT_MAX_DEPTH,
     )
+
+
+def object_fields_for(model: type[Any]) -> tuple[str, ...]:
+    """The fields ``DJANGO_STEPS["OBJECT_FIELDS"]`` lets conditions read of ``model``.
+
+    The model is named by its label (``"app_label.ModelName"``, in any case); a model
+    that is not named gets ``()``. Checked by the system check ``django_steps.E005``.
+    """
+    declared = steps_settings.OBJECT_FIELDS
+    if not isinstance(declared, dict):
+        return ()
+    meta = model._meta
+    for label, fields in declared.items():
+        if isinstance(label, str) and label.lower() == meta.label_lower:
+            return tuple(fields) if isinstance(fields, list | tuple) else ()
+    return ()
+
+
+def readable_object_fields(model: type[Any]) -> tuple[str, ...] | None:
+    """The keys conditions can read of ``model``'s ``object``, when they are known.
+
+    ``pk`` and the fields of ``OBJECT_FIELDS``; ``None`` when the model defines
+    ``workflow_context()``, whose keys are known only once it is called.
+    """
+    if callable(getattr(model, "workflow_context", None)):
+        return None
+    return ("pk", *object_fields_for(model))
 
 
 def _reload_on_change(*, setting: str, **kwargs: Any) -> None:

@@ -23,10 +23,12 @@ from django.utils import timezone
 
 from . import signals
 from ._engine.cache import CachedWorkflow, cached_workflow, workflow_cache
+from ._engine.context import surroundings_for
 from ._engine.statements import STATE_FIELDS, statements_for
 from .cel import convert_context
 from .conf import current_limits, steps_settings
-from .exceptions import InstanceError, InstanceNotFound, WorkflowNotFound
+from .exceptions import InstanceError, InstanceNotFound, WorkflowNotFound, WrongModel
+from .machines.context import Surroundings, check_reserved_keys
 from .machines.lifecycle import ChangeKind, Lifecycle
 from .machines.runner import MachineState, Outcome, WorkflowRunner
 from .models import Workflow, WorkflowInstance
@@ -52,7 +54,7 @@ SIGNALS = {
 }
 
 
-_RunnerCall = Callable[[WorkflowRunner, MachineState], Outcome]
+_RunnerCall = Callable[[WorkflowRunner, MachineState, Surroundings | None], Outcome]
 
 # How many times a start inserts before giving up, when each insert conflicts with an
 # instance another process started and finished before this one could return it.
@@ -64,9 +66,11 @@ def start_workflow_instance(
 ) -> WorkflowInstance:
     """Start ``workflow_name`` for ``content_object``, or return its unfinished instance.
 
-    Raises :class:`~django_steps.exceptions.WorkflowNotFound` for an unknown name and
-    :class:`~django_steps.exceptions.DefinitionError` for a workflow that cannot be
-    compiled. Concurrent calls for one object create exactly one instance.
+    Raises :class:`~django_steps.exceptions.WorkflowNotFound` for an unknown name,
+    :class:`~django_steps.exceptions.WrongModel` when the workflow is for another model
+    (``Workflow.content_type``) and :class:`~django_steps.exceptions.DefinitionError`
+    for a workflow that cannot be compiled. Concurrent calls for one object create
+    exactly one instance.
     """
     if content_object.pk is None:
         raise InstanceError(
@@ -79,6 +83,15 @@ def start_workflow_instance(
         raise WorkflowNotFound(workflow_name) from None
     compiled = cached_workflow(workflow)
     content_type = ContentType.objects.get_for_model(content_object)
+    if workflow.content_type_id is not None and workflow.content_type_id != content_type.pk:
+        expected = ContentType.objects.get_for_id(workflow.content_type_id)
+        raise WrongModel(
+            f"Workflow {workflow_name!r} is for {expected.app_label}.{expected.model} objects; "
+            f"it cannot be started for a {content_object._meta.label} "
+            f"({content_object.pk}). Start a workflow made for that model.",
+            workflow=workflow_name,
+            model=content_object._meta.label,
+        )
     object_id = str(content_object.pk)
     unfinished = WorkflowInstance.objects.unfinished().filter(
         workflow=workflow, content_type=content_type, object_id=object_id
@@ -133,11 +146,19 @@ def update_workflow_step_status(
     :class:`~django_steps.exceptions.OperationNotAllowed` (on hold),
     :class:`~django_steps.exceptions.NoTransitionAvailable` or
     :class:`~django_steps.exceptions.TransitionConditionError` (fail closed), and
-    :class:`~django_steps.exceptions.ContextError` for unusable ``context_data``.
+    :class:`~django_steps.exceptions.ContextError` for unusable ``context_data`` (or
+    one using a reserved name, such as ``object``, as a key).
+
+    Conditions see ``context_data`` and ``object``, ``status``, ``actor``,
+    ``instance`` and ``now`` (see :mod:`django_steps.machines.context`); the object
+    is loaded only if a condition reads it, and not at all when
+    ``workflow_instance.content_object`` is already loaded.
     """
     return _change(
         workflow_instance,
-        lambda runner, state: runner.set_status(state, new_status_name, context_data),
+        lambda runner, state, surroundings: runner.set_status(
+            state, new_status_name, context_data, surroundings
+        ),
         context_data=context_data,
         actor=actor,
         note=note,
@@ -148,21 +169,27 @@ def cancel_workflow_instance(
     workflow_instance: WorkflowInstance, *, actor: Any = None, note: str = ""
 ) -> Outcome:
     """Cancel an unfinished instance with its step's cancellation status."""
-    return _change(workflow_instance, WorkflowRunner.cancel, actor=actor, note=note)
+    return _change(
+        workflow_instance, lambda runner, state, _: runner.cancel(state), actor=actor, note=note
+    )
 
 
 def set_workflow_on_hold(
     workflow_instance: WorkflowInstance, *, actor: Any = None, note: str = ""
 ) -> Outcome:
     """Put a running instance on hold with its step's on-hold status."""
-    return _change(workflow_instance, WorkflowRunner.hold, actor=actor, note=note)
+    return _change(
+        workflow_instance, lambda runner, state, _: runner.hold(state), actor=actor, note=note
+    )
 
 
 def resume_workflow_instance(
     workflow_instance: WorkflowInstance, *, actor: Any = None, note: str = ""
 ) -> Outcome:
     """Return an on-hold instance to the status it had before it was held."""
-    return _change(workflow_instance, WorkflowRunner.resume, actor=actor, note=note)
+    return _change(
+        workflow_instance, lambda runner, state, _: runner.resume(state), actor=actor, note=note
+    )
 
 
 def get_workflow_instance_for_object(
@@ -208,13 +235,19 @@ def _change(
                 compiled = cached_workflow(Workflow.objects.using(using).get(pk=locked.workflow_id))
             locked.workflow = compiled.workflow_row(using)
             state = compiled.state_of(locked)
+            now = timezone.now()
+            # Built only when the step's conditions read object, actor, instance...
+            surroundings = (
+                surroundings_for(locked, actor=actor, now=now, loaded=instance)
+                if compiled.runner.reads.get(state.step or "")
+                else None
+            )
             try:
-                outcome = operation(compiled.runner, state)
+                outcome = operation(compiled.runner, state, surroundings)
             except InstanceError as error:
                 error.instance = instance
                 raise
             if outcome.changed:
-                now = timezone.now()
                 _copy_state(locked, compiled, state, now)
                 locked.updated_at = now
                 recording = _Recording(compiled, outcome, context_data, actor, note)
@@ -236,6 +269,9 @@ def _attach_rows(instance: WorkflowInstance, compiled: CachedWorkflow, state: Ma
 def _copy_state(
     instance: WorkflowInstance, compiled: CachedWorkflow, state: MachineState, now: Any
 ) -> None:
+    step = compiled.step_row(state.step)
+    if instance.step_entered_at is None or instance.current_step_id != getattr(step, "pk", None):
+        instance.step_entered_at = now
     _attach_rows(instance, compiled, state)
     lifecycle = Lifecycle(state.lifecycle)
     if lifecycle is Lifecycle.COMPLETED and instance.completed_at is None:
@@ -316,5 +352,10 @@ class _Recording:
 
 
 def check_context(context_data: Mapping[str, Any] | None) -> None:
-    """Raise :class:`~django_steps.exceptions.ContextError` if conditions cannot use it."""
+    """Raise :class:`~django_steps.exceptions.ContextError` if conditions cannot use it.
+
+    Refused: values conditions cannot use, and a reserved name (``object``,
+    ``status``, ``actor``, ``instance``, ``now``) as a key.
+    """
+    check_reserved_keys(context_data)
     convert_context(context_data, backend=steps_settings.CEL_BACKEND, limits=current_limits())

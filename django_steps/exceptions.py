@@ -152,6 +152,18 @@ class InstanceError(StepsError):
         self.instance = instance
 
 
+class WrongModel(StepsError, ValueError):
+    """The workflow is for another model (``Workflow.content_type``) than the object's.
+
+    ``workflow`` names the workflow, ``model`` the object's model label.
+    """
+
+    def __init__(self, message: str, *, workflow: str = "", model: str = ""):
+        super().__init__(message)
+        self.workflow = workflow
+        self.model = model
+
+
 class InstanceFinished(InstanceError, ValueError):
     """The instance is completed or cancelled; nothing more can change it."""
 

@@ -171,20 +171,25 @@ def _at_most_one(formset: BaseInlineFormSet, flag: str, message: Any) -> None:
 class SetStatusForm(forms.Form):
     """An operator's status change: a status of the current step, optional context and note.
 
-    ``context_data`` must be a JSON object that conditions can use (checked with
-    :func:`django_steps.engine.check_context`) and that matches the workflow's declared
-    context variables, so a bad context is reported on the form, not by the engine.
+    Conditions see the instance's object, the operator as ``actor``, the status and
+    the instance as the engine builds them; ``context_data`` is optional, for extra
+    keys only. It must be a JSON object that conditions can use (checked with
+    :func:`django_steps.engine.check_context`, which also refuses the reserved names
+    as keys) and that matches the workflow's declared context variables, so a bad
+    context is reported on the form, not by the engine.
     """
 
     status = forms.ChoiceField(label=_("New status"))
     context_data = forms.CharField(
-        label=_("Context data (JSON)"),
+        label=_("Extra context data (JSON)"),
         required=False,
         widget=forms.Textarea(
             attrs={**CODE_ATTRS, "class": "vLargeTextField steps-code", "rows": 4}
         ),
         help_text=_(
-            'Optional JSON object the transition conditions see, e.g. {"claim": {"amount": 5000}}.'
+            "Optional. Conditions already see the object's declared fields (object), you "
+            "(actor), the status, the instance and the time (now); add other keys as a JSON "
+            'object, e.g. {"reason": "late delivery"}.'
         ),
     )
     note = forms.CharField(

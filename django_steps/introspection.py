@@ -10,12 +10,15 @@ database (see :mod:`django_steps.testing`).
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import Any
 
 from ._engine.cache import cached_workflow
+from ._engine.context import actor_values, surroundings_for
 from .conf import current_limits, steps_settings
 from .exceptions import WorkflowNotFound
+from .machines.context import Surroundings
 from .machines.definition import WorkflowDefinition
 from .machines.describe import (
     StateDescription,
@@ -68,14 +71,15 @@ def describe_workflow(workflow: WorkflowRef) -> WorkflowDescription:
     return describe_definition(workflow_runner(workflow))
 
 
-def describe_instance(instance: WorkflowInstance) -> StateDescription:
+def describe_instance(instance: WorkflowInstance, *, actor: Any = None) -> StateDescription:
     """The statuses an instance may take now and whether it can be held, resumed, cancelled.
 
     The answers come from the same :class:`~django_steps.machines.WorkflowRunner`
-    the services use, tried on a copy of the instance's state.
+    the services use, tried on a copy of the instance's state, with the context the
+    services would build (its object, ``actor``, the instance, now).
     """
     runner, state = instance_state(instance)
-    return describe_state(runner, state)
+    return describe_state(runner, state, surroundings_for(instance, actor=actor))
 
 
 def explain(
@@ -84,6 +88,8 @@ def explain(
     *,
     step: str | None = None,
     status: str | None = None,
+    actor: Any = None,
+    now: datetime.datetime | None = None,
 ) -> Explanation:
     """Explain what setting ``status`` would do, evaluating every outgoing condition.
 
@@ -93,6 +99,10 @@ def explain(
     transition of the step is evaluated against ``context_data`` in the order the
     engine tries them, and the result says which one would be taken, or why the
     update would be refused. Nothing is changed.
+
+    For an instance, conditions see what the services would give them: its object,
+    ``actor``, the instance and ``now`` (default: the current time). For a workflow
+    there is no object (``object`` is ``{}``) nor stored instance.
     """
     if isinstance(subject, WorkflowInstance):
         if step is not None:
@@ -101,10 +111,12 @@ def explain(
                 "step. Pass the workflow instead to explain another step."
             )
         runner, state = instance_state(subject)
+        surroundings = surroundings_for(subject, actor=actor, now=now)
     else:
         runner = workflow_runner(subject)
         state = _state_at(runner, step)
-    return explain_status(runner, state, context_data, status)
+        surroundings = Surroundings(actor=actor_values(actor), now=now)
+    return explain_status(runner, state, context_data, status, surroundings)
 
 
 def _state_at(runner: WorkflowRunner, step_name: str | None) -> MachineState:

@@ -10,6 +10,7 @@ object through a generic relation; their state changes only through
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -23,7 +24,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .cel.variables import declaration_errors
-from .conf import current_limits, steps_settings
+from .conf import current_limits, readable_object_fields, steps_settings
+from .exceptions import StepsError
 from .machines.definition import (
     STATUS_FIELDS,
     STEP_FIELDS,
@@ -83,6 +85,19 @@ class Workflow(models.Model):
             "When set, conditions naming other variables are rejected."
         ),
     )
+    content_type = models.ForeignKey(
+        ContentType,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("for model"),
+        help_text=_(
+            "Optional: the model this workflow is for. Starting it for another model is "
+            "refused, and conditions reading object.<field> are checked against the fields "
+            "the model declares."
+        ),
+    )
     version = models.PositiveIntegerField(
         _("definition version"),
         default=1,
@@ -134,6 +149,62 @@ class Workflow(models.Model):
             errors = self.undeclared_variable_errors()
         if errors:
             raise ValidationError({"context_variables": errors})
+        if self.pk is not None and self.content_type_id is not None:
+            object_errors = self.object_field_errors()
+            others = self.instances.exclude(content_type_id=self.content_type_id).count()
+            if others:
+                object_errors.append(
+                    _(
+                        "%(count)d instance(s) of this workflow are attached to objects of "
+                        "other models; it can only be made for one model once they are gone."
+                    )
+                    % {"count": others}
+                )
+            if object_errors:
+                raise ValidationError({"content_type": object_errors})
+
+    @property
+    def model_label(self) -> str:
+        """The label of the model this workflow is for (``"app_label.ModelName"``), or ``""``."""
+        if self.content_type_id is None:
+            return ""
+        content_type = ContentType.objects.get_for_id(self.content_type_id)
+        model = content_type.model_class()
+        return (
+            model._meta.label
+            if model is not None
+            else f"{content_type.app_label}.{content_type.model}"
+        )
+
+    def object_fields(self) -> tuple[str, ...] | None:
+        """The keys of ``object`` this workflow's conditions can read, when they are known.
+
+        Known when the workflow names its model (``content_type``) and the model
+        declares its fields in ``DJANGO_STEPS["OBJECT_FIELDS"]`` (or nothing: ``pk``);
+        ``None`` without a model, or for a model declaring them with
+        ``workflow_context()``.
+        """
+        if self.content_type_id is None:
+            return None
+        model = ContentType.objects.get_for_id(self.content_type_id).model_class()
+        return readable_object_fields(model) if model is not None else None
+
+    def object_field_errors(self) -> list[str]:
+        """Conditions of this workflow reading fields its model does not declare."""
+        fields = self.object_fields()
+        if fields is None:
+            return []
+        errors = []
+        for name, condition in self.transitions.exclude(condition="").values_list(
+            "name", "condition"
+        ):
+            for issue in _condition_issues(condition, None, object_fields=fields):
+                if issue.variable == "object":
+                    errors.append(
+                        _("Transition “%(transition)s”: %(problem)s")
+                        % {"transition": name, "problem": issue.message}
+                    )
+        return errors
 
     def undeclared_variable_errors(self) -> list[str]:
         """Conditions of this workflow that read variables the declaration leaves out."""
@@ -505,16 +576,44 @@ class WorkflowTransition(models.Model):
         return found
 
     def condition_errors(self) -> list[str]:
-        """Why the condition would be refused (length, depth, syntax, safety, variables)."""
+        """Why the condition would be refused (length, depth, syntax, safety, variables).
+
+        Also the keys of ``actor``, ``instance`` and (when the workflow names its model)
+        ``object`` it reads, and the statuses it compares ``status`` with.
+        """
         declared = self.workflow.context_variables if self.workflow_id else None
-        return [issue.message for issue in _condition_issues(self.condition, declared)]
+        object_fields = self.workflow.object_fields() if self.workflow_id else None
+        statuses = None
+        if self.from_step_id and self.condition.strip():
+            statuses = list(
+                self.from_step.possible_statuses.filter(is_completion_status=True).values_list(
+                    "name", flat=True
+                )
+            )
+        return [
+            issue.message
+            for issue in _condition_issues(
+                self.condition, declared, object_fields=object_fields, statuses=statuses
+            )
+        ]
 
 
-def _condition_issues(condition: str, context_variables: Any) -> list[ConditionIssue]:
+def _condition_issues(
+    condition: str,
+    context_variables: Any,
+    *,
+    object_fields: Sequence[str] | None = None,
+    statuses: Sequence[str] | None = None,
+) -> list[ConditionIssue]:
     """Why ``condition`` is refused under the current settings (as the validator says)."""
     declared = context_variables if isinstance(context_variables, dict) else None
     return condition_issues(
-        condition, declared=declared, backend=steps_settings.CEL_BACKEND, limits=current_limits()
+        condition,
+        declared=declared,
+        backend=steps_settings.CEL_BACKEND,
+        limits=current_limits(),
+        object_fields=object_fields,
+        statuses=statuses,
     )
 
 
@@ -589,6 +688,14 @@ class WorkflowInstance(models.Model):
         verbose_name=_("current status"),
     )
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    step_entered_at = models.DateTimeField(
+        _("step entered at"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "When the instance entered its current step (conditions: instance.step_entered_at)."
+        ),
+    )
     completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
     content_type = models.ForeignKey(
         ContentType, on_delete=models.CASCADE, verbose_name=_("content type")
@@ -615,6 +722,11 @@ class WorkflowInstance(models.Model):
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     objects = WorkflowInstanceManager()
+
+    #: Why the last call of a service on this object returned ``False`` (the
+    #: :class:`~django_steps.exceptions.StepsError` it refused with); ``None`` after a
+    #: successful change. A plain attribute of the Python object, not stored.
+    refusal: StepsError | None = None
 
     class Meta:
         ordering = ["-started_at"]

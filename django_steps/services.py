@@ -1,9 +1,12 @@
 """The documented services: start, update status, hold, resume, cancel, look up.
 
 Each function has the signature the documentation gives and returns
-``True``/``False`` (or the instance/``None``). A refusal is logged on the
-``django_steps`` logger with its reason and changes nothing; call the strict
-counterparts in :mod:`django_steps.engine` to get the reason as an exception.
+``True``/``False`` (or the instance/``None``). A refusal changes nothing; its reason
+is left on the instance as ``workflow_instance.refusal`` (the
+:class:`~django_steps.exceptions.StepsError`, ``None`` again after the next successful
+change) and logged on the ``django.steps`` logger, which Django's default logging
+shows on the console when ``DEBUG`` is on. Call the strict counterparts in
+:mod:`django_steps.engine` to get the reason as an exception.
 Unusable ``context_data`` (a value conditions cannot use) is a programming error and
 raises :class:`~django_steps.exceptions.ContextError`, a ``TypeError``.
 
@@ -23,7 +26,9 @@ from . import engine
 from .exceptions import ContextError, StepsError
 from .models import WorkflowInstance
 
-logger = logging.getLogger("django_steps")
+# A child of Django's own logger: its default configuration prints INFO records of
+# "django.*" on the console when DEBUG is on, and nowhere in production.
+logger = logging.getLogger("django.steps")
 
 
 def start_workflow_instance(
@@ -56,7 +61,10 @@ def update_workflow_step_status(
     priority) whose CEL condition is true for ``context_data``. Returns ``True`` when
     the status was set (or already was), ``False`` when the update was refused:
     unknown status, finished instance, on hold, no condition passed, or a condition
-    that could not be evaluated. ``workflow_instance`` is updated in place.
+    that could not be evaluated; ``workflow_instance.refusal`` then holds the reason.
+    ``workflow_instance`` is updated in place. Conditions also see ``object``,
+    ``status``, ``actor``, ``instance`` and ``now``; ``context_data`` using one of
+    these as a key raises :class:`~django_steps.exceptions.ContextError`.
     """
     return _attempt(
         "update the status of",
@@ -125,8 +133,10 @@ def _attempt(
     except ContextError:
         raise
     except StepsError as error:
+        instance.refusal = error
         logger.info("Refused to %s workflow instance %s: %s", action, instance.pk, error)
         return False
+    instance.refusal = None
     return True
 
 

@@ -14,6 +14,10 @@ drive it through statuses and contexts, or assert where a context leads::
                       context={"claim": {"amount": 500.0, "is_high_risk": True}},
                       to_step="Investigation")
 
+Conditions see ``object``, ``actor`` and ``now`` as the plain values given here
+(``drive(orders, ["Approved"], object={"amount": 25000.0}, actor={...})``), ``status``
+as the status being set and ``instance`` as the scenario's own (``id`` is ``None``).
+
 The same :class:`~django_steps.machines.WorkflowRunner` as the services applies the
 rules, so a definition behaves here as it does in the database. This module imports
 only the database-free :mod:`django_steps.machines` package.
@@ -21,6 +25,7 @@ only the database-free :mod:`django_steps.machines` package.
 
 from __future__ import annotations
 
+import datetime
 import enum
 import functools
 from collections.abc import Iterable, Mapping
@@ -30,6 +35,7 @@ from typing import Any, Union
 
 from .cel import DEFAULT_LIMITS, CelLimits
 from .exceptions import DefinitionError
+from .machines.context import Surroundings
 from .machines.definition import WorkflowDefinition
 from .machines.describe import StateDescription, describe_state
 from .machines.explain import Explanation, explain_status
@@ -159,29 +165,55 @@ class WorkflowScenario:
 
     ``WorkflowScenario(claims).set_status("Accepted").set_status("Approved", ctx)``.
     Refused operations raise the same :class:`~django_steps.exceptions.StepsError`
-    subclasses as the services, and leave the scenario unchanged.
+    subclasses as the services, and leave the scenario unchanged. Conditions see
+    ``object`` and ``actor`` as given (``{}`` and ``None`` by default), ``now`` as
+    given (default: the current time) and ``instance`` with ``id`` ``None``.
     """
 
     definition: DefinitionSource
     backend: str = "celpy"
     limits: CelLimits = DEFAULT_LIMITS
+    object: Mapping[str, Any] | None = None
+    actor: Mapping[str, Any] | None = None
+    now: datetime.datetime | None = None
     runner: WorkflowRunner = field(init=False)
     state: MachineState = field(init=False)
     history: list[Change] = field(init=False, default_factory=list)
+    started_at: datetime.datetime = field(init=False)
+    step_entered_at: datetime.datetime = field(init=False)
 
     def __post_init__(self) -> None:
         self.runner = runner_for(self.definition, backend=self.backend, limits=self.limits)
         self.definition = self.runner.definition
         self.state, outcome = self.runner.start()
         self.history = list(outcome.changes)
+        self.started_at = self.step_entered_at = self._now()
+
+    def _now(self) -> datetime.datetime:
+        return self.now or datetime.datetime.now(datetime.timezone.utc)
+
+    def surroundings(self) -> Surroundings:
+        """What the scenario's conditions see as ``object``, ``actor``, ``instance``, ``now``."""
+        return Surroundings(
+            object=dict(self.object or {}),
+            actor=self.actor,
+            instance={
+                "id": None,
+                "started_at": self.started_at,
+                "step_entered_at": self.step_entered_at,
+            },
+            now=self._now(),
+        )
 
     def _apply(self, outcome: Outcome) -> WorkflowScenario:
         self.history.extend(outcome.changes)
+        if any(change.kind is ChangeKind.STEP_CHANGED for change in outcome.changes):
+            self.step_entered_at = self._now()
         return self
 
     def set_status(self, status: str, context: Mapping[str, Any] | None = None) -> WorkflowScenario:
         """Set a status of the current step (completing it takes a transition)."""
-        return self._apply(self.runner.set_status(self.state, status, context))
+        return self._apply(self.runner.set_status(self.state, status, context, self.surroundings()))
 
     def hold(self) -> WorkflowScenario:
         return self._apply(self.runner.hold(self.state))
@@ -228,7 +260,7 @@ class WorkflowScenario:
         self, context: Mapping[str, Any] | None = None, status: str | None = None
     ) -> Explanation:
         """Explain setting ``status`` (default: the completion status) now; changes nothing."""
-        return explain_status(self.runner, self.state, context, status)
+        return explain_status(self.runner, self.state, context, status, self.surroundings())
 
     def result(self) -> ScenarioResult:
         return ScenarioResult(
@@ -244,6 +276,9 @@ def drive(
     definition: DefinitionSource,
     actions: Iterable[Action],
     *,
+    object: Mapping[str, Any] | None = None,
+    actor: Mapping[str, Any] | None = None,
+    now: datetime.datetime | None = None,
     backend: str = "celpy",
     limits: CelLimits = DEFAULT_LIMITS,
 ) -> ScenarioResult:
@@ -251,9 +286,13 @@ def drive(
 
     An action is a status name, a ``(status, context)`` pair, or :data:`HOLD`,
     :data:`RESUME`, :data:`CANCEL`. A refused action raises its
-    :class:`~django_steps.exceptions.StepsError`.
+    :class:`~django_steps.exceptions.StepsError`. Conditions see ``object``,
+    ``actor`` and ``now`` as given (plain values, e.g. ``object={"amount": 25000.0}``,
+    ``actor={"username": "mia", "groups": ["managers"]}``).
     """
-    scenario = WorkflowScenario(definition, backend=backend, limits=limits)
+    scenario = WorkflowScenario(
+        definition, backend=backend, limits=limits, object=object, actor=actor, now=now
+    )
     for action in actions:
         scenario.perform(action)
     return scenario.result()
@@ -268,17 +307,30 @@ def explain_definition(
     *,
     step: str | None = None,
     status: str | None = None,
+    object: Mapping[str, Any] | None = None,
+    actor: Mapping[str, Any] | None = None,
+    now: datetime.datetime | None = None,
     backend: str = "celpy",
     limits: CelLimits = DEFAULT_LIMITS,
 ) -> Explanation:
-    """Explain setting ``status`` (default: completion) at ``step`` (default: initial)."""
+    """Explain setting ``status`` (default: completion) at ``step`` (default: initial).
+
+    Conditions see ``object``, ``actor`` and ``now`` as given.
+    """
     runner = runner_for(definition, backend=backend, limits=limits)
     if step is None:
         state, _ = runner.start()
     else:
         step_definition = runner.definition.get_step(step)
         state = MachineState(step=step, status=runner.default_status(step_definition).name)
-    return explain_status(runner, replace(state), context, status)
+    when = now or datetime.datetime.now(datetime.timezone.utc)
+    surroundings = Surroundings(
+        object=dict(object or {}),
+        actor=actor,
+        instance={"id": None, "started_at": when, "step_entered_at": when},
+        now=when,
+    )
+    return explain_status(runner, replace(state), context, status, surroundings)
 
 
 def assert_transition(
@@ -288,17 +340,39 @@ def assert_transition(
     to_step: str,
     context: Mapping[str, Any] | None = None,
     status: str | None = None,
+    object: Mapping[str, Any] | None = None,
+    actor: Mapping[str, Any] | None = None,
+    now: datetime.datetime | None = None,
     backend: str = "celpy",
     limits: CelLimits = DEFAULT_LIMITS,
 ) -> Explanation:
     """Assert that setting ``status`` at ``from_step`` with ``context`` leads to ``to_step``.
 
-    ``status`` defaults to the step's completion status. On failure the
-    ``AssertionError`` shows every condition's result and the engine's verdict.
+    ``status`` defaults to the step's completion status; a step with several must be
+    told which one (``ValueError`` otherwise), since conditions may route each one
+    differently. Conditions see ``object``, ``actor`` and ``now`` as given. On failure
+    the ``AssertionError`` shows every condition's result and the engine's verdict.
     Returns the :class:`~django_steps.machines.explain.Explanation`.
     """
+    if status is None:
+        step = runner_for(definition, backend=backend, limits=limits).definition.get_step(from_step)
+        completions = [s.name for s in step.statuses if s.is_completion]
+        if len(completions) > 1:
+            raise ValueError(
+                f"Step {from_step!r} has several completion statuses "
+                f"({', '.join(map(repr, completions))}); pass status=... to choose the one "
+                "to assert."
+            )
     explanation = explain_definition(
-        definition, context, step=from_step, status=status, backend=backend, limits=limits
+        definition,
+        context,
+        step=from_step,
+        status=status,
+        object=object,
+        actor=actor,
+        now=now,
+        backend=backend,
+        limits=limits,
     )
     if explanation.next_step != to_step:
         if explanation.allowed:

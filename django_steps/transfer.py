@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from django.apps import apps
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Model, Q
 
@@ -206,11 +208,17 @@ def _update(row: Model, values: dict[str, Any]) -> list[str]:
 def _import_workflow(definition: WorkflowDefinition, warnings: list[Problem]) -> WorkflowImport:
     name = definition.name
     workflow = Workflow.objects.select_for_update().filter(name=name).first()
+    content_type = (
+        ContentType.objects.get_for_model(apps.get_model(definition.model))
+        if definition.model
+        else None
+    )
     if workflow is None:
         workflow = Workflow.objects.create(
             name=name,
             description=definition.description,
             context_variables=dict(definition.context_variables),
+            content_type=content_type,
         )
         result = WorkflowImport(name, created=True, warnings=warnings)
     else:
@@ -220,6 +228,7 @@ def _import_workflow(definition: WorkflowDefinition, warnings: list[Problem]) ->
             {
                 "description": definition.description,
                 "context_variables": dict(definition.context_variables),
+                "content_type_id": content_type.pk if content_type is not None else None,
             },
         )
         if changed:

@@ -15,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from django.apps import apps
+
 from ._engine import loading
 from ._engine.loading import WorkflowRows, load_workflow_rows
 from .cel import CelLimits
-from .conf import current_limits, steps_settings
+from .conf import current_limits, readable_object_fields, steps_settings
 from .exceptions import WorkflowNotFound
 from .machines.definition import WorkflowDefinition
 from .machines.validation import (
@@ -65,8 +67,35 @@ def validate_workflow(
     the problems describe.
     """
     if isinstance(workflow, WorkflowDefinition):
-        return validate_definition(workflow, **_options(backend, limits))
+        problems, object_fields = _model_of(workflow)
+        return problems + validate_definition(
+            workflow, **_options(backend, limits), object_fields=object_fields
+        )
     return validate_rows(load_workflow_rows(workflow), backend=backend, limits=limits)
+
+
+def _model_of(definition: WorkflowDefinition) -> tuple[list[Problem], tuple[str, ...] | None]:
+    """A definition's ``model`` problem, if any, and the object fields it lets conditions read."""
+    if not definition.model:
+        return [], None
+    try:
+        model = apps.get_model(definition.model)
+    except (LookupError, ValueError):
+        return [
+            Problem(
+                severity=ERROR,
+                code="unknown_model",
+                message=(
+                    f"Workflow {definition.name!r}: model {definition.model!r} is not an "
+                    "installed model; name it by its label, e.g. 'orders.PurchaseOrder'."
+                ),
+                workflow=definition.name,
+                kind="workflow",
+                name=definition.name,
+                field="model",
+            )
+        ], None
+    return [], readable_object_fields(model)
 
 
 def _options(backend: str | None, limits: CelLimits | None) -> dict[str, Any]:

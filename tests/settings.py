@@ -55,4 +55,7 @@ TEMPLATES = [
 
 STATIC_URL = "/static/"
 
+# What conditions may read of the test models as ``object`` (Expense declares its own).
+DJANGO_STEPS = {"OBJECT_FIELDS": {"testapp.PurchaseOrder": ["amount", "is_high_risk"]}}
+
 DATABASES = databases_from_environment("DJANGO_STEPS_TEST_DB", "DJANGO_STEPS_SQLITE_NAME")

@@ -29,7 +29,7 @@ from django_steps.models import (
 )
 from tests.factories import claims_definition, create_workflow
 from tests.programs import requires_graphviz
-from tests.testapp.models import Claim, Document
+from tests.testapp.models import Claim, Document, PurchaseOrder
 
 pytestmark = pytest.mark.django_db
 
@@ -574,7 +574,9 @@ def test_the_instance_page_shows_explanation_and_history(admin_client, admin_use
 
     page = response.content.decode()
     explanation = response.context["steps_explain"].explanation
-    assert explanation.taken.to_step == "Senior Review"  # from the last context given
+    # The live context, never the context stored in the history: no claim key now.
+    assert explanation.context is None
+    assert not explanation.allowed
     assert "Senior Review" in page
     history = response.context["steps_history"]
     assert [entry["row"].event for entry in history] == [
@@ -766,3 +768,105 @@ def test_a_changed_transition_of_a_step_deleted_in_the_same_submission_is_refuse
     assert response.status_code == 200
     assert "“Investigation” is being deleted" in response.content.decode()
     assert claims.steps.filter(name="Investigation").exists()
+
+
+ORDERS_FOR_ADMIN: dict[str, Any] = {
+    "name": "Admin orders",
+    "steps": [
+        {
+            "name": "Review",
+            "order": 1,
+            "initial": True,
+            "statuses": [
+                {"name": "Pending", "default": True},
+                {"name": "Approved", "completion": True},
+                {"name": "Sent back", "completion": True},
+            ],
+        },
+        {
+            "name": "Rework",
+            "order": 2,
+            "final": True,
+            "statuses": [{"name": "Open", "default": True, "completion": True}],
+        },
+        {
+            "name": "Senior",
+            "order": 3,
+            "final": True,
+            "statuses": [{"name": "Open", "default": True, "completion": True}],
+        },
+        {
+            "name": "Ordered",
+            "order": 4,
+            "final": True,
+            "statuses": [{"name": "Done", "default": True, "completion": True}],
+        },
+    ],
+    "transitions": [
+        {"from": "Review", "to": "Rework", "condition": 'status == "Sent back"', "priority": 30},
+        {
+            "from": "Review",
+            "to": "Senior",
+            "condition": 'object.amount > 10000 && actor.username == "admin"',
+            "priority": 20,
+        },
+        {"from": "Review", "to": "Ordered"},
+    ],
+}
+
+
+def test_the_panel_explains_each_completion_status_with_the_live_object_and_user(
+    admin_client, admin_user
+):
+    workflow = create_workflow(ORDERS_FOR_ADMIN)
+    order = PurchaseOrder.objects.create(amount=25000)
+    instance = engine.start_workflow_instance(workflow.name, order)
+
+    response = admin_client.get(change_url(instance))
+
+    panel = response.context["steps_explain"]
+    assert [(e.status, e.next_step) for e in panel.explanations] == [
+        ("Approved", "Senior"),
+        ("Sent back", "Rework"),
+    ]
+
+
+def test_the_set_status_form_builds_the_context_from_the_object_and_the_user(
+    admin_client, admin_user
+):
+    workflow = create_workflow(ORDERS_FOR_ADMIN)
+    instance = engine.start_workflow_instance(
+        workflow.name, PurchaseOrder.objects.create(amount=25000)
+    )
+
+    admin_client.post(
+        change_url(instance),
+        {
+            "steps-status": "Approved",
+            "steps-context_data": "",
+            "steps-note": "",
+            "_steps_set_status": "1",
+        },
+    )
+
+    instance.refresh_from_db()
+    assert instance.current_step.name == "Senior"
+
+
+def test_the_set_status_form_refuses_a_reserved_key(admin_client, admin_user):
+    workflow = create_workflow(ORDERS_FOR_ADMIN)
+    instance = engine.start_workflow_instance(workflow.name, PurchaseOrder.objects.create(amount=1))
+
+    response = admin_client.post(
+        change_url(instance),
+        {
+            "steps-status": "Approved",
+            "steps-context_data": '{"object": {"amount": 99999}}',
+            "steps-note": "",
+            "_steps_set_status": "1",
+        },
+    )
+
+    assert "context_data cannot have the key &#x27;object&#x27;" in response.content.decode()
+    instance.refresh_from_db()
+    assert instance.current_step.name == "Review"

@@ -46,7 +46,22 @@ def test_unknown_keys_are_e002_with_the_known_ones_as_hint():
     assert messages[0].hint == f"Known settings: {', '.join(sorted(DEFAULTS))}."
 
 
-@pytest.mark.parametrize("name", sorted(set(DEFAULTS) - {"CEL_BACKEND"}))
+#: The settings that take a positive integer (the others are checked below).
+NUMERIC = sorted(name for name, value in DEFAULTS.items() if type(value) is int)
+
+
+def test_the_numeric_settings_are_the_limits_and_the_cache_size():
+    assert NUMERIC == [
+        "CONDITION_MAX_COMPREHENSIONS",
+        "CONDITION_MAX_DEPTH",
+        "CONDITION_MAX_LENGTH",
+        "CONTEXT_MAX_BYTES",
+        "CONTEXT_MAX_DEPTH",
+        "MACHINE_CACHE_SIZE",
+    ]
+
+
+@pytest.mark.parametrize("name", NUMERIC)
 @pytest.mark.parametrize("value", [0, -3, 2.0, "64k", False, None])
 def test_every_numeric_setting_must_be_a_positive_integer_e003(name, value):
     with override_settings(DJANGO_STEPS={name: value}):

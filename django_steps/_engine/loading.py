@@ -61,6 +61,7 @@ def definition_from_rows(rows: WorkflowRows) -> WorkflowDefinition:
         description=workflow.description,
         context_variables=dict(workflow.context_variables or {}),
         version=workflow.version,
+        model=workflow.model_label,
         steps=tuple(
             StepDefinition(
                 id=step.pk,
@@ -145,7 +146,11 @@ def checked_definition(
     if len(own_transitions) != len(rows.transitions):
         rows = WorkflowRows(workflow=workflow, steps=rows.steps, transitions=own_transitions)
     definition = definition_from_rows(rows)
-    problems.extend(validate_definition(definition, backend=backend, limits=limits))
+    problems.extend(
+        validate_definition(
+            definition, backend=backend, limits=limits, object_fields=workflow.object_fields()
+        )
+    )
     return definition, [_with_row(problem, rows) for problem in problems]
 
 

@@ -35,6 +35,7 @@ from ..models import Workflow, WorkflowHistory, WorkflowInstance
 STATE_FIELDS = (
     "current_step",
     "current_step_status",
+    "step_entered_at",
     "lifecycle",
     "status_before_hold",
     "completed_at",

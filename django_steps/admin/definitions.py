@@ -154,7 +154,7 @@ class WorkflowAdmin(admin.ModelAdmin):
     search_fields = ["name", "description"]
     readonly_fields = ["version", "created_at", "updated_at"]
     fieldsets = [
-        (None, {"fields": ["name", "description"]}),
+        (None, {"fields": ["name", "description", "content_type"]}),
         (
             _("Conditions"),
             {"fields": ["context_variables"], "classes": ["collapse"]},

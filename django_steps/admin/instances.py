@@ -366,9 +366,11 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
             "steps_status_form": status_form if can_set_status else None,
             "steps_set_status_submit": SET_STATUS_SUBMIT,
             "steps_explain_submit": EXPLAIN_SUBMIT,
-            "steps_options": options_panel(instance) if can_set_status else None,
+            "steps_options": (
+                options_panel(instance, actor=request.user) if can_set_status else None
+            ),
             "steps_diagram": diagram_panel(instance.workflow, instance=instance),
-            "steps_explain": explain_panel(instance, history, asked=asked),
+            "steps_explain": explain_panel(instance, asked=asked, actor=request.user),
             "steps_history": [timeline_entry(row) for row in reversed(history)],
         }
 

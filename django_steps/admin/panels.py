@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.urls import reverse
@@ -23,7 +23,6 @@ from ..exceptions import DefinitionError, StepsError
 from ..introspection import describe_instance, explain
 from ..models import (
     Workflow,
-    WorkflowHistory,
     WorkflowInstance,
     WorkflowStep,
     WorkflowStepStatus,
@@ -118,19 +117,29 @@ def diagram_panel(workflow: Workflow, instance: WorkflowInstance | None = None) 
 
 @dataclass(frozen=True)
 class ExplainPanel:
-    """What setting a status would do: by default completing the step, with the last context.
+    """What setting a status would do now, with the live context of the instance.
 
-    ``asked`` is true when the operator asked (status and context from the form),
-    false when the page explains the latest ``context_data`` of the history
-    (``source``, or none yet).
+    Conditions see what the engine would give them: the instance's object, the
+    logged-in user as ``actor``, the instance and the time, plus the extra
+    ``context`` keys the operator typed. ``asked`` is true when the operator asked
+    (status and context from the form); otherwise ``explanations`` holds one
+    explanation per completion status of the step, so a step with several (say
+    "Approved" and "Sent back") shows where each one leads.
     """
 
-    explanation: Any = None
+    explanations: tuple[Any, ...] = ()
     context: Any = None
-    source: WorkflowHistory | None = None
     asked: bool = False
     notice: str = ""
-    checks: list[Any] = field(default_factory=list)
+
+    @property
+    def explanation(self) -> Any:
+        """The first explanation (the one asked for), or ``None``."""
+        return self.explanations[0] if self.explanations else None
+
+    @property
+    def checks(self) -> list[Any]:
+        return list(self.explanation.checks) if self.explanation is not None else []
 
     @property
     def context_json(self) -> str:
@@ -139,37 +148,41 @@ class ExplainPanel:
 
 def explain_panel(
     instance: WorkflowInstance,
-    history: Sequence[WorkflowHistory],
     *,
     asked: tuple[str, Mapping[str, Any] | None] | None = None,
+    actor: Any = None,
 ) -> ExplainPanel:
-    """Explain the current step, changing nothing.
+    """Explain the current step, changing nothing, with the instance's live context.
 
-    With ``asked`` (a status name and a context) that status and context; otherwise
-    the step's completion status with the ``context_data`` of the latest history row
-    that has one.
+    With ``asked`` (a status name and extra context keys) that status; otherwise each
+    completion status of the current step with no extra keys. The context stored in
+    the history is never used: conditions see the object as it is now.
     """
     if instance.is_finished:
         return ExplainPanel(notice=_("The instance is finished; no transition is tried any more."))
-    source = None
     if asked is not None:
-        status, context = asked
+        statuses: list[str | None] = [asked[0]]
+        context = asked[1]
     else:
-        source = next((row for row in reversed(history) if row.context_data is not None), None)
-        status, context = None, source.context_data if source is not None else None
-    try:
-        explanation = explain(instance, context, status=status)
-    except StepsError as error:
-        return ExplainPanel(
-            context=context, source=source, asked=asked is not None, notice=str(error)
+        step = instance.current_step
+        completions = (
+            list(
+                step.possible_statuses.filter(is_completion_status=True)
+                .order_by("pk")
+                .values_list("name", flat=True)
+            )
+            if step is not None
+            else []
         )
-    return ExplainPanel(
-        explanation=explanation,
-        context=context,
-        source=source,
-        asked=asked is not None,
-        checks=list(explanation.checks),
-    )
+        statuses = [*completions] or [None]
+        context = None
+    try:
+        explanations = tuple(
+            explain(instance, context, status=status, actor=actor) for status in statuses
+        )
+    except StepsError as error:
+        return ExplainPanel(context=context, asked=asked is not None, notice=str(error))
+    return ExplainPanel(explanations=explanations, context=context, asked=asked is not None)
 
 
 @dataclass(frozen=True)
@@ -180,9 +193,9 @@ class OptionsPanel:
     notice: str = ""
 
 
-def options_panel(instance: WorkflowInstance) -> OptionsPanel:
-    """The instance's options now, as the engine's rules give them."""
+def options_panel(instance: WorkflowInstance, *, actor: Any = None) -> OptionsPanel:
+    """The instance's options now, as the engine's rules give them (``actor`` acting)."""
     try:
-        return OptionsPanel(state=describe_instance(instance))
+        return OptionsPanel(state=describe_instance(instance, actor=actor))
     except StepsError as error:
         return OptionsPanel(notice=str(error))

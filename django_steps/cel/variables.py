@@ -3,14 +3,18 @@
 A workflow may declare its variables, e.g. ``{"claim": "map", "amount": "double"}``.
 :func:`parse_declarations` checks such a declaration, :func:`variable_references`
 finds the variables a condition reads (comprehension loop variables such as ``x``
-in ``items.all(x, x > 1)`` are bound, not free), and :func:`check_declared_context` checks
-``context_data`` against the declaration before any condition is evaluated.
+in ``items.all(x, x > 1)`` are bound, not free), :func:`key_references` the keys it
+reads of a variable (``object.amount``) and :func:`check_declared_context` checks
+``context_data`` against the declaration before any condition is evaluated. The
+names of :data:`RESERVED_NAMES` are given by django-steps itself, never declared.
 """
 
 from __future__ import annotations
 
+import ast
 import datetime
 import decimal
+import functools
 import keyword
 import re
 import uuid
@@ -21,7 +25,12 @@ from typing import Any
 from lark import Token, Tree
 
 from ..exceptions import ContextError, DefinitionError
-from .safety import COMPREHENSION_MACROS, call_parts
+from .safety import COMPREHENSION_MACROS, call_parts, parse_tree
+
+#: The names every condition sees beside the keys of ``context_data``: the attached
+#: object's declared fields, the status being set, the actor, the instance and the time
+#: of the change. ``context_data`` cannot use them as keys, nor a declaration.
+RESERVED_NAMES = frozenset({"object", "status", "actor", "instance", "now"})
 
 __all__ = [
     "CEL_TYPE_NAMES",
@@ -103,6 +112,11 @@ def declaration_errors(declarations: Any) -> list[str]:
             )
         elif name in _RESERVED or name in BUILTIN_IDENTIFIERS or keyword.iskeyword(name):
             errors.append(f"Context variable {name!r} is a reserved word in CEL; rename it.")
+        elif name in RESERVED_NAMES:
+            errors.append(
+                f"Context variable {name!r} is a name django-steps gives every condition "
+                f"({', '.join(sorted(RESERVED_NAMES))}); it cannot be declared. Rename it."
+            )
         if not isinstance(type_name, str) or type_name not in CEL_TYPE_NAMES:
             errors.append(
                 f"Context variable {name!r} has type {type_name!r}; choose one of "
@@ -175,6 +189,127 @@ def variable_references(tree: Tree) -> list[VariableReference]:
 def free_variables(tree: Tree) -> set[str]:
     """The names of the free variables a parsed condition reads."""
     return {reference.name for reference in variable_references(tree)}
+
+
+@functools.lru_cache(maxsize=4096)
+def reserved_names_read(expression: str) -> frozenset[str]:
+    """The :data:`RESERVED_NAMES` a condition that parses reads (cached per text)."""
+    if not any(name in expression for name in RESERVED_NAMES):
+        return frozenset()  # no need to parse it again
+    return frozenset(free_variables(parse_tree(expression)) & RESERVED_NAMES)
+
+
+@dataclass(frozen=True)
+class KeyReference:
+    """A key read of a free variable (``object.amount``, ``instance["step"]``), 1-based."""
+
+    name: str
+    key: str
+    line: int | None
+    column: int | None
+
+
+def key_references(tree: Tree, names: frozenset[str] = RESERVED_NAMES) -> list[KeyReference]:
+    """The keys a parsed condition reads of the free variables in ``names``, in order.
+
+    ``object.amount``, ``has(object.amount)`` and ``object["amount"]`` read the key
+    ``amount`` of ``object``; a comprehension's loop variable of the same name is bound,
+    so its keys are not reported. A computed index (``object[name]``) is not reported.
+    """
+    found: list[KeyReference] = []
+    stack: list[tuple[Any, frozenset[str]]] = [(tree, frozenset())]
+    while stack:
+        node, bound = stack.pop()
+        if not isinstance(node, Tree):
+            continue
+        if node.data in ("member_dot", "member_index"):
+            variable = _bare_identifier(node.children[0])
+            if variable in names and variable not in bound:
+                key, token = _key_of(node)
+                if key is not None:
+                    found.append(KeyReference(variable, key, token.line, token.column))
+        function, receiver, arguments = call_parts(node)
+        if node.data == "member_dot_arg" and function in COMPREHENSION_MACROS and arguments:
+            loop_variable = _bare_identifier(arguments[0])
+            inner = bound | {loop_variable} if loop_variable else bound
+            stack.extend((argument, inner) for argument in reversed(arguments[1:]))
+            stack.append((receiver, bound))
+            continue
+        stack.extend((child, bound) for child in reversed(node.children))
+    return found
+
+
+def _key_of(node: Tree) -> tuple[str | None, Token]:
+    """The key of ``v.key`` or ``v["key"]`` and the token to point at (key ``None``: computed)."""
+    if node.data == "member_dot":
+        token = node.children[1]
+        assert isinstance(token, Token)
+        return str(token), token
+    literal = _string_literal(node.children[1])
+    if literal is None:
+        token = next(node.children[0].scan_values(lambda value: isinstance(value, Token)))
+        return None, token
+    return literal
+
+
+def _string_literal(node: Any) -> tuple[str, Token] | None:
+    """The value and token of a plain string literal (``"x"``, ``'x'``), else ``None``."""
+    item: Any = node
+    while isinstance(item, Tree) and len(item.children) == 1 and item.data != "literal":
+        item = item.children[0]
+    if not (isinstance(item, Tree) and item.data == "literal"):
+        return None
+    token = item.children[0]
+    if not (isinstance(token, Token) and token.type == "STRING_LIT"):
+        return None
+    text = str(token)
+    if text[:1] not in ("'", '"') or text[:3] in ('"""', "'''"):
+        return None  # raw, bytes and triple-quoted literals are not checked
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return None
+    return (value, token) if isinstance(value, str) else None
+
+
+def compared_literals(tree: Tree, name: str) -> list[tuple[str, int | None, int | None]]:
+    """The string literals a condition compares the free variable ``name`` with.
+
+    ``name == "x"``, ``"x" != name`` and ``name in ["x", "y"]`` give ``x`` (and ``y``),
+    each with the literal's 1-based line and column.
+    """
+    found: list[tuple[str, int | None, int | None]] = []
+    for node in tree.iter_subtrees_topdown():
+        # ``a == b`` parses as relation(relation_eq(a), b): the operator wraps its left side.
+        if node.data != "relation" or len(node.children) != 2:
+            continue
+        operator, right = node.children
+        if not isinstance(operator, Tree) or not operator.children:
+            continue
+        left = operator.children[0]
+        literals: list[Any] = []
+        if operator.data in ("relation_eq", "relation_ne"):
+            if _bare_identifier(left) == name:
+                literals.append(right)
+            elif _bare_identifier(right) == name:
+                literals.append(left)
+        elif operator.data == "relation_in" and _bare_identifier(left) == name:
+            literals.extend(_list_items(right))
+        for item in literals:
+            literal = _string_literal(item)
+            if literal is not None:
+                found.append((literal[0], literal[1].line, literal[1].column))
+    return found
+
+
+def _list_items(node: Any) -> list[Tree]:
+    item: Any = node
+    while isinstance(item, Tree) and len(item.children) == 1 and item.data != "list_lit":
+        item = item.children[0]
+    if not (isinstance(item, Tree) and item.data == "list_lit" and item.children):
+        return []
+    (items,) = item.children
+    return [child for child in items.children if isinstance(child, Tree)]
 
 
 def _bare_identifier(node: Tree) -> str | None:

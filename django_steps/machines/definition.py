@@ -173,7 +173,8 @@ class WorkflowDefinition:
 
     ``transitions`` keep their creation order; :meth:`transitions_from` sorts them
     into the order they are tried (higher priority first, ties by creation order).
-    ``version`` changes whenever the stored definition changes.
+    ``version`` changes whenever the stored definition changes. ``model`` is the
+    label (``"app_label.ModelName"``) of the model the workflow is for, ``""`` for any.
     """
 
     name: str
@@ -183,6 +184,7 @@ class WorkflowDefinition:
     context_variables: Mapping[str, str] = field(default_factory=dict)
     version: int = 1
     id: Any = None
+    model: str = ""
 
     def __hash__(self) -> int:
         return hash((self.name, self.id, self.version, self.steps, self.transitions))
@@ -235,6 +237,7 @@ class WorkflowDefinition:
         return {
             "name": self.name,
             "description": self.description,
+            **({"model": self.model} if self.model else {}),
             "context_variables": dict(self.context_variables),
             "steps": [
                 {
@@ -291,10 +294,19 @@ class WorkflowDefinition:
             transitions=transitions,
             context_variables=dict(variables),
             version=int(data.get("version", 1)),
+            model=_optional_str(data, "model", where),
         )
 
 
-_WORKFLOW_KEYS = {"name", "description", "context_variables", "steps", "transitions", "version"}
+_WORKFLOW_KEYS = {
+    "name",
+    "description",
+    "model",
+    "context_variables",
+    "steps",
+    "transitions",
+    "version",
+}
 _STEP_KEYS = {"name", "statuses", *(f.key for f in STEP_FIELDS)}
 _STATUS_KEYS = {"name", *(f.key for f in STATUS_FIELDS)}
 _TRANSITION_KEYS = {"name", *(f.key for f in TRANSITION_STEPS + TRANSITION_FIELDS)}

@@ -20,6 +20,7 @@ from ..exceptions import (
     TransitionConditionError,
 )
 from .compiler import WorkflowMachine
+from .context import Surroundings
 from .definition import StatusDefinition, StepDefinition, TransitionDefinition, WorkflowDefinition
 from .lifecycle import ChangeKind, Lifecycle
 from .runner import MachineState, Outcome, WorkflowRunner
@@ -180,15 +181,23 @@ class StateDescription:
         return "\n".join(lines)
 
 
-def describe_state(runner: WorkflowRunner, state: MachineState) -> StateDescription:
-    """Tell what ``state`` allows now; ``state`` is not changed."""
+def describe_state(
+    runner: WorkflowRunner, state: MachineState, surroundings: Surroundings | None = None
+) -> StateDescription:
+    """Tell what ``state`` allows now; ``state`` is not changed.
+
+    Conditions see ``surroundings`` (the object, actor... of the instance), as when
+    the status is set.
+    """
     step = runner.step_of(state)
     return StateDescription(
         workflow=runner.definition.name,
         step=step.name,
         status=state.status,
         lifecycle=state.lifecycle,
-        statuses=tuple(_status_option(runner, state, step, status) for status in step.statuses),
+        statuses=tuple(
+            _status_option(runner, state, step, status, surroundings) for status in step.statuses
+        ),
         can_hold=_permission(runner.hold, state),
         can_resume=_permission(runner.resume, state),
         can_cancel=_permission(runner.cancel, state),
@@ -204,11 +213,15 @@ def _permission(operation: Callable[[MachineState], Outcome], state: MachineStat
 
 
 def _status_option(
-    runner: WorkflowRunner, state: MachineState, step: StepDefinition, status: StatusDefinition
+    runner: WorkflowRunner,
+    state: MachineState,
+    step: StepDefinition,
+    status: StatusDefinition,
+    surroundings: Surroundings | None,
 ) -> StatusOption:
     conditional = any(t.condition.strip() for t in runner.definition.transitions_from(step.name))
     try:
-        outcome = runner.set_status(replace(state), status.name)
+        outcome = runner.set_status(replace(state), status.name, None, surroundings)
     except (NoTransitionAvailable, TransitionConditionError, ContextError) as error:
         # The rules accept the status; only the conditions (i.e. context_data) decide.
         if runner.definition.transitions_from(step.name):

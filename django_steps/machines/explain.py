@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..cel import convert_context
 from ..exceptions import ConditionEvaluationError, StepsError
+from .context import Surroundings
 from .definition import TransitionDefinition
 from .lifecycle import ChangeKind, Lifecycle
 from .runner import Change, MachineState, WorkflowRunner
@@ -194,11 +194,13 @@ def explain_status(
     state: MachineState,
     context: Mapping[str, Any] | None,
     status: str | None = None,
+    surroundings: Surroundings | None = None,
 ) -> Explanation:
-    """Explain setting ``status`` (default: the step's completion status) on ``state``.
+    """Explain setting ``status`` (default: the step's first completion status) on ``state``.
 
     Never changes ``state``. Every outgoing transition of the current step is
-    evaluated against ``context`` and reported; the verdict comes from running the
+    evaluated against ``context`` and the names built from ``surroundings`` (the same
+    context the runner builds) and reported; the verdict comes from running the
     runner on a copy of ``state``.
     """
     definition = runner.definition
@@ -206,7 +208,7 @@ def explain_status(
     if status is None:
         status = completion_status_of(runner, step.name)
     outgoing = definition.transitions_from(step.name)
-    results = _evaluate_all(runner, outgoing, context)
+    results = _evaluate_all(runner, state, status or "", outgoing, context, surroundings)
 
     changes: tuple[Change, ...] = ()
     refused: str | None = None
@@ -220,7 +222,7 @@ def explain_status(
         )
     else:
         try:
-            outcome = runner.set_status(replace(state), status, context)
+            outcome = runner.set_status(replace(state), status, context, surroundings)
         except StepsError as error:
             refused, refused_by = str(error), type(error)
             reached = len(getattr(error, "evaluations", ()))
@@ -256,11 +258,14 @@ def explain_status(
 
 def _evaluate_all(
     runner: WorkflowRunner,
+    state: MachineState,
+    status: str,
     transitions: tuple[TransitionDefinition, ...],
     context: Mapping[str, Any] | None,
+    surroundings: Surroundings | None,
 ) -> list[tuple[TransitionDefinition, bool | None, str | None]]:
     try:
-        activation = convert_context(context, backend=runner.backend, limits=runner.limits)
+        activation = runner.condition_values(state, status, context, surroundings)
     except StepsError as error:
         return [(transition, None, f"context rejected: {error}") for transition in transitions]
     conditions = runner.machine_class.conditions

@@ -19,7 +19,7 @@ from typing import Any
 from statemachine.exceptions import TransitionNotAllowed
 
 from ..cel import DEFAULT_LIMITS, CelLimits, convert_context
-from ..cel.variables import check_declared_context
+from ..cel.variables import RESERVED_NAMES, check_declared_context, reserved_names_read
 from ..exceptions import (
     ConditionEvaluationError,
     DefinitionError,
@@ -30,6 +30,7 @@ from ..exceptions import (
     TransitionConditionError,
 )
 from .compiler import COMPLETE, Evaluation, StepBinding, WorkflowMachine, compile_workflow
+from .context import Surroundings, check_reserved_keys, condition_context
 from .definition import StatusDefinition, StepDefinition, WorkflowDefinition
 from .lifecycle import ChangeKind, Lifecycle
 
@@ -124,6 +125,14 @@ class WorkflowRunner:
         self.definition: WorkflowDefinition = machine.definition
         self.backend = backend
         self.limits = limits
+        # The reserved names (object, status, actor...) each step's conditions read: only
+        # those are built when the step is completed.
+        reads: dict[str, frozenset[str]] = {}
+        for transition, compiled in machine.conditions.items():
+            if compiled is not None:
+                names = reserved_names_read(transition.condition)
+                reads[transition.from_step] = reads.get(transition.from_step, frozenset()) | names
+        self.reads: Mapping[str, frozenset[str]] = reads
         # One idle machine per thread for completing steps (see _borrow_machine).
         self._idle = threading.local()
 
@@ -171,10 +180,49 @@ class WorkflowRunner:
         self._complete_if_done(state, step, status, outcome)
         return state, outcome
 
+    def condition_values(
+        self,
+        state: MachineState,
+        status: str,
+        context: Mapping[str, Any] | None,
+        surroundings: Surroundings | None = None,
+    ) -> Any:
+        """The converted context the current step's conditions see when ``status`` is set.
+
+        ``context`` (``context_data``) plus the reserved names the step's conditions
+        read, built from ``surroundings``; raises
+        :class:`~django_steps.exceptions.ContextError` for unusable values (and, when
+        the conditions read reserved names, for one used as a key of ``context``;
+        :meth:`set_status` always refuses those).
+        """
+        reads = self.reads.get(state.step or "")
+        if reads:  # else the context is context_data itself: nothing to build
+            check_reserved_keys(context)
+            context = condition_context(
+                context,
+                reads=reads,
+                status=status,
+                step=state.step,
+                current_status=state.status,
+                surroundings=surroundings,
+            )
+        return convert_context(context, backend=self.backend, limits=self.limits)
+
     def set_status(
-        self, state: MachineState, status_name: str, context: Mapping[str, Any] | None = None
+        self,
+        state: MachineState,
+        status_name: str,
+        context: Mapping[str, Any] | None = None,
+        surroundings: Surroundings | None = None,
     ) -> Outcome:
-        """Give the current step the status ``status_name``; see the services' rules."""
+        """Give the current step the status ``status_name``; see the services' rules.
+
+        Conditions see ``context`` and the reserved names (``object``, ``status``,
+        ``actor``, ``instance``, ``now``) built from ``surroundings``; ``context`` with
+        a reserved name as a key is refused with a ``ContextError``.
+        """
+        if context and isinstance(context, Mapping) and not RESERVED_NAMES.isdisjoint(context):
+            check_reserved_keys(context)  # raises, naming the key
         self._require_unfinished(state, "set a status")
         step = self.step_of(state)
         status = step.status(status_name)
@@ -208,7 +256,7 @@ class WorkflowRunner:
                 self.definition.context_variables, context, workflow=self.definition.name
             )
         if status.is_completion and not step.is_final:
-            return self._take_transition(state, step, status, context)
+            return self._take_transition(state, step, status, context, surroundings)
 
         kind = ChangeKind.COMPLETED if status.is_completion else ChangeKind.STATUS_CHANGED
         outcome = Outcome([Change(kind, step.name, state.status, step.name, status.name)])
@@ -332,8 +380,9 @@ class WorkflowRunner:
         step: StepDefinition,
         status: StatusDefinition,
         context: Mapping[str, Any] | None,
+        surroundings: Surroundings | None,
     ) -> Outcome:
-        activation = convert_context(context, backend=self.backend, limits=self.limits)
+        activation = self.condition_values(state, status.name, context, surroundings)
         # The machine moves a scratch copy, so a refusal leaves ``state`` untouched.
         work = _Scratch(state.step, state.lifecycle)
         evaluations: list[Evaluation] = []

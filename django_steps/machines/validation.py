@@ -18,14 +18,23 @@ import dataclasses
 import difflib
 import functools
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..cel import DEFAULT_LIMITS, CelLimits, compile_condition
 from ..cel.safety import parse_tree
-from ..cel.variables import VariableReference, declaration_errors, variable_references
+from ..cel.variables import (
+    RESERVED_NAMES,
+    KeyReference,
+    VariableReference,
+    compared_literals,
+    declaration_errors,
+    key_references,
+    variable_references,
+)
 from ..exceptions import ConditionError, ConditionSyntaxError, DefinitionError
+from .context import ACTOR_KEYS, INSTANCE_KEYS
 from .definition import (
     StatusDefinition,
     StepDefinition,
@@ -125,13 +134,16 @@ def validate_definition(
     *,
     backend: str = "celpy",
     limits: CelLimits = DEFAULT_LIMITS,
+    object_fields: Collection[str] | None = None,
 ) -> list[Problem]:
     """Every problem of ``definition``, errors and warnings, in definition order.
 
     Conditions are compiled with ``backend`` and ``limits``, so a condition that
     would be refused at run time is reported here with its line and column.
+    ``object_fields`` are the keys of ``object`` when the workflow's model is known
+    (``Workflow.content_type``): a condition reading another key is an error.
     """
-    return _Validator(definition, backend, limits).run()
+    return _Validator(definition, backend, limits, object_fields).run()
 
 
 @functools.lru_cache(maxsize=1024)
@@ -148,7 +160,7 @@ def undeclared_variables(
     seen: set[str] = set()
     found = []
     for reference in condition_variables(expression):
-        if reference.name in names or reference.name in seen:
+        if reference.name in names or reference.name in seen or reference.name in RESERVED_NAMES:
             continue
         seen.add(reference.name)
         found.append((reference, difflib.get_close_matches(reference.name, names, n=3)))
@@ -170,14 +182,99 @@ def undeclared_message(
     return f"{text} Declared variables: {', '.join(sorted(declared))}."
 
 
+def _located(text: str, line: int | None, column: int | None) -> str:
+    return f"{text} (line {line}, column {column})" if line is not None else text
+
+
+def _suggest(name: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=3)
+    return "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else "."
+
+
+@functools.lru_cache(maxsize=1024)
+def _reserved_reads(
+    expression: str,
+) -> tuple[tuple[KeyReference, ...], tuple[tuple[str, int | None, int | None], ...]]:
+    """The keys a condition reads of the reserved names, and the strings ``status`` is
+    compared with (cached per text; a text naming none of them is not parsed)."""
+    if not any(name in expression for name in RESERVED_NAMES):
+        return (), ()
+    tree = parse_tree(expression)
+    return tuple(key_references(tree)), tuple(compared_literals(tree, "status"))
+
+
+def reserved_name_issues(
+    expression: str,
+    *,
+    object_fields: Collection[str] | None = None,
+    statuses: Collection[str] | None = None,
+) -> list[ConditionIssue]:
+    """Keys of ``actor``, ``instance`` (and ``object``) and ``status`` values that cannot be.
+
+    ``actor`` and ``instance`` have fixed keys; ``object`` has ``object_fields`` when
+    they are known; ``status`` compared with a string must name one of ``statuses``
+    (the completion statuses of the transition's step), when given.
+    """
+    references, status_literals = _reserved_reads(expression)
+    keys: dict[str, Sequence[str] | None] = {
+        "actor": ACTOR_KEYS,
+        "instance": INSTANCE_KEYS,
+        "object": sorted(object_fields) if object_fields is not None else None,
+    }
+    issues = []
+    for reference in references:
+        known = keys.get(reference.name)
+        if known is None or reference.key in known:
+            continue
+        where = _located(f"{reference.name}.{reference.key}", reference.line, reference.column)
+        if reference.name == "object":
+            explain = "is not a field the workflow's model declares for conditions"
+        else:
+            explain = f"is not a key of {reference.name}"
+        issues.append(
+            ConditionIssue(
+                "unknown_key",
+                f"{where} {explain}{_suggest(reference.key, known)} "
+                f"Keys of {reference.name}: {', '.join(known)}.",
+                reference.line,
+                reference.column,
+                reference.name,
+            )
+        )
+    if statuses is not None:
+        known_statuses = sorted(statuses)
+        for value, line, column in status_literals:
+            if value in known_statuses:
+                continue
+            where = _located(f"status is compared with {value!r}", line, column)
+            issues.append(
+                ConditionIssue(
+                    "unknown_status",
+                    f"{where}, which is not a completion status of the step, so it never "
+                    f"matches{_suggest(value, known_statuses)} The step's completion "
+                    f"statuses: {', '.join(repr(s) for s in known_statuses) or 'none'}.",
+                    line,
+                    column,
+                    "status",
+                )
+            )
+    return issues
+
+
 @dataclass(frozen=True)
 class ConditionIssue:
-    """Why a condition text is refused: ``invalid_condition`` or ``undeclared_variable``."""
+    """Why a condition text is refused.
+
+    ``code`` is ``invalid_condition``, ``undeclared_variable``, ``unknown_key`` (a key of
+    ``actor``, ``instance`` or ``object`` that is not there) or ``unknown_status``;
+    ``variable`` names the reserved name at fault for the last two.
+    """
 
     code: str
     message: str
     line: int | None = None
     column: int | None = None
+    variable: str = ""
 
 
 def condition_issues(
@@ -186,12 +283,16 @@ def condition_issues(
     declared: Mapping[str, str] | None = None,
     backend: str = "celpy",
     limits: CelLimits = DEFAULT_LIMITS,
+    object_fields: Collection[str] | None = None,
+    statuses: Collection[str] | None = None,
 ) -> list[ConditionIssue]:
     """Why ``condition`` would be refused (empty list: it is fine; empty text always is).
 
     The condition is compiled with ``backend`` and ``limits`` (syntax, length, depth
     and safety rules); when ``declared`` names variables (and is itself valid), every
-    variable the condition reads must be among them.
+    variable the condition reads must be among them or the reserved names
+    (``object``, ``status``, ``actor``, ``instance``, ``now``). The keys it reads of
+    those are checked by :func:`reserved_name_issues`.
     """
     if not condition.strip():
         return []
@@ -207,8 +308,9 @@ def condition_issues(
                 syntax.column if syntax else None,
             )
         ]
+    issues = reserved_name_issues(condition, object_fields=object_fields, statuses=statuses)
     if not declared or declaration_errors(declared):
-        return []
+        return issues
     return [
         ConditionIssue(
             "undeclared_variable",
@@ -217,7 +319,12 @@ def condition_issues(
             reference.column,
         )
         for reference, suggestions in undeclared_variables(condition, declared)
-    ]
+    ] + issues
+
+
+def completion_status_names(step: StepDefinition) -> list[str]:
+    """The names of ``step``'s completion statuses: the values ``status`` has in its conditions."""
+    return [status.name for status in step.statuses if status.is_completion]
 
 
 # --- per-row rules ----------------------------------------------------------------------
@@ -265,7 +372,14 @@ def _shorten(text: str, limit: int = 80) -> str:
 
 
 class _Validator:
-    def __init__(self, definition: WorkflowDefinition, backend: str, limits: CelLimits):
+    def __init__(
+        self,
+        definition: WorkflowDefinition,
+        backend: str,
+        limits: CelLimits,
+        object_fields: Collection[str] | None,
+    ):
+        self.object_fields = object_fields
         self.definition = definition
         self.backend = backend
         self.limits = limits
@@ -323,6 +437,7 @@ class _Validator:
             self.check_statuses(step)
         known = self.check_transitions()
         self.check_priorities()
+        self.check_completion_statuses()
         self.check_reachability(known)
         return self.problems
 
@@ -516,11 +631,14 @@ class _Validator:
 
     def check_condition(self, transition: TransitionDefinition) -> None:
         where = f"transition {transition.label!r}: condition {_shorten(transition.condition)!r}"
+        step = self.definition.step(transition.from_step)
         for issue in condition_issues(
             transition.condition,
             declared=self.definition.context_variables,
             backend=self.backend,
             limits=self.limits,
+            object_fields=self.object_fields,
+            statuses=completion_status_names(step) if step is not None else None,
         ):
             self.add(
                 ERROR,
@@ -573,6 +691,38 @@ class _Validator:
                     field="priority",
                 )
 
+    def check_completion_statuses(self) -> None:
+        """Warn when several completion statuses of a step cannot route differently.
+
+        They can only if a condition tried before the step's first unconditional
+        transition reads ``status``; otherwise each of them takes the same transition.
+        """
+        definition = self.definition
+        for step in definition.steps:
+            completions = completion_status_names(step)
+            ordered = definition.transitions_from(step.name)
+            if len(completions) < 2 or not ordered or step.is_final:
+                continue
+            tried = []
+            for transition in ordered:
+                tried.append(transition)
+                if not transition.condition.strip():
+                    break
+            if any(_reads_status(transition.condition) for transition in tried):
+                continue
+            names = " and ".join(repr(name) for name in completions)
+            self.add(
+                WARNING,
+                "completion_statuses_alike",
+                f"step {step.name!r} has completion statuses {names}, but no condition of its "
+                "transitions reads status, so each of them leads through the same transition. "
+                f"Route them with a condition such as status == {completions[-1]!r}, or keep "
+                "one completion status.",
+                "step",
+                step.name,
+                id=step.id,
+            )
+
     # --- graph --------------------------------------------------------------------------
 
     def check_reachability(self, known: list[TransitionDefinition]) -> None:
@@ -610,6 +760,15 @@ class _Validator:
                         step.name,
                         id=step.id,
                     )
+
+
+def _reads_status(condition: str) -> bool:
+    if not condition.strip():
+        return False
+    try:
+        return any(reference.name == "status" for reference in condition_variables(condition))
+    except ConditionError:
+        return False  # reported as invalid_condition
 
 
 def _closure(start: Iterable[str], edges: dict[str, set[str]]) -> set[str]:

@@ -194,7 +194,7 @@ def test_dark_mode_uses_the_admin_colours(dark_page, live_server, administrator)
             return {
                 body: style("body").backgroundColor,
                 darkened: root.getPropertyValue("--darkened-bg").trim(),
-                block: style("#steps-explain .steps-code-block").backgroundColor,
+                block: style("#steps-history .steps-code-block").backgroundColor,
                 text: style("#steps-history td").color,
                 bodyFg: style("body").color,
             };
