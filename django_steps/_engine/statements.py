@@ -20,7 +20,6 @@ Like ``QuerySet.update()`` and ``bulk_create()``, these statements send no
 from __future__ import annotations
 
 import uuid
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import Any, ClassVar, cast
@@ -351,20 +350,23 @@ class Statements:
         return sql
 
 
-# Connection wrappers are per thread (and per async task), so are their statements:
-# the backend converters are bound to the connection they were made for.
-_statements: weakref.WeakKeyDictionary[BaseDatabaseWrapper, Statements] = (
-    weakref.WeakKeyDictionary()
-)
+# The attribute of a connection wrapper holding its statements. Connection wrappers are
+# per thread (and per async task), and the statements hold the wrapper (its converters
+# are bound to it), so they are kept on the wrapper itself: they end with it. A
+# process-wide mapping from wrapper to statements would keep every wrapper, and its
+# server connection, alive forever.
+_ATTRIBUTE = "_django_steps_statements"
 
 
 def statements_for(using: str) -> tuple[BaseDatabaseWrapper, Statements]:
     """The connection for ``using`` and its statements, each compiled on first use.
 
-    The lock must first be used inside a transaction: compiling ``FOR UPDATE`` needs one.
+    The statements live exactly as long as the connection wrapper. The lock must first
+    be used inside a transaction: compiling ``FOR UPDATE`` needs one.
     """
     connection = connections[using]
-    statements = _statements.get(connection)
+    statements: Statements | None = getattr(connection, _ATTRIBUTE, None)
     if statements is None:
-        statements = _statements[connection] = Statements(connection)
+        statements = Statements(connection)
+        setattr(connection, _ATTRIBUTE, statements)
     return connection, statements
