@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, models, router, transaction
+from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
 from . import signals
@@ -26,7 +26,13 @@ from ._engine.cache import CachedWorkflow, cached_workflow, workflow_cache
 from ._engine.statements import STATE_FIELDS, statements_for
 from .cel import convert_context
 from .conf import current_limits, steps_settings
-from .exceptions import InstanceError, InstanceNotFound, WorkflowNotFound
+from .exceptions import (
+    DefinitionError,
+    InstanceError,
+    InstanceNotFound,
+    InvalidObject,
+    WorkflowNotFound,
+)
 from .machines.lifecycle import ChangeKind, Lifecycle
 from .machines.runner import MachineState, Outcome, WorkflowRunner
 from .models import Workflow, WorkflowInstance
@@ -49,59 +55,89 @@ _RunnerCall = Callable[[WorkflowRunner, MachineState], Outcome]
 START_ATTEMPTS = 3
 
 
+class _StartConflict(Exception):
+    """The insert of a start conflicted with an instance another process started."""
+
+    def __init__(self, error: IntegrityError):
+        super().__init__(str(error))
+        self.error = error
+
+
 def start_workflow_instance(
     workflow_name: str, content_object: models.Model, *, actor: Any = None, note: str = ""
 ) -> WorkflowInstance:
     """Start ``workflow_name`` for ``content_object``, or return its unfinished instance.
 
-    Raises :class:`~django_steps.exceptions.WorkflowNotFound` for an unknown name and
+    Raises :class:`~django_steps.exceptions.WorkflowNotFound` for an unknown name,
     :class:`~django_steps.exceptions.DefinitionError` for a workflow that cannot be
-    compiled. Concurrent calls for one object create exactly one instance.
+    compiled and :class:`~django_steps.exceptions.InvalidObject` (a ``TypeError``) when
+    ``content_object`` is not a model instance. Concurrent calls for one object create
+    exactly one instance and all return it, under ``READ COMMITTED`` and, outside a
+    caller's transaction, ``REPEATABLE READ`` too.
+
+    The instance is written to ``router.db_for_write(WorkflowInstance,
+    instance=content_object)`` (without a router: the object's database), in one
+    transaction on that database, which is also where the workflow is read from.
     """
+    _require_model(content_object, f"start workflow {workflow_name!r}")
     if content_object.pk is None:
         raise InstanceError(
             f"Cannot start workflow {workflow_name!r} for an unsaved "
             f"{type(content_object).__name__}; save it first."
         )
+    using = router.db_for_write(WorkflowInstance, instance=content_object)
     try:
-        workflow = Workflow.objects.get(name=workflow_name)
+        workflow = Workflow.objects.using(using).get(name=workflow_name)
     except Workflow.DoesNotExist:
         raise WorkflowNotFound(workflow_name) from None
     compiled = cached_workflow(workflow)
-    content_type = ContentType.objects.get_for_model(content_object)
+    content_type = ContentType.objects.db_manager(using).get_for_model(content_object)
+    conflict: IntegrityError | None = None
+    for _attempt in range(START_ATTEMPTS):
+        try:
+            return _start_once(using, workflow, compiled, content_type, content_object, actor, note)
+        except _StartConflict as error:
+            # Another process started one first and the constraint kept it unique. The
+            # next attempt, in a new transaction (so with a new snapshot under
+            # REPEATABLE READ), returns it, or starts again if it has finished meanwhile.
+            conflict = error.error
+    assert conflict is not None
+    raise conflict
+
+
+def _start_once(
+    using: str,
+    workflow: Workflow,
+    compiled: CachedWorkflow,
+    content_type: ContentType,
+    content_object: models.Model,
+    actor: Any,
+    note: str,
+) -> WorkflowInstance:
     object_id = str(content_object.pk)
-    unfinished = WorkflowInstance.objects.unfinished().filter(
-        workflow=workflow, content_type=content_type, object_id=object_id
-    )
-    state, outcome = compiled.runner.start()
-    with transaction.atomic():
-        conflict: IntegrityError | None = None
-        for _attempt in range(START_ATTEMPTS):
-            existing = unfinished.first()
-            if existing is not None:
-                return existing
-            now = timezone.now()
-            instance = WorkflowInstance(
-                workflow=workflow,
-                content_type=content_type,
-                object_id=object_id,
-                started_at=now,
-            )
-            _copy_state(instance, compiled, state, now)
-            try:
-                with transaction.atomic():
-                    instance.save(force_insert=True)
-            except IntegrityError as error:
-                # Another process started one first and the constraint kept it unique:
-                # the next turn returns it, or starts again if it has finished meanwhile.
-                conflict = error
-                continue
-            break
-        else:
-            assert conflict is not None
-            raise conflict
+    with transaction.atomic(using=using):
+        existing = (
+            WorkflowInstance.objects.using(using)
+            .unfinished()
+            .filter(workflow=workflow, content_type=content_type, object_id=object_id)
+            .first()
+        )
+        if existing is not None:
+            _attach_loaded(existing, compiled, content_type, content_object)
+            return existing
+        state, outcome = compiled.runner.start()
+        now = timezone.now()
+        instance = WorkflowInstance(
+            workflow=workflow, content_type=content_type, object_id=object_id, started_at=now
+        )
+        _copy_state(instance, compiled, state, now)
+        try:
+            with transaction.atomic(using=using):
+                instance.save(force_insert=True, using=using)
+        except IntegrityError as error:
+            raise _StartConflict(error) from error
         recording = _Recording(compiled, outcome, None, actor, note)
-        connection, statements = statements_for(instance._state.db or DEFAULT_DB_ALIAS)
+        connection, statements = statements_for(using)
         with connection.cursor() as cursor:
             statements.insert_history(cursor, recording.history_rows(instance, timezone.now()))
         recording.send_signals(instance)
@@ -158,9 +194,16 @@ def resume_workflow_instance(
 def get_workflow_instance_for_object(
     content_object: models.Model, workflow_name: str | None = None
 ) -> WorkflowInstance | None:
-    """The object's unfinished instance, else its most recently started one (one query)."""
-    content_type = ContentType.objects.get_for_model(content_object)
-    using = router.db_for_read(WorkflowInstance)
+    """The object's unfinished instance, else its most recently started one (one query).
+
+    The instance comes with its workflow, content type and object, and, once the
+    workflow is compiled in this process, its step and statuses: reading them costs
+    no query. Raises :class:`~django_steps.exceptions.InvalidObject` (a ``TypeError``)
+    when ``content_object`` is not a model instance.
+    """
+    _require_model(content_object, "look up the workflow instance of")
+    using = router.db_for_read(WorkflowInstance, instance=content_object)
+    content_type = ContentType.objects.db_manager(using).get_for_model(content_object)
     connection, statements = statements_for(using)
     arguments = {"content_type": content_type.pk, "object_id": str(content_object.pk)}
     if workflow_name is None:
@@ -169,7 +212,51 @@ def get_workflow_instance_for_object(
         lookup = statements.lookup_by_name
         arguments["workflow_name"] = workflow_name
     with connection.cursor() as cursor:
-        return lookup.fetch(cursor, arguments)
+        instance = lookup.fetch(cursor, arguments)
+    if instance is not None:
+        workflow = instance.workflow
+        compiled = workflow_cache.current(workflow.pk, workflow.revision, using)
+        _attach_loaded(instance, compiled, content_type, content_object)
+    return instance
+
+
+def load_instance_relations(instance: WorkflowInstance) -> WorkflowInstance:
+    """Make ``instance``'s workflow, step and statuses readable without a query.
+
+    What the async services do before handing an instance to async code, where a
+    query on attribute access raises ``SynchronousOnlyOperation``. Compiles the
+    workflow on a cache miss (its queries run here, in sync code); returns ``instance``.
+    """
+    if not WorkflowInstance._meta.get_field("current_step").is_cached(instance):
+        compiled = cached_workflow(instance.workflow)
+        _attach_rows(instance, compiled, compiled.state_of(instance))
+    return instance
+
+
+def _attach_loaded(
+    instance: WorkflowInstance,
+    compiled: CachedWorkflow | None,
+    content_type: ContentType,
+    content_object: models.Model,
+) -> None:
+    """Attach what the caller and the cache already hold to a loaded instance (no query)."""
+    instance.content_type = content_type
+    WorkflowInstance._meta.get_field("content_object").set_cached_value(instance, content_object)
+    if compiled is not None and compiled.workflow_id == instance.workflow_id:
+        try:
+            state = compiled.state_of(instance)
+        except DefinitionError:
+            return  # left to load on access, as the ORM would
+        _attach_rows(instance, compiled, state)
+
+
+def _require_model(content_object: Any, action: str) -> None:
+    if not isinstance(content_object, models.Model):
+        raise InvalidObject(
+            f"Cannot {action} {content_object!r}: a workflow instance attaches to a model "
+            f"instance, not a {type(content_object).__name__}.",
+            value=content_object,
+        )
 
 
 # --- the one write path ------------------------------------------------------------
@@ -184,36 +271,74 @@ def _change(
     note: str = "",
 ) -> Outcome:
     using = router.db_for_write(WorkflowInstance, instance=instance)
-    with transaction.atomic(using=using):
-        connection, statements = statements_for(using)
-        with connection.cursor() as cursor:
-            found = statements.lock.fetch(cursor, instance.pk)
-            if found is None:
-                raise InstanceNotFound(
-                    f"Workflow instance {instance.pk} no longer exists.", instance=instance
-                )
-            locked, version, created_at = found
-            compiled = workflow_cache.current(locked.workflow_id, version, created_at)
-            if compiled is None:  # first use, or the definition changed: compile it
-                compiled = cached_workflow(Workflow.objects.using(using).get(pk=locked.workflow_id))
-            locked.workflow = compiled.workflow_row(using)
-            state = compiled.state_of(locked)
-            try:
-                outcome = operation(compiled.runner, state)
-            except InstanceError as error:
-                error.instance = instance
-                raise
-            if outcome.changed:
-                now = timezone.now()
-                _copy_state(locked, compiled, state, now)
-                locked.updated_at = now
-                recording = _Recording(compiled, outcome, context_data, actor, note)
-                statements.write(cursor, locked, recording.history_rows(locked, now))
-                recording.send_signals(locked)
-            else:
-                _attach_rows(locked, compiled, state)  # so the refresh below loads nothing
+    outermost = not transaction.get_connection(using).in_atomic_block
+    try:
+        with transaction.atomic(using=using):
+            locked, compiled, outcome = _change_locked(
+                instance, operation, using, context_data, actor, note
+            )
+    except IntegrityError as error:
+        if not outermost:
+            raise
+        # PostgreSQL checks foreign keys at commit: a step or status this change moved
+        # the instance to was deleted by a transaction that committed first.
+        raise DefinitionError(
+            f"Workflow instance {instance.pk}: the step or status it was moving to was "
+            "deleted by a definition edit that committed first, so nothing was changed. "
+            "Try again: the change is checked against the edited definition."
+        ) from error
     _refresh_in_place(instance, locked)  # even unchanged: the caller's object may be stale
     return outcome
+
+
+def _change_locked(
+    instance: WorkflowInstance,
+    operation: _RunnerCall,
+    using: str,
+    context_data: Mapping[str, Any] | None,
+    actor: Any,
+    note: str,
+) -> tuple[WorkflowInstance, CachedWorkflow, Outcome]:
+    connection, statements = statements_for(using)
+    with connection.cursor() as cursor:
+        found = statements.lock.fetch(cursor, instance.pk)
+        if found is None:
+            raise InstanceNotFound(
+                f"Workflow instance {instance.pk} no longer exists.", instance=instance
+            )
+        locked, revision = found
+        compiled = workflow_cache.current(locked.workflow_id, revision, using)
+        if compiled is None:  # first use, or the definition changed: compile it
+            compiled = cached_workflow(Workflow.objects.using(using).get(pk=locked.workflow_id))
+        locked.workflow = compiled.workflow_row(using)
+        state = compiled.state_of(locked)
+        try:
+            outcome = operation(compiled.runner, state)
+        except InstanceError as error:
+            # Refused: the caller's object gets the state read under the lock, which
+            # may be newer than what it held.
+            _attach_rows(locked, compiled, state)
+            _refresh_in_place(instance, locked)
+            error.instance = instance
+            raise
+        if outcome.changed:
+            now = timezone.now()
+            _copy_state(locked, compiled, state, now)
+            locked.updated_at = now
+            recording = _Recording(compiled, outcome, context_data, actor, note)
+            try:
+                statements.write(cursor, locked, recording.history_rows(locked, now))
+            except IntegrityError as error:
+                raise DefinitionError(
+                    f"Workflow {compiled.definition.name!r}: instance {instance.pk} cannot "
+                    f"move to step {state.step!r}, status {state.status!r}: it was deleted "
+                    "meanwhile. Nothing was changed.",
+                    workflow=compiled.definition.name,
+                ) from error
+            recording.send_signals(locked)
+        else:
+            _attach_rows(locked, compiled, state)  # so the refresh below loads nothing
+    return locked, compiled, outcome
 
 
 def _attach_rows(instance: WorkflowInstance, compiled: CachedWorkflow, state: MachineState) -> None:

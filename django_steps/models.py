@@ -17,7 +17,7 @@ from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import models, router, transaction
 from django.db.models import F, ProtectedError, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -35,9 +35,55 @@ UNFINISHED = (Lifecycle.RUNNING.value, Lifecycle.ON_HOLD.value)
 # --- definitions -------------------------------------------------------------------
 
 
+class WorkflowQuerySet(models.QuerySet["Workflow"]):
+    """Workflows; ``update()`` writes a new revision, so compiled machines are rebuilt."""
+
+    def update(self, **kwargs: Any) -> int:
+        kwargs.setdefault("revision", uuid.uuid4())
+        return super().update(**kwargs)
+
+
 class WorkflowManager(models.Manager["Workflow"]):
+    def get_queryset(self) -> WorkflowQuerySet:
+        return WorkflowQuerySet(self.model, using=self._db)
+
     def get_by_natural_key(self, name: str) -> Workflow:
         return self.get(name=name)
+
+
+class DefinitionQuerySet(models.QuerySet[Any]):
+    """Steps, statuses or transitions; ``update()`` and ``bulk_create()`` mark their
+    workflows changed (as ``save()`` and ``delete()`` do through signals), so every
+    process recompiles them. Raw SQL does not: call :func:`bump_version` after it.
+    """
+
+    workflow_lookup = "workflow"
+
+    def update(self, **kwargs: Any) -> int:
+        with transaction.atomic(using=self.db):
+            workflow_ids = set(self.values_list(self.workflow_lookup, flat=True))
+            count = super().update(**kwargs)
+            if self.workflow_lookup in kwargs or f"{self.workflow_lookup}_id" in kwargs:
+                # Rows moved to another workflow change that one too.
+                workflow_ids |= set(self.values_list(self.workflow_lookup, flat=True))
+            bump_versions(workflow_ids, using=self.db)
+        return count
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        with transaction.atomic(using=self.db):
+            created = super().bulk_create(objs, *args, **kwargs)
+            pks = [obj.pk for obj in created if obj.pk is not None]
+            workflow_ids = set(
+                self.model._default_manager.using(self.db)
+                .filter(pk__in=pks)
+                .values_list(self.workflow_lookup, flat=True)
+            )
+            bump_versions(workflow_ids, using=self.db)
+        return created
+
+
+class StatusQuerySet(DefinitionQuerySet):
+    workflow_lookup = "step__workflow"
 
 
 class Workflow(models.Model):
@@ -59,6 +105,15 @@ class Workflow(models.Model):
         default=1,
         editable=False,
         help_text=_("Bumped on every change to the workflow, its steps, statuses or transitions."),
+    )
+    revision = models.UUIDField(
+        _("definition revision"),
+        default=uuid.uuid4,
+        editable=False,
+        help_text=_(
+            "A new random value with every change to the workflow, its steps, statuses or "
+            "transitions, and every load of them: what compiled workflows are cached by."
+        ),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -83,11 +138,14 @@ class Workflow(models.Model):
             kwargs["update_fields"] = [
                 f.name for f in self._meta.concrete_fields if not f.primary_key
             ]
-        kwargs["update_fields"] = [name for name in kwargs["update_fields"] if name != "version"]
-        with transaction.atomic(using=kwargs.get("using")):
+        kwargs["update_fields"] = [
+            name for name in kwargs["update_fields"] if name not in ("version", "revision")
+        ]
+        using = kwargs.get("using") or router.db_for_write(Workflow, instance=self)
+        with transaction.atomic(using=using):
             super().save(*args, **kwargs)
-            bump_version(self.pk)
-        self.refresh_from_db(fields=["version"])
+            bump_version(self.pk, using=using)
+        self.refresh_from_db(using=using, fields=["version", "revision"])
 
     def natural_key(self) -> tuple[str]:
         return (self.name,)
@@ -122,10 +180,25 @@ class Workflow(models.Model):
         return errors
 
 
-def bump_version(workflow_id: Any) -> None:
-    """Mark a workflow's definition as changed, so compiled machines are rebuilt."""
-    Workflow.objects.filter(pk=workflow_id).update(
-        version=F("version") + 1, updated_at=timezone.now()
+def bump_version(workflow_id: Any, *, using: str | None = None) -> None:
+    """Mark a workflow's definition as changed, so compiled machines are rebuilt.
+
+    Bumps the version and writes a new random revision, on ``using`` (by default the
+    database the router picks for writing workflows). Call it after changing
+    definition rows with raw SQL; ``save()``, ``delete()``, ``QuerySet.update()``,
+    ``bulk_create()`` and ``loaddata`` call it themselves.
+    """
+    bump_versions([workflow_id], using=using)
+
+
+def bump_versions(workflow_ids: Any, *, using: str | None = None) -> None:
+    """:func:`bump_version` for several workflows at once (one query; none for none)."""
+    ids = [pk for pk in workflow_ids if pk is not None]
+    if not ids:
+        return
+    using = using or router.db_for_write(Workflow)
+    Workflow.objects.using(using).filter(pk__in=ids).update(
+        version=F("version") + 1, revision=uuid.uuid4(), updated_at=timezone.now()
     )
 
 
@@ -149,6 +222,9 @@ def explain_protected(error: ProtectedError, subject: str) -> ProtectedError:
 
 
 class WorkflowStepManager(models.Manager["WorkflowStep"]):
+    def get_queryset(self) -> DefinitionQuerySet:
+        return DefinitionQuerySet(self.model, using=self._db)
+
     def get_by_natural_key(self, name: str, workflow_name: str) -> WorkflowStep:
         return self.get(name=name, workflow__name=workflow_name)
 
@@ -228,6 +304,9 @@ class WorkflowStep(models.Model):
 
 
 class WorkflowStepStatusManager(models.Manager["WorkflowStepStatus"]):
+    def get_queryset(self) -> StatusQuerySet:
+        return StatusQuerySet(self.model, using=self._db)
+
     def get_by_natural_key(
         self, name: str, step_name: str, workflow_name: str
     ) -> WorkflowStepStatus:
@@ -335,6 +414,9 @@ class WorkflowStepStatus(models.Model):
 
 
 class WorkflowTransitionManager(models.Manager["WorkflowTransition"]):
+    def get_queryset(self) -> DefinitionQuerySet:
+        return DefinitionQuerySet(self.model, using=self._db)
+
     def get_by_natural_key(self, name: str, workflow_name: str) -> WorkflowTransition:
         return self.get(name=name, workflow__name=workflow_name)
 

@@ -56,3 +56,11 @@ TEMPLATES = [
 STATIC_URL = "/static/"
 
 DATABASES = databases_from_environment("DJANGO_STEPS_TEST_DB", "DJANGO_STEPS_SQLITE_NAME")
+# A second database, for the tests of routers and of two databases holding the same
+# rows (tests/test_routing.py); created only for tests that ask for it.
+DATABASES["other"] = {
+    **DATABASES["default"],
+    "TEST": {"NAME": "test_django_steps_other"}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    else {},
+}
