@@ -123,6 +123,7 @@ def _start_once(
             .first()
         )
         if existing is not None:
+            existing.workflow = workflow
             _attach_loaded(existing, compiled, content_type, content_object)
             return existing
         state, outcome = compiled.runner.start()
@@ -130,6 +131,7 @@ def _start_once(
         instance = WorkflowInstance(
             workflow=workflow, content_type=content_type, object_id=object_id, started_at=now
         )
+        _attach_object(instance, content_type, content_object)
         _copy_state(instance, compiled, state, now)
         try:
             with transaction.atomic(using=using):
@@ -240,14 +242,21 @@ def _attach_loaded(
     content_object: models.Model,
 ) -> None:
     """Attach what the caller and the cache already hold to a loaded instance (no query)."""
-    instance.content_type = content_type
-    WorkflowInstance._meta.get_field("content_object").set_cached_value(instance, content_object)
+    _attach_object(instance, content_type, content_object)
     if compiled is not None and compiled.workflow_id == instance.workflow_id:
         try:
             state = compiled.state_of(instance)
         except DefinitionError:
             return  # left to load on access, as the ORM would
         _attach_rows(instance, compiled, state)
+
+
+def _attach_object(
+    instance: WorkflowInstance, content_type: ContentType, content_object: models.Model
+) -> None:
+    """Point the instance's content type and object at the caller's (no query)."""
+    instance.content_type = content_type
+    WorkflowInstance._meta.get_field("content_object").set_cached_value(instance, content_object)
 
 
 def _require_model(content_object: Any, action: str) -> None:
