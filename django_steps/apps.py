@@ -13,4 +13,5 @@ class DjangoStepsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from . import engine  # noqa: F401  (finishes the instances of deleted objects)
         from ._engine import receivers  # noqa: F401  (connects the internal receivers)

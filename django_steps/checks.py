@@ -1,4 +1,4 @@
-"""System checks on the ``DJANGO_STEPS`` settings (ids ``django_steps.E00x``)."""
+"""System checks on the ``DJANGO_STEPS`` settings (ids ``django_steps.E00x``/``W00x``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from .exceptions import ConfigurationError
 
 @checks.register("django_steps")
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """E001: not a dict; E002: unknown keys; E003: bad values; E004: backend; W001: depth."""
+    """E001: not a dict; E002: unknown keys; E003: bad values; E004: backend;
+    E005: ON_OBJECT_DELETE; W001: depth."""
     try:
         unknown = steps_settings.unknown_keys()
     except ConfigurationError as error:
@@ -55,6 +56,17 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 f"parse trees deeper than {MAX_TREE_DEPTH} levels.",
                 hint=f"Use a value of at most {honoured}.",
                 id="django_steps.W001",
+            )
+        )
+    on_delete = steps_settings.ON_OBJECT_DELETE
+    if on_delete not in ("cancel", "delete"):
+        messages.append(
+            checks.Error(
+                f"DJANGO_STEPS['ON_OBJECT_DELETE'] must be 'cancel' or 'delete', not "
+                f"{on_delete!r}.",
+                hint="'cancel' keeps the instances of a deleted object as cancelled; "
+                "'delete' removes them with their history.",
+                id="django_steps.E005",
             )
         )
     backend = steps_settings.CEL_BACKEND

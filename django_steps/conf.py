@@ -36,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "CONTEXT_MAX_DEPTH": 10,
     # How many compiled workflow machines each process keeps.
     "MACHINE_CACHE_SIZE": 128,
+    # What deleting an object does to its workflow instances: "cancel" (each unfinished
+    # one is cancelled, with a history row) or "delete" (all of them, with history).
+    "ON_OBJECT_DELETE": "cancel",
 }
 
 

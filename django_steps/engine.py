@@ -13,12 +13,17 @@ writes nothing; an exception from a signal receiver rolls the whole change back.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError, models, router, transaction
+from django.db import DatabaseError, IntegrityError, models, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.signals import connection_created
+from django.db.models.signals import post_delete
 from django.utils import timezone
 
 from . import signals
@@ -31,6 +36,7 @@ from .exceptions import (
     InstanceError,
     InstanceNotFound,
     InvalidObject,
+    OperationNotAllowed,
     WorkflowNotFound,
 )
 from .machines.lifecycle import ChangeKind, Lifecycle
@@ -47,6 +53,8 @@ SIGNALS = {
     ChangeKind.COMPLETED: signals.workflow_completed,
 }
 
+
+logger = logging.getLogger("django_steps")
 
 _RunnerCall = Callable[[WorkflowRunner, MachineState], Outcome]
 
@@ -143,6 +151,7 @@ def _start_once(
         with connection.cursor() as cursor:
             statements.insert_history(cursor, recording.history_rows(instance, timezone.now()))
         recording.send_signals(instance)
+    watch_deletions(type(content_object))
     return instance
 
 
@@ -266,6 +275,85 @@ def _require_model(content_object: Any, action: str) -> None:
             f"instance, not a {type(content_object).__name__}.",
             value=content_object,
         )
+
+
+# --- objects deleted ---------------------------------------------------------------
+
+# Models whose deletions finish their objects' instances: those of the content types
+# that have instances (read once per process and database, when its first connection
+# opens) and those this process starts instances for. Only they get a ``post_delete``
+# receiver: one for every model would cost every delete of every model (Django cannot
+# fast-delete a model with delete receivers).
+_watched: set[type[models.Model]] = set()
+_watched_lock = threading.Lock()
+_seeded: set[str] = set()
+
+
+def watch_deletions(model: type[models.Model]) -> None:
+    """Finish the instances of ``model``'s objects when they are deleted (idempotent)."""
+    model = model._meta.concrete_model or model
+    if model in _watched:
+        return
+    with _watched_lock:
+        if model not in _watched:
+            post_delete.connect(
+                object_deleted,
+                sender=model,
+                weak=False,
+                dispatch_uid=f"django_steps.object_deleted.{model._meta.label_lower}",
+            )
+            _watched.add(model)
+
+
+def object_deleted(sender: Any, instance: models.Model, using: str, **kwargs: Any) -> None:
+    """Finish the instances of a deleted object, in the transaction of the delete.
+
+    ``DJANGO_STEPS["ON_OBJECT_DELETE"]`` says how: ``"cancel"`` (the default) cancels
+    each unfinished instance with its step's cancellation status and a history row
+    noting the deletion (an instance whose step has no cancellation status is deleted
+    instead, with a warning); ``"delete"`` deletes every instance of the object, and
+    its history. Either way a new object that reuses the primary key starts afresh.
+    """
+    where = router.db_for_write(WorkflowInstance, instance=instance)
+    content_type = ContentType.objects.db_manager(where).get_for_model(instance)
+    attached = WorkflowInstance.objects.using(where).filter(
+        content_type=content_type, object_id=str(instance.pk)
+    )
+    if steps_settings.ON_OBJECT_DELETE == "delete":
+        attached.delete()
+        return
+    note = f"{content_type.model} {instance.pk} was deleted"
+    for unfinished in attached.unfinished().order_by("pk"):
+        try:
+            _change(unfinished, WorkflowRunner.cancel, note=note)
+        except OperationNotAllowed:
+            logger.warning(
+                "Deleted workflow instance %s with its %s: its step has no cancellation "
+                "status.",
+                unfinished.pk,
+                note,
+            )
+            unfinished.delete()
+
+
+def _seed_watched(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+    """Watch the models with instances on ``connection``'s database (once per process)."""
+    alias = connection.alias
+    if alias in _seeded or connection.in_atomic_block:
+        return
+    try:
+        ids = WorkflowInstance.objects.using(alias).values("content_type_id")
+        content_types = list(ContentType.objects.db_manager(alias).filter(pk__in=ids))
+    except DatabaseError:
+        return  # not migrated yet: the next connection tries again
+    _seeded.add(alias)
+    for content_type in content_types:
+        model = content_type.model_class()
+        if model is not None:
+            watch_deletions(model)
+
+
+connection_created.connect(_seed_watched, dispatch_uid="django_steps.watch_deletions")
 
 
 # --- the one write path ------------------------------------------------------------
