@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import DatabaseError, IntegrityError, models, router, transaction
+from django.db import DatabaseError, IntegrityError, connections, models, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from django.db.models.signals import post_delete
@@ -328,8 +328,7 @@ def object_deleted(sender: Any, instance: models.Model, using: str, **kwargs: An
             _change(unfinished, WorkflowRunner.cancel, note=note)
         except OperationNotAllowed:
             logger.warning(
-                "Deleted workflow instance %s with its %s: its step has no cancellation "
-                "status.",
+                "Deleted workflow instance %s with its %s: its step has no cancellation status.",
                 unfinished.pk,
                 note,
             )
@@ -339,8 +338,8 @@ def object_deleted(sender: Any, instance: models.Model, using: str, **kwargs: An
 def _seed_watched(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
     """Watch the models with instances on ``connection``'s database (once per process)."""
     alias = connection.alias
-    if alias in _seeded or connection.in_atomic_block:
-        return
+    if alias in _seeded or alias not in connections.settings or connection.in_atomic_block:
+        return  # done, a connection of its own (PostgreSQL's "no database" one), or busy
     try:
         ids = WorkflowInstance.objects.using(alias).values("content_type_id")
         content_types = list(ContentType.objects.db_manager(alias).filter(pk__in=ids))
