@@ -370,9 +370,7 @@ def _change(
     outermost = not transaction.get_connection(using).in_atomic_block
     try:
         with transaction.atomic(using=using):
-            locked, compiled, outcome = _change_locked(
-                instance, operation, using, context_data, actor, note
-            )
+            locked, outcome = _change_locked(instance, operation, using, context_data, actor, note)
     except IntegrityError as error:
         if not outermost:
             raise
@@ -394,7 +392,7 @@ def _change_locked(
     context_data: Mapping[str, Any] | None,
     actor: Any,
     note: str,
-) -> tuple[WorkflowInstance, CachedWorkflow, Outcome]:
+) -> tuple[WorkflowInstance, Outcome]:
     connection, statements = statements_for(using)
     with connection.cursor() as cursor:
         found = statements.lock.fetch(cursor, instance.pk)
@@ -434,7 +432,7 @@ def _change_locked(
             recording.send_signals(locked)
         else:
             _attach_rows(locked, compiled, state)  # so the refresh below loads nothing
-    return locked, compiled, outcome
+    return locked, outcome
 
 
 def _attach_rows(instance: WorkflowInstance, compiled: CachedWorkflow, state: MachineState) -> None:

@@ -59,13 +59,18 @@ def test_a_rolled_back_edit_is_never_served(workflow, at_review):
     set_condition(workflow, PAYMENT, "claim.amount < 1000.0")
     middling = {"claim": {"amount": 5000.0, "is_high_risk": False}}  # no transition passes
     other = Claim.objects.create(title="Inside the edit")
-    with pytest.raises(RolledBack), transaction.atomic():
-        set_condition(workflow, PAYMENT, "true")
-        inside = start_workflow_instance(workflow.name, other)
-        assert inside is not None
-        assert update_workflow_step_status(inside, "Accepted")
-        assert update_workflow_step_status(inside, "Approved", middling)
-        raise RolledBack
+
+    def edit_use_and_roll_back() -> None:
+        with transaction.atomic():
+            set_condition(workflow, PAYMENT, "true")
+            inside = start_workflow_instance(workflow.name, other)
+            assert inside is not None
+            assert update_workflow_step_status(inside, "Accepted")
+            assert update_workflow_step_status(inside, "Approved", middling)
+            raise RolledBack
+
+    with pytest.raises(RolledBack):
+        edit_use_and_roll_back()
     step = WorkflowStep.objects.get(workflow=workflow, name="Payment")
     step.description = "A committed edit"
     step.save()

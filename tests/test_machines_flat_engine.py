@@ -280,12 +280,31 @@ def drive_two(machine: type[WorkflowMachine], events: list[tuple[int, str, Any]]
 
 
 TWO_MACHINES = {
-    "one after the other": [(0, COMPLETE, LOW), (1, COMPLETE, LOW), (0, COMPLETE, LOW)]
-    + [(1, COMPLETE, LOW), (1, COMPLETE, LOW), (0, COMPLETE, LOW)],
-    "same transition, other machine first": [(1, COMPLETE, None), (0, COMPLETE, None)]
-    + [(0, "hold", None), (1, "hold", None), (1, "resume", None), (0, "resume", None)],
-    "diverging": [(0, COMPLETE, None), (1, COMPLETE, None), (0, COMPLETE, RISKY)]
-    + [(1, COMPLETE, HIGH), (0, COMPLETE, None), (1, COMPLETE, None), (0, COMPLETE, None)],
+    "one after the other": [
+        (0, COMPLETE, LOW),
+        (1, COMPLETE, LOW),
+        (0, COMPLETE, LOW),
+        (1, COMPLETE, LOW),
+        (1, COMPLETE, LOW),
+        (0, COMPLETE, LOW),
+    ],
+    "same transition, other machine first": [
+        (1, COMPLETE, None),
+        (0, COMPLETE, None),
+        (0, "hold", None),
+        (1, "hold", None),
+        (1, "resume", None),
+        (0, "resume", None),
+    ],
+    "diverging": [
+        (0, COMPLETE, None),
+        (1, COMPLETE, None),
+        (0, COMPLETE, RISKY),
+        (1, COMPLETE, HIGH),
+        (0, COMPLETE, None),
+        (1, COMPLETE, None),
+        (0, COMPLETE, None),
+    ],
 }
 
 
@@ -297,7 +316,8 @@ def test_two_machines_of_one_class_each_see_their_own_states(events):
     library = drive_two(machine_class(flat=False), events)
     assert flat == library
     assert all(call[3] is not False for calls in flat[:2] for call in calls if call[0] == "exit")
-    assert any(call[0] == "exit" for call in flat[0]) and any(call[0] == "exit" for call in flat[1])
+    assert any(call[0] == "exit" for call in flat[0])
+    assert any(call[0] == "exit" for call in flat[1])
 
 
 EVENT = st.tuples(

@@ -71,7 +71,8 @@ def test_a_refused_start_under_a_router_writes_nothing(routed):
     assert WorkflowInstance.objects.using("other").count() == 0
     assert WorkflowHistory.objects.using("other").count() == 0
     instance = start_workflow_instance("Claims", claim)  # and then it starts
-    assert instance is not None and instance._state.db == "other"
+    assert instance is not None
+    assert instance._state.db == "other"
     assert WorkflowHistory.objects.using("other").filter(instance=instance).count() == 1
     assert WorkflowInstance.objects.using("default").count() == 0
 
@@ -131,7 +132,8 @@ def test_two_databases_loaded_with_the_same_rows_keep_their_own_conditions():
     for alias in ("default", "other"):
         claim = Claim.objects.using(alias).create(title=f"Hail on {alias}")
         instance = start_workflow_instance("Claims", claim)
-        assert instance is not None and instance._state.db == alias
+        assert instance is not None
+        assert instance._state.db == alias
         assert update_workflow_step_status(instance, "Accepted")  # unguarded: to Review
         instances[alias] = instance
     assert update_workflow_step_status(instances["default"], "Approved", LOW)
@@ -141,7 +143,7 @@ def test_two_databases_loaded_with_the_same_rows_keep_their_own_conditions():
 
 
 def test_starting_for_an_object_of_another_database_without_a_router():
-    here, there = same_workflow_on_both_databases()
+    _here, there = same_workflow_on_both_databases()
     claim = Claim.objects.using("other").create(title="Elsewhere")
     with transaction.atomic(using="other"):
         instance = engine.start_workflow_instance("Claims", claim)

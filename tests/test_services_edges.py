@@ -98,7 +98,8 @@ def test_an_object_that_is_not_a_model_instance_is_a_type_error(workflow, not_a_
     ):
         with pytest.raises(InvalidObject, match="not a") as raised:
             call()
-        assert isinstance(raised.value, TypeError) and isinstance(raised.value, StepsError)
+        assert isinstance(raised.value, TypeError)
+        assert isinstance(raised.value, StepsError)
         assert raised.value.value is not_a_model
     assert not WorkflowInstance.objects.exists()
 

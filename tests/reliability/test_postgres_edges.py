@@ -109,7 +109,8 @@ def move_the_spare_step(workflow: Workflow, turn: int) -> None:
 def test_recompiles_during_definition_edits_see_one_committed_revision():
     workflow = create_workflow(spare_definition())
     instance = start_workflow_instance(workflow.name, Claim.objects.create(title="Hail"))
-    assert instance is not None and update_workflow_step_status(instance, "Accepted")
+    assert instance is not None
+    assert update_workflow_step_status(instance, "Accepted")
     done = threading.Event()
 
     def work(index: int) -> Any:
@@ -155,13 +156,14 @@ def waiting_for_a_lock() -> Iterator[Callable[[], bool]]:
             (count,) = cursor.fetchone()
         return bool(count)
 
-    yield waiting
+    return waiting
 
 
 def test_a_step_deleted_while_an_instance_moves_into_it_is_a_clear_error(waiting_for_a_lock):
     workflow = create_workflow(claims_definition())
     instance = start_workflow_instance(workflow.name, Claim.objects.create(title="Hail"))
-    assert instance is not None and update_workflow_step_status(instance, "Accepted")
+    assert instance is not None
+    assert update_workflow_step_status(instance, "Accepted")
     rows = WorkflowHistory.objects.count()
     deleted, release = threading.Event(), threading.Event()
 
