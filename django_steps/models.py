@@ -17,13 +17,14 @@ from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, router, transaction
+from django.db import IntegrityError, models, router, transaction
 from django.db.models import F, ProtectedError, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .cel.variables import declaration_errors
 from .conf import current_limits, steps_settings
+from .exceptions import DefinitionInUse
 from .machines.lifecycle import ChangeKind, Lifecycle
 from .machines.validation import ConditionIssue, condition_issues
 
@@ -221,6 +222,26 @@ def explain_protected(error: ProtectedError, subject: str) -> ProtectedError:
     )
 
 
+def moved_in_meanwhile(
+    error: IntegrityError, subject: str, workflow: str, *, step: str, status: str = ""
+) -> DefinitionInUse:
+    """The error of a delete whose row an instance moved to while it was being deleted.
+
+    On PostgreSQL a change that commits after the delete checked for instances, and
+    before the delete committed, makes the commit fail on the foreign key; the
+    transaction is rolled back, so nothing was deleted.
+    """
+    return DefinitionInUse(
+        f"Cannot delete {subject}: a workflow instance moved to it while it was being "
+        f"deleted, so nothing was deleted ({error}). Keep it, or delete it once no "
+        "instance is at it.",
+        workflow=workflow,
+        step=step,
+        status=status,
+        instances=1,
+    )
+
+
 class WorkflowStepManager(models.Manager["WorkflowStep"]):
     def get_queryset(self) -> DefinitionQuerySet:
         return DefinitionQuerySet(self.model, using=self._db)
@@ -264,11 +285,13 @@ class WorkflowStep(models.Model):
         return f"{self.workflow_id and self.workflow.name}: {self.name}"
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        subject = f"step {self.name!r} of workflow {self.workflow.name!r}"
         try:
             return super().delete(*args, **kwargs)
         except ProtectedError as error:
-            subject = f"step {self.name!r} of workflow {self.workflow.name!r}"
             raise explain_protected(error, subject) from None
+        except IntegrityError as error:
+            raise moved_in_meanwhile(error, subject, self.workflow.name, step=self.name) from None
 
     def natural_key(self) -> tuple[str, ...]:
         return (self.name, *self.workflow.natural_key())
@@ -357,14 +380,18 @@ class WorkflowStepStatus(models.Model):
     natural_key.dependencies = ["django_steps.workflowstep"]  # type: ignore[attr-defined]
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        subject = (
+            f"status {self.name!r} of step {self.step.name!r} "
+            f"(workflow {self.step.workflow.name!r})"
+        )
         try:
             return super().delete(*args, **kwargs)
         except ProtectedError as error:
-            subject = (
-                f"status {self.name!r} of step {self.step.name!r} "
-                f"(workflow {self.step.workflow.name!r})"
-            )
             raise explain_protected(error, subject) from None
+        except IntegrityError as error:
+            raise moved_in_meanwhile(
+                error, subject, self.step.workflow.name, step=self.step.name, status=self.name
+            ) from None
 
     def clean(self) -> None:
         super().clean()

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 from django.db import connection, connections, transaction
+from django.db.models.signals import pre_delete
 
 from django_steps import engine
 from django_steps._engine.cache import workflow_cache
-from django_steps.exceptions import DefinitionError
+from django_steps.exceptions import DefinitionError, DefinitionInUse
 from django_steps.models import (
     Workflow,
     WorkflowHistory,
@@ -196,6 +197,48 @@ def test_a_step_deleted_while_an_instance_moves_into_it_is_a_clear_error(waiting
     stored = WorkflowInstance.objects.get(pk=instance.pk)
     assert (stored.current_step.name, stored.current_step_status.name) == ("Review", "Pending")
     assert WorkflowHistory.objects.count() == rows
+
+
+def test_deleting_a_step_an_instance_moved_to_meanwhile_is_a_clear_error():
+    # The delete checks that no instance is at the step, a change moves one there and
+    # commits, then the delete runs and commits: PostgreSQL refuses the commit.
+    workflow = create_workflow(claims_definition())
+    instance = start_workflow_instance(workflow.name, Claim.objects.create(title="Hail"))
+    assert instance is not None and update_workflow_step_status(instance, "Accepted")
+    checked, moved = threading.Event(), threading.Event()
+    outcome: list[Any] = []
+
+    def between_the_check_and_the_delete(sender: Any, **kwargs: Any) -> None:
+        if threading.current_thread() is deleter:
+            checked.set()
+            moved.wait(30)
+
+    def delete_payment() -> None:
+        try:
+            WorkflowStep.objects.get(workflow=workflow, name="Payment").delete()
+            outcome.append("deleted")
+        except BaseException as error:  # checked below
+            outcome.append(error)
+        finally:
+            connections.close_all()
+
+    deleter = threading.Thread(target=delete_payment)
+    pre_delete.connect(between_the_check_and_the_delete, sender=WorkflowStep)
+    try:
+        deleter.start()
+        assert checked.wait(30)
+        engine.update_workflow_step_status(instance, "Approved", LOW)  # into Payment
+        moved.set()
+        deleter.join()
+    finally:
+        pre_delete.disconnect(between_the_check_and_the_delete, sender=WorkflowStep)
+    (error,) = outcome
+    assert isinstance(error, DefinitionInUse), error
+    assert "moved to it while it was being deleted" in str(error)
+    assert error.step == "Payment"
+    assert WorkflowStep.objects.filter(workflow=workflow, name="Payment").exists()
+    instance.refresh_from_db()
+    assert instance.current_step.name == "Payment"
 
 
 def test_concurrent_starts_under_repeatable_read_return_the_one_instance():
