@@ -204,7 +204,8 @@ def test_deleting_a_step_an_instance_moved_to_meanwhile_is_a_clear_error():
     # commits, then the delete runs and commits: PostgreSQL refuses the commit.
     workflow = create_workflow(claims_definition())
     instance = start_workflow_instance(workflow.name, Claim.objects.create(title="Hail"))
-    assert instance is not None and update_workflow_step_status(instance, "Accepted")
+    assert instance is not None
+    assert update_workflow_step_status(instance, "Accepted")
     checked, moved = threading.Event(), threading.Event()
     outcome: list[Any] = []
 
