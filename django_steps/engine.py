@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.db import DatabaseError, IntegrityError, connections, models, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -34,6 +35,7 @@ from .conf import current_limits, steps_settings
 from .exceptions import (
     DefinitionError,
     InstanceError,
+    InstanceFinished,
     InstanceNotFound,
     InvalidObject,
     OperationNotAllowed,
@@ -290,19 +292,30 @@ _seeded: set[str] = set()
 
 
 def watch_deletions(model: type[models.Model]) -> None:
-    """Finish the instances of ``model``'s objects when they are deleted (idempotent)."""
-    model = model._meta.concrete_model or model
-    if model in _watched:
+    """Finish the instances of ``model``'s objects when they are deleted (idempotent).
+
+    Its proxy models are watched too: Django sends a proxy object's delete signals
+    with the proxy as sender, and its instances are stored under the concrete model.
+    """
+    concrete = model._meta.concrete_model or model
+    if concrete in _watched:
         return
     with _watched_lock:
-        if model not in _watched:
+        if concrete in _watched:
+            return
+        senders = [concrete] + [
+            other
+            for other in apps.get_models()
+            if other is not concrete and other._meta.concrete_model is concrete
+        ]
+        for sender in senders:
             post_delete.connect(
                 object_deleted,
-                sender=model,
+                sender=sender,
                 weak=False,
-                dispatch_uid=f"django_steps.object_deleted.{model._meta.label_lower}",
+                dispatch_uid=f"django_steps.object_deleted.{sender._meta.label_lower}",
             )
-            _watched.add(model)
+        _watched.add(concrete)
 
 
 def object_deleted(sender: Any, instance: models.Model, using: str, **kwargs: Any) -> None:
@@ -310,8 +323,9 @@ def object_deleted(sender: Any, instance: models.Model, using: str, **kwargs: An
 
     ``DJANGO_STEPS["ON_OBJECT_DELETE"]`` says how: ``"cancel"`` (the default) cancels
     each unfinished instance with its step's cancellation status and a history row
-    noting the deletion (an instance whose step has no cancellation status is deleted
-    instead, with a warning); ``"delete"`` deletes every instance of the object, and
+    noting the deletion (an instance that cannot be cancelled, its step having no
+    cancellation status or its definition being unusable, is deleted instead, with a
+    warning); ``"delete"`` deletes every instance of the object, and
     its history. Either way a new object that reuses the primary key starts afresh.
     """
     where = router.db_for_write(WorkflowInstance, instance=instance)
@@ -326,11 +340,14 @@ def object_deleted(sender: Any, instance: models.Model, using: str, **kwargs: An
     for unfinished in attached.unfinished().order_by("pk"):
         try:
             _change(unfinished, WorkflowRunner.cancel, note=note)
-        except OperationNotAllowed:
+        except (InstanceFinished, InstanceNotFound):
+            pass  # finished or deleted meanwhile: nothing left to do
+        except (OperationNotAllowed, DefinitionError) as error:
             logger.warning(
-                "Deleted workflow instance %s with its %s: its step has no cancellation status.",
+                "Deleted workflow instance %s, as %s and it cannot be cancelled: %s",
                 unfinished.pk,
                 note,
+                error,
             )
             unfinished.delete()
 
