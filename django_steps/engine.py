@@ -394,9 +394,10 @@ def _change(
         # PostgreSQL checks foreign keys at commit: a step or status this change moved
         # the instance to was deleted by a transaction that committed first.
         raise DefinitionError(
-            f"Workflow instance {instance.pk}: the step or status it was moving to was "
-            "deleted by a definition edit that committed first, so nothing was changed. "
-            "Try again: the change is checked against the edited definition."
+            f"Workflow instance {instance.pk}: a row the change refers to (the step or "
+            "status it was moving to, or the actor) was deleted by a transaction that "
+            "committed first, so nothing was changed. Try again: the change is checked "
+            f"against the edited definition. The database said: {error}"
         ) from error
     _refresh_in_place(instance, locked)  # even unchanged: the caller's object may be stale
     return outcome
@@ -442,8 +443,9 @@ def _change_locked(
             except IntegrityError as error:
                 raise DefinitionError(
                     f"Workflow {compiled.definition.name!r}: instance {instance.pk} cannot "
-                    f"move to step {state.step!r}, status {state.status!r}: it was deleted "
-                    "meanwhile. Nothing was changed.",
+                    f"move to step {state.step!r}, status {state.status!r}: a row the "
+                    "change refers to was deleted meanwhile. Nothing was changed; try "
+                    f"again. The database said: {error}",
                     workflow=compiled.definition.name,
                 ) from error
             recording.send_signals(locked)
