@@ -239,10 +239,15 @@ def load_instance_relations(instance: WorkflowInstance) -> WorkflowInstance:
     What the async services do before handing an instance to async code, where a
     query on attribute access raises ``SynchronousOnlyOperation``. Compiles the
     workflow on a cache miss (its queries run here, in sync code); returns ``instance``.
+    An instance of a workflow that cannot be compiled is returned as it is.
     """
     if not WorkflowInstance._meta.get_field("current_step").is_cached(instance):
-        compiled = cached_workflow(instance.workflow)
-        _attach_rows(instance, compiled, compiled.state_of(instance))
+        try:
+            compiled = cached_workflow(instance.workflow)
+            state = compiled.state_of(instance)
+        except DefinitionError:
+            return instance
+        _attach_rows(instance, compiled, state)
     return instance
 
 

@@ -15,8 +15,8 @@ from asgiref.sync import async_to_sync
 
 from django_steps import engine
 from django_steps._engine.cache import workflow_cache
-from django_steps.exceptions import InvalidObject, InvalidStatus, StepsError
-from django_steps.models import WorkflowHistory, WorkflowInstance
+from django_steps.exceptions import DefinitionError, InvalidObject, InvalidStatus, StepsError
+from django_steps.models import WorkflowHistory, WorkflowInstance, WorkflowStep
 from django_steps.services import (
     aget_workflow_instance_for_object,
     astart_workflow_instance,
@@ -117,3 +117,14 @@ def test_a_refused_change_refreshes_a_stale_object(workflow, claim):
     assert not update_workflow_step_status(stale, "Withdrawn")  # the services too
     assert stale.current_step.name == "Review"
     assert WorkflowHistory.objects.count() == rows
+
+
+def test_async_look_up_of_an_instance_whose_workflow_cannot_be_compiled(workflow, claim):
+    instance = start_workflow_instance(workflow.name, claim)
+    assert instance is not None
+    WorkflowStep.objects.filter(workflow=workflow, name="Closed").update(is_final_step=False)
+    with pytest.raises(DefinitionError):
+        engine.cancel_workflow_instance(instance)
+    found = async_to_sync(aget_workflow_instance_for_object)(claim)
+    assert found == instance  # returned as the sync look-up returns it
+    assert found.current_step.name == "Submitted"  # loaded on access, in sync code
