@@ -12,5 +12,8 @@ class DjangoStepsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            engine,  # noqa: F401  (finishes the instances of deleted objects)
+        )
         from ._engine import receivers  # noqa: F401  (connects the internal receivers)

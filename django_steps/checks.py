@@ -5,7 +5,8 @@ Registered with Django's check framework under the tag ``django_steps``, so
 key), ``E003`` (a limit that is not a positive integer), ``E004`` (unusable
 ``CEL_BACKEND``), ``E005`` (``OBJECT_FIELDS`` names an unknown model or field) and the
 warnings ``W001`` (a ``CONDITION_MAX_DEPTH`` cel-python cannot honour) and ``W002`` (a
-model declared by ``OBJECT_FIELDS`` that also has ``workflow_context()``). The
+model declared by ``OBJECT_FIELDS`` that also has ``workflow_context()``), and ``E006``
+(an ``ON_OBJECT_DELETE`` that is neither ``"cancel"`` nor ``"delete"``). The
 documentation's system checks reference says how to fix each.
 """
 
@@ -28,7 +29,8 @@ __all__ = [
 
 @checks.register("django_steps")
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """E001: not a dict; E002: unknown keys; E003: bad values; E004: backend; W001: depth."""
+    """E001: not a dict; E002: unknown keys; E003: bad values; E004: backend;
+    E006: ON_OBJECT_DELETE; W001: depth."""
     try:
         unknown = steps_settings.unknown_keys()
     except ConfigurationError as error:
@@ -69,6 +71,17 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 f"parse trees deeper than {MAX_TREE_DEPTH} levels.",
                 hint=f"Use a value of at most {honoured}.",
                 id="django_steps.W001",
+            )
+        )
+    on_delete = steps_settings.ON_OBJECT_DELETE
+    if on_delete not in ("cancel", "delete"):
+        messages.append(
+            checks.Error(
+                f"DJANGO_STEPS['ON_OBJECT_DELETE'] must be 'cancel' or 'delete', not "
+                f"{on_delete!r}.",
+                hint="'cancel' keeps the instances of a deleted object as cancelled; "
+                "'delete' removes them with their history.",
+                id="django_steps.E006",
             )
         )
     backend = steps_settings.CEL_BACKEND

@@ -47,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
     # {"app_label.ModelName": ["field", ...]}. A model may instead define
     # ``workflow_context(self) -> dict``; without either, ``object`` holds only ``pk``.
     "OBJECT_FIELDS": {},
+    # What deleting an object does to its workflow instances: "cancel" (each unfinished
+    # one is cancelled, with a history row) or "delete" (all of them, with history).
+    "ON_OBJECT_DELETE": "cancel",
 }
 
 

@@ -13,12 +13,18 @@ writes nothing; an exception from a signal receiver rolls the whole change back.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, models, router, transaction
+from django.db import DatabaseError, IntegrityError, connections, models, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.signals import connection_created
+from django.db.models.signals import post_delete
 from django.utils import timezone
 
 from . import signals
@@ -27,7 +33,16 @@ from ._engine.context import surroundings_for
 from ._engine.statements import STATE_FIELDS, statements_for
 from .cel import convert_context
 from .conf import current_limits, steps_settings
-from .exceptions import InstanceError, InstanceNotFound, WorkflowNotFound, WrongModel
+from .exceptions import (
+    DefinitionError,
+    InstanceError,
+    InstanceFinished,
+    InstanceNotFound,
+    InvalidObject,
+    OperationNotAllowed,
+    WorkflowNotFound,
+    WrongModel,
+)
 from .machines.context import Surroundings, check_reserved_keys
 from .machines.lifecycle import ChangeKind, Lifecycle
 from .machines.runner import MachineState, Outcome, WorkflowRunner
@@ -54,11 +69,21 @@ SIGNALS = {
 }
 
 
+logger = logging.getLogger("django_steps")
+
 _RunnerCall = Callable[[WorkflowRunner, MachineState, Surroundings | None], Outcome]
 
 # How many times a start inserts before giving up, when each insert conflicts with an
 # instance another process started and finished before this one could return it.
 START_ATTEMPTS = 3
+
+
+class _StartConflict(Exception):
+    """The insert of a start conflicted with an instance another process started."""
+
+    def __init__(self, error: IntegrityError):
+        super().__init__(str(error))
+        self.error = error
 
 
 def start_workflow_instance(
@@ -68,23 +93,31 @@ def start_workflow_instance(
 
     Raises :class:`~django_steps.exceptions.WorkflowNotFound` for an unknown name,
     :class:`~django_steps.exceptions.WrongModel` when the workflow is for another model
-    (``Workflow.content_type``) and :class:`~django_steps.exceptions.DefinitionError`
-    for a workflow that cannot be compiled. Concurrent calls for one object create
-    exactly one instance.
+    (``Workflow.content_type``), :class:`~django_steps.exceptions.DefinitionError` for a
+    workflow that cannot be compiled and :class:`~django_steps.exceptions.InvalidObject`
+    (a ``TypeError``) when ``content_object`` is not a model instance. Concurrent calls
+    for one object create exactly one instance and all return it, under ``READ
+    COMMITTED`` and, outside a caller's transaction, ``REPEATABLE READ`` too.
+
+    The instance is written to ``router.db_for_write(WorkflowInstance,
+    instance=content_object)`` (without a router: the object's database), in one
+    transaction on that database, which is also where the workflow is read from.
     """
+    _require_model(content_object, f"start workflow {workflow_name!r}")
     if content_object.pk is None:
         raise InstanceError(
             f"Cannot start workflow {workflow_name!r} for an unsaved "
             f"{type(content_object).__name__}; save it first."
         )
+    using = router.db_for_write(WorkflowInstance, instance=content_object)
     try:
-        workflow = Workflow.objects.get(name=workflow_name)
+        workflow = Workflow.objects.using(using).get(name=workflow_name)
     except Workflow.DoesNotExist:
         raise WorkflowNotFound(workflow_name) from None
     compiled = cached_workflow(workflow)
-    content_type = ContentType.objects.get_for_model(content_object)
+    content_type = ContentType.objects.db_manager(using).get_for_model(content_object)
     if workflow.content_type_id is not None and workflow.content_type_id != content_type.pk:
-        expected = ContentType.objects.get_for_id(workflow.content_type_id)
+        expected = ContentType.objects.db_manager(using).get_for_id(workflow.content_type_id)
         raise WrongModel(
             f"Workflow {workflow_name!r} is for {expected.app_label}.{expected.model} objects; "
             f"it cannot be started for a {content_object._meta.label} "
@@ -92,42 +125,58 @@ def start_workflow_instance(
             workflow=workflow_name,
             model=content_object._meta.label,
         )
+    conflict: IntegrityError | None = None
+    for _attempt in range(START_ATTEMPTS):
+        try:
+            return _start_once(using, workflow, compiled, content_type, content_object, actor, note)
+        except _StartConflict as error:
+            # Another process started one first and the constraint kept it unique. The
+            # next attempt, in a new transaction (so with a new snapshot under
+            # REPEATABLE READ), returns it, or starts again if it has finished meanwhile.
+            conflict = error.error
+    assert conflict is not None
+    raise conflict
+
+
+def _start_once(
+    using: str,
+    workflow: Workflow,
+    compiled: CachedWorkflow,
+    content_type: ContentType,
+    content_object: models.Model,
+    actor: Any,
+    note: str,
+) -> WorkflowInstance:
     object_id = str(content_object.pk)
-    unfinished = WorkflowInstance.objects.unfinished().filter(
-        workflow=workflow, content_type=content_type, object_id=object_id
-    )
-    state, outcome = compiled.runner.start()
-    with transaction.atomic():
-        conflict: IntegrityError | None = None
-        for _attempt in range(START_ATTEMPTS):
-            existing = unfinished.first()
-            if existing is not None:
-                return existing
-            now = timezone.now()
-            instance = WorkflowInstance(
-                workflow=workflow,
-                content_type=content_type,
-                object_id=object_id,
-                started_at=now,
-            )
-            _copy_state(instance, compiled, state, now)
-            try:
-                with transaction.atomic():
-                    instance.save(force_insert=True)
-            except IntegrityError as error:
-                # Another process started one first and the constraint kept it unique:
-                # the next turn returns it, or starts again if it has finished meanwhile.
-                conflict = error
-                continue
-            break
-        else:
-            assert conflict is not None
-            raise conflict
+    with transaction.atomic(using=using):
+        existing = (
+            WorkflowInstance.objects.using(using)
+            .unfinished()
+            .filter(workflow=workflow, content_type=content_type, object_id=object_id)
+            .first()
+        )
+        if existing is not None:
+            existing.workflow = workflow
+            _attach_loaded(existing, compiled, content_type, content_object)
+            return existing
+        state, outcome = compiled.runner.start()
+        now = timezone.now()
+        instance = WorkflowInstance(
+            workflow=workflow, content_type=content_type, object_id=object_id, started_at=now
+        )
+        _attach_object(instance, content_type, content_object)
+        _copy_state(instance, compiled, state, now)
+        try:
+            with transaction.atomic(using=using):
+                instance.save(force_insert=True, using=using)
+        except IntegrityError as error:
+            raise _StartConflict(error) from error
         recording = _Recording(compiled, outcome, None, actor, note)
-        connection, statements = statements_for(instance._state.db or DEFAULT_DB_ALIAS)
+        connection, statements = statements_for(using)
         with connection.cursor() as cursor:
             statements.insert_history(cursor, recording.history_rows(instance, timezone.now()))
         recording.send_signals(instance)
+    watch_deletions(type(content_object))
     return instance
 
 
@@ -195,9 +244,16 @@ def resume_workflow_instance(
 def get_workflow_instance_for_object(
     content_object: models.Model, workflow_name: str | None = None
 ) -> WorkflowInstance | None:
-    """The object's unfinished instance, else its most recently started one (one query)."""
-    content_type = ContentType.objects.get_for_model(content_object)
-    using = router.db_for_read(WorkflowInstance)
+    """The object's unfinished instance, else its most recently started one (one query).
+
+    The instance comes with its workflow, content type and object, and, once the
+    workflow is compiled in this process, its step and statuses: reading them costs
+    no query. Raises :class:`~django_steps.exceptions.InvalidObject` (a ``TypeError``)
+    when ``content_object`` is not a model instance.
+    """
+    _require_model(content_object, "look up the workflow instance of")
+    using = router.db_for_read(WorkflowInstance, instance=content_object)
+    content_type = ContentType.objects.db_manager(using).get_for_model(content_object)
     connection, statements = statements_for(using)
     arguments = {"content_type": content_type.pk, "object_id": str(content_object.pk)}
     if workflow_name is None:
@@ -206,7 +262,156 @@ def get_workflow_instance_for_object(
         lookup = statements.lookup_by_name
         arguments["workflow_name"] = workflow_name
     with connection.cursor() as cursor:
-        return lookup.fetch(cursor, arguments)
+        instance = lookup.fetch(cursor, arguments)
+    if instance is not None:
+        workflow = instance.workflow
+        compiled = workflow_cache.current(workflow.pk, workflow.revision, using)
+        _attach_loaded(instance, compiled, content_type, content_object)
+    return instance
+
+
+def load_instance_relations(instance: WorkflowInstance) -> WorkflowInstance:
+    """Make ``instance``'s workflow, step and statuses readable without a query.
+
+    What the async services do before handing an instance to async code, where a
+    query on attribute access raises ``SynchronousOnlyOperation``. Compiles the
+    workflow on a cache miss (its queries run here, in sync code); returns ``instance``.
+    An instance of a workflow that cannot be compiled is returned as it is.
+    """
+    if not WorkflowInstance._meta.get_field("current_step").is_cached(instance):
+        try:
+            compiled = cached_workflow(instance.workflow)
+            state = compiled.state_of(instance)
+        except DefinitionError:
+            return instance
+        _attach_rows(instance, compiled, state)
+    return instance
+
+
+def _attach_loaded(
+    instance: WorkflowInstance,
+    compiled: CachedWorkflow | None,
+    content_type: ContentType,
+    content_object: models.Model,
+) -> None:
+    """Attach what the caller and the cache already hold to a loaded instance (no query)."""
+    _attach_object(instance, content_type, content_object)
+    if compiled is not None and compiled.workflow_id == instance.workflow_id:
+        try:
+            state = compiled.state_of(instance)
+        except DefinitionError:
+            return  # left to load on access, as the ORM would
+        _attach_rows(instance, compiled, state)
+
+
+def _attach_object(
+    instance: WorkflowInstance, content_type: ContentType, content_object: models.Model
+) -> None:
+    """Point the instance's content type and object at the caller's (no query)."""
+    instance.content_type = content_type
+    WorkflowInstance._meta.get_field("content_object").set_cached_value(instance, content_object)
+
+
+def _require_model(content_object: Any, action: str) -> None:
+    if not isinstance(content_object, models.Model):
+        raise InvalidObject(
+            f"Cannot {action} {content_object!r}: a workflow instance attaches to a model "
+            f"instance, not a {type(content_object).__name__}.",
+            value=content_object,
+        )
+
+
+# --- objects deleted ---------------------------------------------------------------
+
+# Models whose deletions finish their objects' instances: those of the content types
+# that have instances (read once per process and database, when its first connection
+# opens) and those this process starts instances for. Only they get a ``post_delete``
+# receiver: one for every model would cost every delete of every model (Django cannot
+# fast-delete a model with delete receivers).
+_watched: set[type[models.Model]] = set()
+_watched_lock = threading.Lock()
+_seeded: set[str] = set()
+
+
+def watch_deletions(model: type[models.Model]) -> None:
+    """Finish the instances of ``model``'s objects when they are deleted (idempotent).
+
+    Its proxy models are watched too: Django sends a proxy object's delete signals
+    with the proxy as sender, and its instances are stored under the concrete model.
+    """
+    concrete = model._meta.concrete_model or model
+    if concrete in _watched:
+        return
+    with _watched_lock:
+        if concrete in _watched:
+            return
+        senders = [concrete] + [
+            other
+            for other in apps.get_models()
+            if other is not concrete and other._meta.concrete_model is concrete
+        ]
+        for sender in senders:
+            post_delete.connect(
+                object_deleted,
+                sender=sender,
+                weak=False,
+                dispatch_uid=f"django_steps.object_deleted.{sender._meta.label_lower}",
+            )
+        _watched.add(concrete)
+
+
+def object_deleted(sender: Any, instance: models.Model, using: str, **kwargs: Any) -> None:
+    """Finish the instances of a deleted object, in the transaction of the delete.
+
+    ``DJANGO_STEPS["ON_OBJECT_DELETE"]`` says how: ``"cancel"`` (the default) cancels
+    each unfinished instance with its step's cancellation status and a history row
+    noting the deletion (an instance that cannot be cancelled, its step having no
+    cancellation status or its definition being unusable, is deleted instead, with a
+    warning); ``"delete"`` deletes every instance of the object, and
+    its history. Either way a new object that reuses the primary key starts afresh.
+    """
+    where = router.db_for_write(WorkflowInstance, instance=instance)
+    content_type = ContentType.objects.db_manager(where).get_for_model(instance)
+    attached = WorkflowInstance.objects.using(where).filter(
+        content_type=content_type, object_id=str(instance.pk)
+    )
+    if steps_settings.ON_OBJECT_DELETE == "delete":
+        attached.delete()
+        return
+    note = f"{content_type.model} {instance.pk} was deleted"
+    for unfinished in attached.unfinished().order_by("pk"):
+        try:
+            _change(unfinished, lambda runner, state, _: runner.cancel(state), note=note)
+        except (InstanceFinished, InstanceNotFound):
+            pass  # finished or deleted meanwhile: nothing left to do
+        except (OperationNotAllowed, DefinitionError) as error:
+            logger.warning(
+                "Deleted workflow instance %s, as %s and it cannot be cancelled: %s",
+                unfinished.pk,
+                note,
+                error,
+            )
+            unfinished.delete()
+
+
+def _seed_watched(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+    """Watch the models with instances on ``connection``'s database (once per process)."""
+    alias = connection.alias
+    if alias in _seeded or alias not in connections.settings or connection.in_atomic_block:
+        return  # done, a connection of its own (PostgreSQL's "no database" one), or busy
+    try:
+        ids = WorkflowInstance.objects.using(alias).values("content_type_id")
+        content_types = list(ContentType.objects.db_manager(alias).filter(pk__in=ids))
+    except DatabaseError:
+        return  # not migrated yet: the next connection tries again
+    _seeded.add(alias)
+    for content_type in content_types:
+        model = content_type.model_class()
+        if model is not None:
+            watch_deletions(model)
+
+
+connection_created.connect(_seed_watched, dispatch_uid="django_steps.watch_deletions")
 
 
 # --- the one write path ------------------------------------------------------------
@@ -221,42 +426,80 @@ def _change(
     note: str = "",
 ) -> Outcome:
     using = router.db_for_write(WorkflowInstance, instance=instance)
-    with transaction.atomic(using=using):
-        connection, statements = statements_for(using)
-        with connection.cursor() as cursor:
-            found = statements.lock.fetch(cursor, instance.pk)
-            if found is None:
-                raise InstanceNotFound(
-                    f"Workflow instance {instance.pk} no longer exists.", instance=instance
-                )
-            locked, version, created_at = found
-            compiled = workflow_cache.current(locked.workflow_id, version, created_at)
-            if compiled is None:  # first use, or the definition changed: compile it
-                compiled = cached_workflow(Workflow.objects.using(using).get(pk=locked.workflow_id))
-            locked.workflow = compiled.workflow_row(using)
-            state = compiled.state_of(locked)
-            now = timezone.now()
-            # Built only when the step's conditions read object, actor, instance...
-            surroundings = (
-                surroundings_for(locked, actor=actor, now=now, loaded=instance)
-                if compiled.runner.reads.get(state.step or "")
-                else None
-            )
-            try:
-                outcome = operation(compiled.runner, state, surroundings)
-            except InstanceError as error:
-                error.instance = instance
-                raise
-            if outcome.changed:
-                _copy_state(locked, compiled, state, now)
-                locked.updated_at = now
-                recording = _Recording(compiled, outcome, context_data, actor, note)
-                statements.write(cursor, locked, recording.history_rows(locked, now))
-                recording.send_signals(locked)
-            else:
-                _attach_rows(locked, compiled, state)  # so the refresh below loads nothing
+    outermost = not transaction.get_connection(using).in_atomic_block
+    try:
+        with transaction.atomic(using=using):
+            locked, outcome = _change_locked(instance, operation, using, context_data, actor, note)
+    except IntegrityError as error:
+        if not outermost:
+            raise
+        # PostgreSQL checks foreign keys at commit: a step or status this change moved
+        # the instance to was deleted by a transaction that committed first.
+        raise DefinitionError(
+            f"Workflow instance {instance.pk}: a row the change refers to (the step or "
+            "status it was moving to, or the actor) was deleted by a transaction that "
+            "committed first, so nothing was changed. Try again: the change is checked "
+            f"against the edited definition. The database said: {error}"
+        ) from error
     _refresh_in_place(instance, locked)  # even unchanged: the caller's object may be stale
     return outcome
+
+
+def _change_locked(
+    instance: WorkflowInstance,
+    operation: _RunnerCall,
+    using: str,
+    context_data: Mapping[str, Any] | None,
+    actor: Any,
+    note: str,
+) -> tuple[WorkflowInstance, Outcome]:
+    connection, statements = statements_for(using)
+    with connection.cursor() as cursor:
+        found = statements.lock.fetch(cursor, instance.pk)
+        if found is None:
+            raise InstanceNotFound(
+                f"Workflow instance {instance.pk} no longer exists.", instance=instance
+            )
+        locked, revision = found
+        compiled = workflow_cache.current(locked.workflow_id, revision, using)
+        if compiled is None:  # first use, or the definition changed: compile it
+            compiled = cached_workflow(Workflow.objects.using(using).get(pk=locked.workflow_id))
+        locked.workflow = compiled.workflow_row(using)
+        state = compiled.state_of(locked)
+        now = timezone.now()
+        # Built only when the step's conditions read object, actor, instance...
+        surroundings = (
+            surroundings_for(locked, actor=actor, now=now, loaded=instance)
+            if compiled.runner.reads.get(state.step or "")
+            else None
+        )
+        try:
+            outcome = operation(compiled.runner, state, surroundings)
+        except InstanceError as error:
+            # Refused: the caller's object gets the state read under the lock, which
+            # may be newer than what it held.
+            _attach_rows(locked, compiled, state)
+            _refresh_in_place(instance, locked)
+            error.instance = instance
+            raise
+        if outcome.changed:
+            _copy_state(locked, compiled, state, now)
+            locked.updated_at = now
+            recording = _Recording(compiled, outcome, context_data, actor, note)
+            try:
+                statements.write(cursor, locked, recording.history_rows(locked, now))
+            except IntegrityError as error:
+                raise DefinitionError(
+                    f"Workflow {compiled.definition.name!r}: instance {instance.pk} cannot "
+                    f"move to step {state.step!r}, status {state.status!r}: a row the "
+                    "change refers to was deleted meanwhile. Nothing was changed; try "
+                    f"again. The database said: {error}",
+                    workflow=compiled.definition.name,
+                ) from error
+            recording.send_signals(locked)
+        else:
+            _attach_rows(locked, compiled, state)  # so the refresh below loads nothing
+    return locked, outcome
 
 
 def _attach_rows(instance: WorkflowInstance, compiled: CachedWorkflow, state: MachineState) -> None:

@@ -164,6 +164,17 @@ class WrongModel(StepsError, ValueError):
         self.model = model
 
 
+class InvalidObject(InstanceError, TypeError):
+    """What a workflow instance was to attach to is not a model instance.
+
+    ``value`` is what was given.
+    """
+
+    def __init__(self, message: str, *, value: Any = None):
+        super().__init__(message)
+        self.value = value
+
+
 class InstanceFinished(InstanceError, ValueError):
     """The instance is completed or cancelled; nothing more can change it."""
 

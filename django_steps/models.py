@@ -18,14 +18,14 @@ from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import IntegrityError, models, router, transaction
 from django.db.models import F, ProtectedError, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .cel.variables import declaration_errors
 from .conf import current_limits, readable_object_fields, steps_settings
-from .exceptions import StepsError
+from .exceptions import DefinitionInUse, StepsError
 from .machines.definition import (
     STATUS_FIELDS,
     STEP_FIELDS,
@@ -66,9 +66,55 @@ UNFINISHED = (Lifecycle.RUNNING.value, Lifecycle.ON_HOLD.value)
 # --- definitions -------------------------------------------------------------------
 
 
+class WorkflowQuerySet(models.QuerySet["Workflow"]):
+    """Workflows; ``update()`` writes a new revision, so compiled machines are rebuilt."""
+
+    def update(self, **kwargs: Any) -> int:
+        kwargs.setdefault("revision", uuid.uuid4())
+        return super().update(**kwargs)
+
+
 class WorkflowManager(models.Manager["Workflow"]):
+    def get_queryset(self) -> WorkflowQuerySet:
+        return WorkflowQuerySet(self.model, using=self._db)
+
     def get_by_natural_key(self, name: str) -> Workflow:
         return self.get(name=name)
+
+
+class DefinitionQuerySet(models.QuerySet[Any]):
+    """Steps, statuses or transitions; ``update()`` and ``bulk_create()`` mark their
+    workflows changed (as ``save()`` and ``delete()`` do through signals), so every
+    process recompiles them. Raw SQL does not: call :func:`bump_version` after it.
+    """
+
+    workflow_lookup = "workflow"
+
+    def update(self, **kwargs: Any) -> int:
+        with transaction.atomic(using=self.db):
+            workflow_ids = set(self.values_list(self.workflow_lookup, flat=True))
+            count = super().update(**kwargs)
+            if self.workflow_lookup in kwargs or f"{self.workflow_lookup}_id" in kwargs:
+                # Rows moved to another workflow change that one too.
+                workflow_ids |= set(self.values_list(self.workflow_lookup, flat=True))
+            bump_versions(workflow_ids, using=self.db)
+        return count
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        with transaction.atomic(using=self.db):
+            created = super().bulk_create(objs, *args, **kwargs)
+            pks = [obj.pk for obj in created if obj.pk is not None]
+            workflow_ids = set(
+                self.model._default_manager.using(self.db)
+                .filter(pk__in=pks)
+                .values_list(self.workflow_lookup, flat=True)
+            )
+            bump_versions(workflow_ids, using=self.db)
+        return created
+
+
+class StatusQuerySet(DefinitionQuerySet):
+    workflow_lookup = "step__workflow"
 
 
 class Workflow(models.Model):
@@ -104,6 +150,15 @@ class Workflow(models.Model):
         editable=False,
         help_text=_("Bumped on every change to the workflow, its steps, statuses or transitions."),
     )
+    revision = models.UUIDField(
+        _("definition revision"),
+        default=uuid.uuid4,
+        editable=False,
+        help_text=_(
+            "A new random value with every change to the workflow, its steps, statuses or "
+            "transitions, and every load of them: what compiled workflows are cached by."
+        ),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -127,11 +182,14 @@ class Workflow(models.Model):
             kwargs["update_fields"] = [
                 f.name for f in self._meta.concrete_fields if not f.primary_key
             ]
-        kwargs["update_fields"] = [name for name in kwargs["update_fields"] if name != "version"]
-        with transaction.atomic(using=kwargs.get("using")):
+        kwargs["update_fields"] = [
+            name for name in kwargs["update_fields"] if name not in ("version", "revision")
+        ]
+        using = kwargs.get("using") or router.db_for_write(Workflow, instance=self)
+        with transaction.atomic(using=using):
             super().save(*args, **kwargs)
-            bump_version(self.pk)
-        self.refresh_from_db(fields=["version"])
+            bump_version(self.pk, using=using)
+        self.refresh_from_db(using=using, fields=["version", "revision"])
 
     def natural_key(self) -> tuple[str]:
         return (self.name,)
@@ -222,10 +280,25 @@ class Workflow(models.Model):
         return errors
 
 
-def bump_version(workflow_id: Any) -> None:
-    """Mark a workflow's definition as changed, so compiled machines are rebuilt."""
-    Workflow.objects.filter(pk=workflow_id).update(
-        version=F("version") + 1, updated_at=timezone.now()
+def bump_version(workflow_id: Any, *, using: str | None = None) -> None:
+    """Mark a workflow's definition as changed, so compiled machines are rebuilt.
+
+    Bumps the version and writes a new random revision, on ``using`` (by default the
+    database the router picks for writing workflows). Call it after changing
+    definition rows with raw SQL; ``save()``, ``delete()``, ``QuerySet.update()``,
+    ``bulk_create()`` and ``loaddata`` call it themselves.
+    """
+    bump_versions([workflow_id], using=using)
+
+
+def bump_versions(workflow_ids: Any, *, using: str | None = None) -> None:
+    """:func:`bump_version` for several workflows at once (one query; none for none)."""
+    ids = [pk for pk in workflow_ids if pk is not None]
+    if not ids:
+        return
+    using = using or router.db_for_write(Workflow)
+    Workflow.objects.using(using).filter(pk__in=ids).update(
+        version=F("version") + 1, revision=uuid.uuid4(), updated_at=timezone.now()
     )
 
 
@@ -248,7 +321,30 @@ def explain_protected(error: ProtectedError, subject: str) -> ProtectedError:
     )
 
 
+def moved_in_meanwhile(
+    error: IntegrityError, subject: str, workflow: str, *, step: str, status: str = ""
+) -> DefinitionInUse:
+    """The error of a delete whose row an instance moved to while it was being deleted.
+
+    On PostgreSQL a change that commits after the delete checked for instances, and
+    before the delete committed, makes the commit fail on the foreign key; the
+    transaction is rolled back, so nothing was deleted.
+    """
+    return DefinitionInUse(
+        f"Cannot delete {subject}: a workflow instance moved to it while it was being "
+        f"deleted, so nothing was deleted ({error}). Keep it, or delete it once no "
+        "instance is at it.",
+        workflow=workflow,
+        step=step,
+        status=status,
+        instances=1,
+    )
+
+
 class WorkflowStepManager(models.Manager["WorkflowStep"]):
+    def get_queryset(self) -> DefinitionQuerySet:
+        return DefinitionQuerySet(self.model, using=self._db)
+
     def get_by_natural_key(self, name: str, workflow_name: str) -> WorkflowStep:
         return self.get(name=name, workflow__name=workflow_name)
 
@@ -288,11 +384,13 @@ class WorkflowStep(models.Model):
         return f"{self.workflow_id and self.workflow.name}: {self.name}"
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        subject = f"step {self.name!r} of workflow {self.workflow.name!r}"
         try:
             return super().delete(*args, **kwargs)
         except ProtectedError as error:
-            subject = f"step {self.name!r} of workflow {self.workflow.name!r}"
             raise explain_protected(error, subject) from None
+        except IntegrityError as error:
+            raise moved_in_meanwhile(error, subject, self.workflow.name, step=self.name) from None
 
     def natural_key(self) -> tuple[str, ...]:
         return (self.name, *self.workflow.natural_key())
@@ -334,6 +432,9 @@ class WorkflowStep(models.Model):
 
 
 class WorkflowStepStatusManager(models.Manager["WorkflowStepStatus"]):
+    def get_queryset(self) -> StatusQuerySet:
+        return StatusQuerySet(self.model, using=self._db)
+
     def get_by_natural_key(
         self, name: str, step_name: str, workflow_name: str
     ) -> WorkflowStepStatus:
@@ -384,14 +485,18 @@ class WorkflowStepStatus(models.Model):
     natural_key.dependencies = ["django_steps.workflowstep"]  # type: ignore[attr-defined]
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        subject = (
+            f"status {self.name!r} of step {self.step.name!r} "
+            f"(workflow {self.step.workflow.name!r})"
+        )
         try:
             return super().delete(*args, **kwargs)
         except ProtectedError as error:
-            subject = (
-                f"status {self.name!r} of step {self.step.name!r} "
-                f"(workflow {self.step.workflow.name!r})"
-            )
             raise explain_protected(error, subject) from None
+        except IntegrityError as error:
+            raise moved_in_meanwhile(
+                error, subject, self.step.workflow.name, step=self.step.name, status=self.name
+            ) from None
 
     def clean(self) -> None:
         super().clean()
@@ -451,6 +556,9 @@ _KIND_LABELS = {
 
 
 class WorkflowTransitionManager(models.Manager["WorkflowTransition"]):
+    def get_queryset(self) -> DefinitionQuerySet:
+        return DefinitionQuerySet(self.model, using=self._db)
+
     def get_by_natural_key(self, name: str, workflow_name: str) -> WorkflowTransition:
         return self.get(name=name, workflow__name=workflow_name)
 

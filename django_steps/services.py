@@ -8,10 +8,14 @@ change) and logged on the ``django.steps`` logger, which Django's default loggin
 shows on the console when ``DEBUG`` is on. Call the strict counterparts in
 :mod:`django_steps.engine` to get the reason as an exception.
 Unusable ``context_data`` (a value conditions cannot use) is a programming error and
-raises :class:`~django_steps.exceptions.ContextError`, a ``TypeError``.
+raises :class:`~django_steps.exceptions.ContextError`, a ``TypeError``; so is an object
+that is not a model instance (:class:`~django_steps.exceptions.InvalidObject`, a
+``TypeError``).
 
 State-changing functions accept keyword-only ``actor`` (a user, recorded in the
-history) and ``note``. Each has an async counterpart prefixed with ``a``.
+history) and ``note``. Each has an async counterpart prefixed with ``a``; the
+instances the async ones return have their workflow, step, statuses, content type
+and object loaded, so async code can read them without a query.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from asgiref.sync import sync_to_async
 from django.db import models
 
 from . import engine
-from .exceptions import ContextError, StepsError
+from .exceptions import ContextError, InvalidObject, StepsError
 from .models import WorkflowInstance
 
 # A child of Django's own logger: its default configuration prints INFO records of
@@ -42,6 +46,8 @@ def start_workflow_instance(
     """
     try:
         return engine.start_workflow_instance(workflow_name, content_object, actor=actor, note=note)
+    except InvalidObject:
+        raise
     except StepsError as error:
         logger.warning("Workflow %r not started for %r: %s", workflow_name, content_object, error)
         return None
@@ -140,12 +146,25 @@ def _attempt(
     return True
 
 
-astart_workflow_instance = sync_to_async(start_workflow_instance)
+def _for_async_code(function: Any) -> Any:
+    """``function`` for async code: run in a thread, its instance returned fully loaded."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        instance = function(*args, **kwargs)
+        if isinstance(instance, WorkflowInstance):
+            engine.load_instance_relations(instance)
+        return instance
+
+    call.__name__, call.__doc__ = function.__name__, function.__doc__
+    return sync_to_async(call)
+
+
+astart_workflow_instance = _for_async_code(start_workflow_instance)
 aupdate_workflow_step_status = sync_to_async(update_workflow_step_status)
 acancel_workflow_instance = sync_to_async(cancel_workflow_instance)
 aset_workflow_on_hold = sync_to_async(set_workflow_on_hold)
 aresume_workflow_instance = sync_to_async(resume_workflow_instance)
-aget_workflow_instance_for_object = sync_to_async(get_workflow_instance_for_object)
+aget_workflow_instance_for_object = _for_async_code(get_workflow_instance_for_object)
 
 __all__ = [
     "acancel_workflow_instance",

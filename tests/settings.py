@@ -59,3 +59,11 @@ STATIC_URL = "/static/"
 DJANGO_STEPS = {"OBJECT_FIELDS": {"testapp.PurchaseOrder": ["amount", "is_high_risk"]}}
 
 DATABASES = databases_from_environment("DJANGO_STEPS_TEST_DB", "DJANGO_STEPS_SQLITE_NAME")
+# A second database, for the tests of routers and of two databases holding the same
+# rows (tests/test_routing.py); created only for tests that ask for it.
+DATABASES["other"] = {
+    **DATABASES["default"],
+    "TEST": {"NAME": "test_django_steps_other"}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    else {},
+}

@@ -25,7 +25,7 @@ def stored(name: str) -> Workflow:
 def cached_names(cache: WorkflowCache) -> list[str]:
     """The workflows the cache holds, least recently used first (read without using them)."""
     names = dict(Workflow.objects.values_list("pk", "name"))
-    return [names[pk] for pk in cache._entries]
+    return [names[pk] for _alias, pk in cache._entries]
 
 
 @override_settings(DJANGO_STEPS={"MACHINE_CACHE_SIZE": 2})
@@ -54,7 +54,7 @@ def test_a_hit_through_current_counts_as_a_use():
     a, b, c = stored("A"), stored("B"), stored("C")
     cache.get(a)
     cache.get(b)
-    assert cache.current(a.pk, a.version, a.created_at) is not None  # A used again
+    assert cache.current(a.pk, a.revision, "default") is not None  # A used again
     assert cache.hits == 1
     cache.get(c)
     assert cached_names(cache) == ["A", "C"]
@@ -72,15 +72,15 @@ def test_a_smaller_size_applies_on_the_next_compile():
     assert (cache.hits, cache.misses) == (0, 4)
 
 
-def test_a_new_version_is_a_miss_and_replaces_the_old_entry():
+def test_a_new_revision_is_a_miss_and_replaces_the_old_entry():
     cache = WorkflowCache()
     workflow = stored("A")
     old = cache.get(workflow)
     workflow.description = "changed"
-    workflow.save()  # bumps the version
+    workflow.save()  # writes a new revision
     new = cache.get(workflow)
     assert new is not old
-    assert new.version == old.version + 1
+    assert new.revision != old.revision
     assert (cache.hits, cache.misses) == (0, 2)
     assert cache.get(workflow) is new
     assert cache.hits == 1
@@ -92,8 +92,8 @@ def test_changing_a_limit_recompiles_every_workflow():
     cache.get(a)
     cache.get(b)
     with override_settings(DJANGO_STEPS={"CONDITION_MAX_LENGTH": 500}):
-        assert cache.current(a.pk, a.version, a.created_at) is None
-        assert cache.current(b.pk, b.version, b.created_at) is None
+        assert cache.current(a.pk, a.revision, "default") is None
+        assert cache.current(b.pk, b.revision, "default") is None
         cache.get(a)
         assert cached_names(cache) == ["A"]  # compiled under the old limits: dropped
     assert (cache.hits, cache.misses) == (0, 3)

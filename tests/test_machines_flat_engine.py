@@ -8,10 +8,14 @@ as the same machine on python-statemachine's own ``SyncEngine``.
 
 from __future__ import annotations
 
+import gc
+import weakref
 from contextlib import nullcontext
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from statemachine import State
 from statemachine.engines.sync import SyncEngine
 
@@ -21,6 +25,7 @@ from django_steps.machines.compiler import COMPLETE, WorkflowMachine, compile_wo
 from django_steps.machines.flat_engine import FlatMachineEngine, FlatShape
 from tests.conftest import HIGH, LOW, RISKY
 from tests.factories import claims_definition
+from tests.reliability.scale import HYPOTHESIS
 
 
 class Recorder:
@@ -133,21 +138,23 @@ def test_flat_engine_gives_the_library_engine_results(script, listener):
         assert flat[1]  # the listener saw something to compare
 
 
-def test_plans_are_kept_per_transition_of_the_class_only():
+def test_plans_are_kept_per_machine_for_transitions_of_the_class_only():
     machine = machine_class(flat=True)
-    runner = WorkflowRunner(machine)
-    for _ in range(3):
-        state, _ = runner.start()
-        runner.set_status(state, "Accepted")
-        runner.set_status(state, "Approved", LOW)
-        runner.set_status(state, "Paid")
-        assert (state.step, state.lifecycle.value) == ("Closed", "completed")
-    shape = FlatShape.of(machine)
-    assert shape is not None
-    taken = {(t.source.name, t.target.name) for t in shape.exit_plans}
-    assert taken == {("Submitted", "Review"), ("Review", "Payment"), ("Payment", "Closed")}
+    state = MachineState(step="Submitted", status="New")
+    bound = WorkflowRunner(machine).machine(state)
+    for context in (LOW, LOW):
+        bound.send(COMPLETE, activation=convert_context(context), evaluations=[])
+    assert state.step == "Payment"
+    engine = bound._engine
+    assert isinstance(engine, FlatMachineEngine)
+    taken = {(t.source.name, t.target.name) for t in engine.exit_plans}
+    assert taken == {("Submitted", "Review"), ("Review", "Payment")}
     # Entering the initial state (done for each new machine) is not cached.
-    assert set(shape.entry_plans) == set(shape.exit_plans)
+    assert set(engine.entry_plans) == set(engine.exit_plans)
+    # Each plan holds this machine's own states; the class's shape holds no plan.
+    for _ordered, states in engine.exit_plans.values():
+        assert all(exited._machine() is bound for exited in states)
+    assert not hasattr(FlatShape.of(machine), "exit_plans")
 
 
 def test_a_machine_with_compound_states_is_not_flat():
@@ -271,3 +278,126 @@ def test_guards_are_called_directly_unless_prepare_event_may_add_arguments(
         ("Review -> Payment", True),
     ]
     assert len(dispatched) == through_the_library
+
+
+class Owner:
+    """A listener recording, per callback, whether its states belong to its own machine.
+
+    python-statemachine hands callbacks the machine's own (per-instance) state objects;
+    with two machines of one class, each must see its own.
+    """
+
+    def __init__(self) -> None:
+        self.machine: Any = None
+        self.calls: list[tuple[Any, ...]] = []
+
+    def mine(self, state: Any) -> bool | None:
+        owner = getattr(state, "_machine", None)
+        return None if owner is None else owner() is self.machine
+
+    def on_exit_state(self, event: Any, state: State) -> None:
+        self.calls.append(("exit", str(event), state.id, self.mine(state), state.is_active))
+
+    def on_enter_state(self, event: Any, state: State) -> None:
+        self.calls.append(("enter", str(event), state.id, self.mine(state), state.is_active))
+
+    def after_transition(self, event: Any, source: State, target: State, state: State) -> None:
+        self.calls.append(
+            ("after", str(event), source.id, self.mine(source), target.id, self.mine(target))
+        )
+        self.calls.append(("state", state.id, self.mine(state), state.is_active))
+
+
+def drive_two(machine: type[WorkflowMachine], events: list[tuple[int, str, Any]]) -> list[Any]:
+    """Two machines of one class, events sent to each in turn; what each listener saw."""
+    runner = WorkflowRunner(machine)
+    states = [MachineState(step="Submitted", status="New") for _ in range(2)]
+    listeners = [Owner(), Owner()]
+    bound = []
+    for state, listener in zip(states, listeners, strict=True):
+        one = runner.machine(state)
+        listener.machine = one
+        one.add_listener(listener)
+        bound.append(one)
+    for which, event, context in events:
+        try:
+            bound[which].send(event, activation=convert_context(context), evaluations=[])
+        except Exception as exc:
+            listeners[which].calls.append(("error", type(exc).__name__))
+    return [listener.calls for listener in listeners] + [state.step for state in states]
+
+
+TWO_MACHINES = {
+    "one after the other": [
+        (0, COMPLETE, LOW),
+        (1, COMPLETE, LOW),
+        (0, COMPLETE, LOW),
+        (1, COMPLETE, LOW),
+        (1, COMPLETE, LOW),
+        (0, COMPLETE, LOW),
+    ],
+    "same transition, other machine first": [
+        (1, COMPLETE, None),
+        (0, COMPLETE, None),
+        (0, "hold", None),
+        (1, "hold", None),
+        (1, "resume", None),
+        (0, "resume", None),
+    ],
+    "diverging": [
+        (0, COMPLETE, None),
+        (1, COMPLETE, None),
+        (0, COMPLETE, RISKY),
+        (1, COMPLETE, HIGH),
+        (0, COMPLETE, None),
+        (1, COMPLETE, None),
+        (0, COMPLETE, None),
+    ],
+}
+
+
+@pytest.mark.parametrize("events", list(TWO_MACHINES.values()), ids=list(TWO_MACHINES))
+def test_two_machines_of_one_class_each_see_their_own_states(events):
+    # The plans reused for a transition hold state objects: one machine's must never
+    # reach the other's callbacks.
+    flat = drive_two(machine_class(flat=True), events)
+    library = drive_two(machine_class(flat=False), events)
+    assert flat == library
+    assert all(call[3] is not False for calls in flat[:2] for call in calls if call[0] == "exit")
+    assert any(call[0] == "exit" for call in flat[0])
+    assert any(call[0] == "exit" for call in flat[1])
+
+
+EVENT = st.tuples(
+    st.sampled_from([0, 1]),
+    st.sampled_from([COMPLETE, COMPLETE, "hold", "resume", "cancel", "nope"]),
+    st.sampled_from([None, LOW, HIGH, RISKY, {"claim": {}}]),
+)
+
+
+@settings(HYPOTHESIS)
+@given(st.lists(EVENT, max_size=20))
+def test_two_machines_of_one_class_agree_with_the_library_on_random_events(events):
+    assert drive_two(machine_class(flat=True), events) == drive_two(
+        machine_class(flat=False), events
+    )
+
+
+def test_a_machine_and_its_model_are_collectable_once_unused():
+    # The class's shape is shared by every machine of the class: it must hold none.
+    class Model:
+        state_id: Any = None
+
+    machine = machine_class(flat=True)
+    model = Model()
+    one = machine(model=model, state_field="state_id")
+    one.add_listener(Owner())
+    one.send(COMPLETE, activation=convert_context(LOW), evaluations=[])
+    one.send(COMPLETE, activation=convert_context(LOW), evaluations=[])
+    assert model.state_id == "step_payment"
+    dead_machine, dead_model = weakref.ref(one), weakref.ref(model)
+    del one, model
+    gc.collect()
+    assert dead_machine() is None
+    assert dead_model() is None
+    assert FlatShape.of(machine) is not None  # the class keeps its shape

@@ -13,7 +13,7 @@ the first call.
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+import uuid
 from typing import Any
 
 import pytest
@@ -216,11 +216,11 @@ def test_definition_change_forces_exactly_one_recompile(
 
 
 def test_a_reused_primary_key_is_cached_again(workflow, django_assert_num_queries):
-    # SQLite reuses the key of a deleted workflow. The entry it left, at a higher
-    # version, must not keep the new workflow out of the cache (it recompiled each time).
+    # SQLite reuses the key of a deleted workflow. The entry it left, of another
+    # revision, must not keep the new workflow out of the cache (it recompiled each time).
     compiled = cached_workflow(workflow)
-    workflow_cache._entries[workflow.pk] = dataclasses.replace(
-        compiled, version=workflow.version + 10, created_at=workflow.created_at - timedelta(days=1)
+    workflow_cache._entries[("default", workflow.pk)] = dataclasses.replace(
+        compiled, revision=uuid.uuid4()
     )
     recompiled = cached_workflow(workflow)
     assert recompiled is not compiled

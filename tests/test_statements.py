@@ -2,7 +2,7 @@
 
 The engine runs SQL written once per connection (:mod:`django_steps._engine.statements`)
 instead of building QuerySets on every change. These tests pin what that SQL does:
-it locks the instance row only, reads the workflow's version rather than its row,
+it locks the instance row only, reads the workflow's revision rather than its row,
 writes exactly what ``save()`` and ``bulk_create()`` would, and hands every caller its
 own workflow object.
 """
@@ -37,13 +37,14 @@ def lock_statement(captured: Any) -> str:
     return str(sql)
 
 
-def test_the_lock_reads_the_workflow_version_not_the_workflow_row(
+def test_the_lock_reads_the_workflow_revision_not_the_workflow_row(
     instance, django_assert_num_queries
 ):
     with django_assert_num_queries(5 if connection.vendor != "postgresql" else 4) as captured:
         assert update_workflow_step_status(instance, "In progress")
     sql = lock_statement(captured)
-    assert '"django_steps_workflow"."version"' in sql
+    assert '"django_steps_workflow"."revision"' in sql
+    assert '"django_steps_workflow"."version"' not in sql
     assert '"django_steps_workflow"."name"' not in sql
     assert "ORDER BY" not in sql  # the model's ordering is no use for one row
 

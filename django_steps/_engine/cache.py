@@ -1,20 +1,33 @@
-"""Process-wide cache of compiled workflows, keyed by workflow and definition version.
+"""Process-wide cache of compiled workflows, keyed by database, workflow and revision.
 
 Internal (see :mod:`django_steps._engine`).
 
-:func:`cached_workflow` returns the compiled form of a workflow row. The workflow's
-``version`` is read together with the instance (one joined query), so a cache hit
-costs no query; a change to any step, status or transition bumps the version and
-every process rebuilds on its next use, without a restart.
+:func:`cached_workflow` returns the compiled form of a workflow row. An entry is
+identified by the database alias, the workflow's primary key and its ``revision``, a
+random UUID written with every committed change to the workflow, its steps, statuses
+or transitions (and with every ``loaddata`` of them). The revision is read together
+with the instance (one joined query), so a cache hit costs no query, and every
+process rebuilds on its next use after a change, without a restart. A revision is
+never reused: a rolled-back edit leaves the committed revision in place, and two
+databases (or tenants) loaded from one fixture get revisions of their own; the alias
+keeps apart databases that hold the same rows.
+
+On PostgreSQL a definition is loaded from one snapshot: outside a transaction in a
+``REPEATABLE READ READ ONLY`` one; inside a ``READ COMMITTED`` transaction (a state
+change's), a load that an edit committed in the middle of is detected by the
+revision having moved, and loaded again.
 """
 
 from __future__ import annotations
 
 import copy
 import threading
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from ..cel import CelLimits
 from ..conf import current_limits, steps_settings
@@ -24,7 +37,10 @@ from ..machines.definition import WorkflowDefinition
 from ..machines.lifecycle import Lifecycle
 from ..machines.runner import MachineState, WorkflowRunner
 from ..models import Workflow, WorkflowInstance, WorkflowStep, WorkflowStepStatus
-from .loading import checked_definition, load_workflow_rows
+from .loading import WorkflowRows, checked_definition, load_workflow_rows
+
+# How many times a load that an edit committed in the middle of is tried again.
+LOAD_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -32,8 +48,8 @@ class CachedWorkflow:
     """A workflow's runner and the rows it maps names to (read-only, shared)."""
 
     workflow_id: Any
-    version: int
-    created_at: Any
+    revision: uuid.UUID
+    using: str
     runner: WorkflowRunner
     steps: dict[str, WorkflowStep]
     statuses: dict[tuple[str, str], WorkflowStepStatus]
@@ -44,8 +60,8 @@ class CachedWorkflow:
     def workflow_row(self, using: str) -> Workflow:
         """A new ``Workflow`` object holding the row this entry was compiled from.
 
-        Any save of a workflow bumps its version, so the row of a matching version is
-        this one; each caller gets its own object.
+        Any save of a workflow writes a new revision, so the row of a matching
+        revision is this one; each caller gets its own object.
         """
         names = [name for name, _ in self.workflow_values]
         # JSON values are copied: a caller changing its object must not change the cache.
@@ -56,12 +72,12 @@ class CachedWorkflow:
         return Workflow.from_db(using, names, values)
 
     def matches(self, workflow: Workflow) -> bool:
-        """Whether this entry was compiled from this row's current definition.
+        """Whether this entry was compiled from this row's committed definition.
 
-        ``created_at`` tells a workflow from one deleted and recreated with the same
-        primary key (SQLite reuses them).
+        A workflow deleted and recreated with the same primary key (SQLite reuses
+        them) has a new revision.
         """
-        return self.version == workflow.version and self.created_at == workflow.created_at
+        return self.revision == workflow.revision and self.using == _alias(workflow)
 
     @property
     def definition(self) -> WorkflowDefinition:
@@ -95,7 +111,7 @@ class CachedWorkflow:
 
 
 class WorkflowCache:
-    """A bounded, thread-safe LRU of :class:`CachedWorkflow` per workflow id."""
+    """A bounded, thread-safe LRU of :class:`CachedWorkflow` per database and workflow id."""
 
     def __init__(self) -> None:
         self._entries: OrderedDict[Any, CachedWorkflow] = OrderedDict()
@@ -104,56 +120,71 @@ class WorkflowCache:
         self.hits = 0
         self.misses = 0
 
-    def current(self, workflow_id: Any, version: int, created_at: Any) -> CachedWorkflow | None:
-        """The entry of this workflow version if it is cached (no compiling, no query)."""
+    def current(self, workflow_id: Any, revision: uuid.UUID, using: str) -> CachedWorkflow | None:
+        """The entry of this workflow revision on ``using`` if it is cached (no query)."""
         settings_key = (steps_settings.CEL_BACKEND, current_limits())
+        key = (using, workflow_id)
         with self._lock:
             if settings_key != self._settings_key:
                 return None  # the settings changed: get() recompiles
-            entry = self._entries.get(workflow_id)
-            if entry is None or entry.version != version or entry.created_at != created_at:
+            entry = self._entries.get(key)
+            if entry is None or entry.revision != revision:
                 return None
-            self._entries.move_to_end(workflow_id)
+            self._entries.move_to_end(key)
             self.hits += 1
             return entry
 
     def get(self, workflow: Workflow) -> CachedWorkflow:
-        """The compiled workflow for this row's version, compiling it on a miss.
+        """The compiled workflow for this row's revision, compiling it on a miss.
 
         Raises :class:`~django_steps.exceptions.DefinitionError` when the stored
         definition cannot be compiled.
         """
         backend, limits = steps_settings.CEL_BACKEND, current_limits()
         settings_key = (backend, limits)
+        key = (_alias(workflow), workflow.pk)
         with self._lock:
             if settings_key != self._settings_key:
                 self._entries.clear()
                 self._settings_key = settings_key
-            entry = self._entries.get(workflow.pk)
+            entry = self._entries.get(key)
             if entry is not None and entry.matches(workflow):
-                self._entries.move_to_end(workflow.pk)
+                self._entries.move_to_end(key)
                 self.hits += 1
                 return entry
         self.misses += 1
         entry = self._compile(workflow, backend, limits)
         with self._lock:
-            current = self._entries.get(workflow.pk)
-            # Keep a newer entry another thread stored meanwhile, but never one left by a
-            # deleted workflow whose primary key was reused: it would block this one.
-            if (
-                current is None
-                or current.created_at != entry.created_at
-                or current.version <= entry.version
-            ):
-                self._entries[workflow.pk] = entry
-                self._entries.move_to_end(workflow.pk)
+            # The latest compiled wins: revisions are random, so there is no "newer" to
+            # keep; a thread that compiled an older revision is corrected on next use.
+            self._entries[(entry.using, entry.workflow_id)] = entry
+            self._entries.move_to_end((entry.using, entry.workflow_id))
             while len(self._entries) > max(1, steps_settings.MACHINE_CACHE_SIZE):
                 self._entries.popitem(last=False)
         return entry
 
     def _compile(self, workflow: Workflow, backend: str, limits: CelLimits) -> CachedWorkflow:
-        rows = load_workflow_rows(workflow)
-        # Validated once per version, on a miss, rows included: the compiler refuses a
+        attempt = 1
+        while True:
+            rows = _load_rows(workflow)
+            try:
+                return self._build(rows, backend, limits)
+            except DefinitionError:
+                # Under READ COMMITTED an edit committed between the loading queries
+                # mixes two revisions: a new revision says so, and the rows are loaded
+                # again. The same revision means the stored definition is unusable.
+                current = Workflow.objects.using(_alias(workflow)).filter(pk=workflow.pk).first()
+                if (
+                    attempt >= LOAD_ATTEMPTS
+                    or current is None
+                    or current.revision == rows.workflow.revision
+                ):
+                    raise
+                workflow, attempt = current, attempt + 1
+
+    def _build(self, rows: WorkflowRows, backend: str, limits: CelLimits) -> CachedWorkflow:
+        workflow = rows.workflow
+        # Validated once per revision, on a miss, rows included: the compiler refuses a
         # definition with errors, and takes these problems instead of validating again.
         definition, problems = checked_definition(rows, backend=backend, limits=limits)
         machine = compile_workflow(definition, backend=backend, limits=limits, problems=problems)
@@ -166,8 +197,8 @@ class WorkflowCache:
         }
         return CachedWorkflow(
             workflow_id=workflow.pk,
-            version=workflow.version,
-            created_at=workflow.created_at,
+            revision=workflow.revision,
+            using=_alias(workflow),
             runner=runner,
             steps=steps,
             statuses=statuses,
@@ -188,5 +219,27 @@ workflow_cache = WorkflowCache()
 
 
 def cached_workflow(workflow: Workflow) -> CachedWorkflow:
-    """The compiled form of ``workflow`` (cached per id and version)."""
+    """The compiled form of ``workflow`` (cached per database, id and revision)."""
     return workflow_cache.get(workflow)
+
+
+def _alias(workflow: Workflow) -> str:
+    return workflow._state.db or DEFAULT_DB_ALIAS
+
+
+def _load_rows(workflow: Workflow) -> WorkflowRows:
+    """The workflow's rows; on PostgreSQL outside a transaction, from one snapshot.
+
+    The rows take three queries. Outside a transaction on PostgreSQL they run, with a
+    new read of the workflow row, in a ``REPEATABLE READ READ ONLY`` transaction, so
+    they are the rows of one committed revision. Elsewhere :meth:`WorkflowCache._compile`
+    detects a load an edit committed in the middle of.
+    """
+    using = _alias(workflow)
+    connection = connections[using]
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return load_workflow_rows(workflow)
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        current = Workflow.objects.using(using).filter(pk=workflow.pk).first()
+        return load_workflow_rows(current if current is not None else workflow)

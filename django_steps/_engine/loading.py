@@ -38,14 +38,18 @@ class WorkflowRows:
 
 
 def load_workflow_rows(workflow: Workflow) -> WorkflowRows:
-    """Load a workflow's steps (with statuses) and transitions: three queries."""
+    """Load a workflow's steps (with statuses) and transitions: three queries.
+
+    They are read from the database the workflow row came from.
+    """
     steps = list(
         workflow.steps.order_by("order", "pk").prefetch_related(
             Prefetch("possible_statuses", queryset=WorkflowStepStatus.objects.order_by("pk"))
         )
     )
     transitions = list(
-        WorkflowTransition.objects.filter(workflow=workflow)
+        WorkflowTransition.objects.using(workflow._state.db)
+        .filter(workflow=workflow)
         .select_related("from_step", "to_step")
         .order_by("pk")
     )

@@ -4,7 +4,7 @@ Internal (see :mod:`django_steps._engine`).
 
 Every state change runs the same three statements inside its transaction: lock the
 instance row (joined with its workflow, so the compiled-machine cache can check the
-definition version without another query), update the instance's state columns, and
+definition revision without another query), update the instance's state columns, and
 insert the change's history rows; finding an object's instance is one query.
 Building these through QuerySets on every call costs several times what the database
 needs to run them, so this module has Django write each statement once per
@@ -22,7 +22,6 @@ Like ``QuerySet.update()`` and ``bulk_create()``, these statements send no
 from __future__ import annotations
 
 import uuid
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import Any, ClassVar, cast
@@ -142,11 +141,11 @@ class _CompiledQuery:
 
 
 class LockStatement:
-    """``SELECT ... FOR UPDATE OF`` the instance, with its workflow's definition version.
+    """``SELECT ... FOR UPDATE OF`` the instance, with its workflow's definition revision.
 
-    Only the workflow's ``version`` and ``created_at`` are read (what the cache of
-    compiled workflows needs to tell whether its entry is current): the workflow row
-    itself comes from that entry.
+    Only the workflow's ``revision`` is read (what the cache of compiled workflows
+    needs to tell whether its entry is current): the workflow row itself comes from
+    that entry.
     """
 
     SENTINEL = uuid.UUID(int=0)
@@ -159,8 +158,7 @@ class LockStatement:
             .select_related("workflow")
             .only(
                 *(field.name for field in WorkflowInstance._meta.concrete_fields),
-                "workflow__version",
-                "workflow__created_at",
+                "workflow__revision",
             )
             .filter(pk=self.SENTINEL)
             .order_by()
@@ -173,11 +171,10 @@ class LockStatement:
         self.instance_columns, self.instance_names = self.query.columns(self.query.klass_info)
         (workflow_info,) = self.query.klass_info["related_klass_infos"]
         positions, names = self.query.columns(workflow_info)
-        self.version_column = positions[names.index("version")]
-        self.created_at_column = positions[names.index("created_at")]
+        self.revision_column = positions[names.index("revision")]
 
-    def fetch(self, cursor: Any, pk: Any) -> tuple[WorkflowInstance, int, Any] | None:
-        """The locked instance, its workflow's version and creation time; ``None`` if gone."""
+    def fetch(self, cursor: Any, pk: Any) -> tuple[WorkflowInstance, uuid.UUID] | None:
+        """The locked instance and its workflow's revision; ``None`` if it is gone."""
         connection = self.query.connection
         values = self.query.fetch(cursor, {"pk": self.pk_field.get_db_prep_value(pk, connection)})
         if values is None:
@@ -185,7 +182,7 @@ class LockStatement:
         instance = WorkflowInstance.from_db(
             connection.alias, self.instance_names, [values[i] for i in self.instance_columns]
         )
-        return instance, values[self.version_column], values[self.created_at_column]
+        return instance, values[self.revision_column]
 
 
 class LookupStatement:
@@ -354,20 +351,23 @@ class Statements:
         return sql
 
 
-# Connection wrappers are per thread (and per async task), so are their statements:
-# the backend converters are bound to the connection they were made for.
-_statements: weakref.WeakKeyDictionary[BaseDatabaseWrapper, Statements] = (
-    weakref.WeakKeyDictionary()
-)
+# The attribute of a connection wrapper holding its statements. Connection wrappers are
+# per thread (and per async task), and the statements hold the wrapper (its converters
+# are bound to it), so they are kept on the wrapper itself: they end with it. A
+# process-wide mapping from wrapper to statements would keep every wrapper, and its
+# server connection, alive forever.
+_ATTRIBUTE = "_django_steps_statements"
 
 
 def statements_for(using: str) -> tuple[BaseDatabaseWrapper, Statements]:
     """The connection for ``using`` and its statements, each compiled on first use.
 
-    The lock must first be used inside a transaction: compiling ``FOR UPDATE`` needs one.
+    The statements live exactly as long as the connection wrapper. The lock must first
+    be used inside a transaction: compiling ``FOR UPDATE`` needs one.
     """
     connection = connections[using]
-    statements = _statements.get(connection)
+    statements: Statements | None = getattr(connection, _ATTRIBUTE, None)
     if statements is None:
-        statements = _statements[connection] = Statements(connection)
+        statements = Statements(connection)
+        setattr(connection, _ATTRIBUTE, statements)
     return connection, statements

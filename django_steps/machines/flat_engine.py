@@ -19,8 +19,12 @@ results never change, so :class:`FlatMachineEngine` answers them without the wor
   registered for it (nor for ``prepare_event``): running it would only build the
   arguments of callbacks that do not exist;
 * the exit and entry plans of a transition (the states left and entered, the new
-  configuration) are computed once by the library's own code, then reused for that
-  transition whenever the machine is in its source state;
+  configuration) are computed once per machine by the library's own code, then reused
+  for that transition whenever the machine is in its source state. They hold the
+  machine's own state objects (python-statemachine gives each instance its own), so
+  they are kept by the machine's engine, never by the class: a class-level plan would
+  hand one machine's states to another's callbacks, and keep the first machine (and
+  its model) alive as long as the class;
 * a transition whose only condition is a guard the compiler marked (the CEL
   guards, which take only arguments given to ``send()``) has it called with those
   arguments, as the library's dispatch would, without building an event data object
@@ -53,15 +57,12 @@ class FlatShape:
     """What the engine needs to know about a flat machine class, worked out once.
 
     ``transitions`` are the class's own transitions (never the throw-away ones the
-    library builds to enter the initial state); ``exit_plans`` and ``entry_plans``
-    fill in as transitions are taken. The plans are pure values shared by every
-    instance of the class: concurrent fills compute the same value.
+    library builds to enter the initial state). Everything here belongs to the class
+    and is shared by its machines; nothing refers to one machine.
     """
 
     __slots__ = (
-        "entry_plans",
         "event_ids",
-        "exit_plans",
         "guards",
         "has_eventless",
         "matches",
@@ -80,16 +81,21 @@ class FlatShape:
         self.event_ids = event_ids
         self.guards = guards or {}
         self.matches: dict[str, frozenset[Transition]] = {}
-        self.exit_plans: dict[Transition, Any] = {}
-        self.entry_plans: dict[Transition, Any] = {}
 
-    def matching(self, event: str | None) -> frozenset[Transition] | None:
-        """The class's transitions ``event`` triggers; ``None`` for an event not declared."""
-        if event is None or event not in self.event_ids:
+    def matching(self, event: Any) -> frozenset[Transition] | None:
+        """The class's transitions ``event`` triggers; ``None`` for an event not declared.
+
+        ``event`` may be a machine's bound event, which refers to its machine: the
+        cache is keyed by the event's name, so it keeps no machine alive.
+        """
+        if event is None:
             return None
-        found = self.matches.get(event)
+        name = str(event)
+        if name not in self.event_ids:
+            return None
+        found = self.matches.get(name)
         if found is None:
-            found = self.matches[event] = frozenset(t for t in self.transitions if t.match(event))
+            found = self.matches[name] = frozenset(t for t in self.transitions if t.match(name))
         return found
 
     @classmethod
@@ -151,6 +157,9 @@ class FlatMachineEngine(SyncEngine):
     def __init__(self, sm: StateChart, shape: FlatShape):
         super().__init__(sm)
         self.shape = shape
+        # This machine's plans per transition: they hold its own state objects.
+        self.exit_plans: dict[Transition, Any] = {}
+        self.entry_plans: dict[Transition, Any] = {}
 
     def _run_macrostep(self) -> bool:
         # Without eventless transitions, a macrostep can only run internal events.
@@ -225,9 +234,9 @@ class FlatMachineEngine(SyncEngine):
         key = self._cached(enabled_transitions, self.sm.current_state_value)
         if key is None:
             return super()._prepare_exit_states(enabled_transitions)
-        plan = self.shape.exit_plans.get(key)
+        plan = self.exit_plans.get(key)
         if plan is None:
-            plan = self.shape.exit_plans[key] = super()._prepare_exit_states(enabled_transitions)
+            plan = self.exit_plans[key] = super()._prepare_exit_states(enabled_transitions)
         return plan
 
     def _prepare_entry_states(
@@ -244,9 +253,9 @@ class FlatMachineEngine(SyncEngine):
             return super()._prepare_entry_states(
                 enabled_transitions, states_to_exit, previous_configuration
             )
-        plan = self.shape.entry_plans.get(key)
+        plan = self.entry_plans.get(key)
         if plan is None:
-            plan = self.shape.entry_plans[key] = super()._prepare_entry_states(
+            plan = self.entry_plans[key] = super()._prepare_entry_states(
                 enabled_transitions, states_to_exit, previous_configuration
             )
         return plan
