@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -565,8 +566,10 @@ def test_the_instance_page_shows_diagram_explanation_and_history(admin_client, a
 
     page = response.content.decode()
     assert 'src="data:image/svg+xml;base64,' in page
-    explanation = response.context["steps_explain"].explanation
-    assert explanation.taken.to_step == "Senior Review"  # from the last context given
+    panel = response.context["steps_explain"]
+    assert panel.explanation is None  # nothing is evaluated on a plain view
+    assert panel.status == "Approved"
+    assert [t.to_step for t in panel.transitions] == ["Investigation", "Senior Review", "Payment"]
     assert "Senior Review" in page
     history = response.context["steps_history"]
     assert [entry["row"].event for entry in history] == [
@@ -640,6 +643,50 @@ def test_explain_first_shows_what_the_status_would_do_and_changes_nothing(admin_
     assert response.context["steps_status_form"]["context_data"].value() == json.dumps(context)
     assert "What setting “Approved” would do" in response.content.decode()
     assert WorkflowHistory.objects.filter(instance=instance).count() == before
+
+
+def test_a_plain_view_of_the_instance_page_evaluates_no_condition(
+    admin_client, claims, monkeypatch
+):
+    # Finding 3 of issue 14: every view replayed the stored context through every
+    # condition (7.1 s per view with a maximal context).
+    instance = start(claims)
+    big = {"claim": {"amount": 1.0, "is_high_risk": False}, "pad": ["x" * 40] * 1000}
+    engine.update_workflow_step_status(instance, "Accepted", big)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a plain view evaluated the conditions")
+
+    monkeypatch.setattr("django_steps.admin.panels.explain", refuse)
+    monkeypatch.setattr("django_steps.machines.explain.explain_status", refuse)
+    response = admin_client.get(change_url(instance))
+    assert response.status_code == 200
+    assert response.context["steps_explain"].explanation is None
+
+
+def test_the_explanation_agrees_with_the_engine_for_decimal_amounts(admin_client, claims):
+    # Finding 14 of issue 14: history stores a Decimal as a string ('30000'); the
+    # panel replayed it and predicted a refusal that the engine would not make.
+    instance = start(claims, amount=30000)
+    engine.update_workflow_step_status(
+        instance, "Accepted", {"claim": {"amount": Decimal("30000"), "is_high_risk": False}}
+    )
+    stored = WorkflowHistory.objects.filter(instance=instance).last().context_data
+    assert stored == {"claim": {"amount": "30000", "is_high_risk": False}}
+
+    page = admin_client.get(change_url(instance))
+    assert page.context["steps_explain"].explanation is None
+    assert "would be refused" not in page.content.decode()
+
+    typed = json.dumps({"claim": {"amount": 30000, "is_high_risk": False}})
+    fields = {"steps-status": "Approved", "steps-context_data": typed, "steps-note": ""}
+    asked = admin_client.post(change_url(instance), {"_steps_explain": "1", **fields})
+    explanation = asked.context["steps_explain"].explanation
+    assert explanation.allowed
+    assert explanation.next_step == "Senior Review"
+    set_status(admin_client, instance, "Approved", context_data=typed)
+    instance.refresh_from_db()
+    assert instance.current_step.name == explanation.next_step
 
 
 def bigger_claims(extra_steps: int) -> dict[str, Any]:

@@ -363,7 +363,7 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
             "steps_explain_submit": EXPLAIN_SUBMIT,
             "steps_options": options_panel(instance) if can_set_status else None,
             "steps_diagram": diagram_panel(instance.workflow, instance=instance),
-            "steps_explain": explain_panel(instance, history, asked=asked),
+            "steps_explain": explain_panel(instance, asked=asked),
             "steps_history": [timeline_entry(row) for row in reversed(history)],
         }
 

@@ -18,10 +18,10 @@ from django.utils.translation import gettext as _
 
 from ..diagrams import workflow_diagram
 from ..exceptions import DefinitionError, StepsError
-from ..introspection import describe_instance, explain
+from ..introspection import describe_instance, explain, instance_state
+from ..machines.explain import completion_status_of
 from ..models import (
     Workflow,
-    WorkflowHistory,
     WorkflowInstance,
     WorkflowStep,
     WorkflowStepStatus,
@@ -116,17 +116,22 @@ def diagram_panel(workflow: Workflow, instance: WorkflowInstance | None = None) 
 
 @dataclass(frozen=True)
 class ExplainPanel:
-    """What setting a status would do: by default completing the step, with the last context.
+    """What setting a status would do, evaluated only for a context the operator gave.
 
-    ``asked`` is true when the operator asked (status and context from the form),
-    false when the page explains the latest ``context_data`` of the history
-    (``source``, or none yet).
+    ``asked`` is true when the operator asked (status and context from the form,
+    with "Explain first"): ``explanation`` is then the engine's own verdict for
+    exactly that input. On a plain view nothing is evaluated: ``transitions`` lists
+    what completing the step (status ``status``) would try, in order, unevaluated.
+    The stored history context is never replayed: it is the JSON of what was given
+    (a ``Decimal`` is stored as a string), not the typed values the engine saw, and
+    evaluating it on every view cost seconds with a large context.
     """
 
     explanation: Any = None
     context: Any = None
-    source: WorkflowHistory | None = None
     asked: bool = False
+    status: str | None = None
+    transitions: tuple[Any, ...] = ()
     notice: str = ""
     checks: list[Any] = field(default_factory=list)
 
@@ -137,37 +142,43 @@ class ExplainPanel:
 
 def explain_panel(
     instance: WorkflowInstance,
-    history: Sequence[WorkflowHistory],
     *,
     asked: tuple[str, Mapping[str, Any] | None] | None = None,
 ) -> ExplainPanel:
     """Explain the current step, changing nothing.
 
-    With ``asked`` (a status name and a context) that status and context; otherwise
-    the step's completion status with the ``context_data`` of the latest history row
-    that has one.
+    With ``asked`` (a status name and a context, as the operator entered them) the
+    conditions are evaluated as the engine would evaluate them for that input;
+    without it only the transitions that completing the step would try are listed.
     """
     if instance.is_finished:
         return ExplainPanel(notice=_("The instance is finished; no transition is tried any more."))
-    source = None
-    if asked is not None:
-        status, context = asked
-    else:
-        source = next((row for row in reversed(history) if row.context_data is not None), None)
-        status, context = None, source.context_data if source is not None else None
+    if asked is None:
+        return _unevaluated(instance)
+    status, context = asked
     try:
         explanation = explain(instance, context, status=status)
     except StepsError as error:
-        return ExplainPanel(
-            context=context, source=source, asked=asked is not None, notice=str(error)
-        )
+        return ExplainPanel(context=context, asked=True, status=status, notice=str(error))
     return ExplainPanel(
         explanation=explanation,
         context=context,
-        source=source,
-        asked=asked is not None,
+        asked=True,
+        status=status,
         checks=list(explanation.checks),
     )
+
+
+def _unevaluated(instance: WorkflowInstance) -> ExplainPanel:
+    """The transitions completing the current step would try, in order, none evaluated."""
+    try:
+        runner, state = instance_state(instance)
+        step = runner.step_of(state)
+        transitions = runner.definition.transitions_from(step.name)
+        status = completion_status_of(runner, step.name)
+    except StepsError as error:
+        return ExplainPanel(notice=str(error))
+    return ExplainPanel(status=status, transitions=tuple(transitions))
 
 
 @dataclass(frozen=True)
