@@ -544,6 +544,49 @@ def test_status_choices_are_the_current_steps_statuses(admin_client, claims):
     assert "status" in response.context["steps_status_form"].errors
 
 
+def viewer(*codenames: tuple[str, str]) -> Any:
+    user = get_user_model().objects.create_user("viewer", password="pw", is_staff=True)
+    wanted = [("django_steps", "view_workflowinstance"), *codenames]
+    user.user_permissions.set(
+        Permission.objects.get(content_type__app_label=app, codename=codename)
+        for app, codename in wanted
+    )
+    return user
+
+
+def test_viewing_instances_shows_only_what_the_permissions_allow(client, claims):
+    # Finding 7 of issue 14: a user who may only view instances saw the str() of
+    # objects they may not view, and every stored context.
+    instance = start(claims, title="Secret claim of Mr X")
+    engine.update_workflow_step_status(
+        instance, "Accepted", {"claim": {"amount": 123456.0, "is_high_risk": False}}
+    )
+    client.force_login(viewer())
+    for url in (INSTANCES_URL, change_url(instance)):
+        page = client.get(url).content.decode()
+        assert "Secret claim of Mr X" not in page
+        assert f"claim {instance.object_id}" in page
+    page = client.get(change_url(instance)).content.decode()
+    assert "123456" not in page
+    assert "seeing it needs the permission to set statuses" in page
+
+
+def test_viewing_objects_and_context_data_needs_their_permissions(client, claims):
+    instance = start(claims, title="Secret claim of Mr X")
+    engine.update_workflow_step_status(
+        instance, "Accepted", {"claim": {"amount": 123456.0, "is_high_risk": False}}
+    )
+    client.force_login(
+        viewer(("testapp", "view_claim"), ("django_steps", "set_status_workflowinstance"))
+    )
+    claim_url = reverse("admin:testapp_claim_change", args=[instance.object_id])
+    for url in (INSTANCES_URL, change_url(instance)):
+        page = client.get(url).content.decode()
+        assert "Secret claim of Mr X" in page
+        assert claim_url in page
+    assert "123456" in client.get(change_url(instance)).content.decode()
+
+
 def test_setting_a_status_needs_its_permission(client, claims):
     instance = start(claims)
     client.force_login(staff_user("view_workflowinstance"))
