@@ -36,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "CONTEXT_MAX_DEPTH": 10,
     # How many compiled workflow machines each process keeps.
     "MACHINE_CACHE_SIZE": 128,
+    # Longest time, in seconds, Graphviz may take to draw an SVG or PNG diagram; it is
+    # then stopped (the admin shows the Mermaid text instead). None: no limit.
+    "DIAGRAM_TIMEOUT": 5,
 }
 
 

@@ -27,6 +27,7 @@ from django_steps.models import (
     WorkflowTransition,
     bump_version,
 )
+from django_steps.admin.panels import diagram_cache
 from tests.factories import claims_definition, create_workflow
 from tests.testapp.models import Claim, Document
 
@@ -34,6 +35,13 @@ pytestmark = pytest.mark.django_db
 
 INSTANCES_URL = reverse("admin:django_steps_workflowinstance_changelist")
 WORKFLOW_ADD_URL = reverse("admin:django_steps_workflow_add")
+
+
+@pytest.fixture(autouse=True)
+def no_cached_diagrams() -> Any:
+    diagram_cache.clear()
+    yield
+    diagram_cache.clear()
 
 
 @pytest.fixture
@@ -213,6 +221,36 @@ def test_the_diagram_falls_back_to_mermaid_text_without_graphviz(admin_client, c
     assert "data:image/svg+xml" not in page
     assert "Graphviz" in page
     assert "stateDiagram" in page  # the Mermaid text
+
+
+def test_a_slow_graphviz_is_stopped_and_each_revision_drawn_once(
+    admin_client, claims, monkeypatch, settings, tmp_path
+):
+    # Finding 9 of issue 14: every view ran Graphviz with no time limit (47.5 s a view
+    # for 150 steps and 1,192 transitions).
+    fake = tmp_path / "dot"
+    fake.write_text(f"#!/bin/sh\necho run >> {tmp_path / 'runs'}\nexec /bin/sleep 60\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    settings.DJANGO_STEPS = {"DIAGRAM_TIMEOUT": 0.3}
+
+    def runs() -> int:
+        log = tmp_path / "runs"
+        return len(log.read_text().splitlines()) if log.exists() else 0
+
+    first = admin_client.get(workflow_url(claims)).content.decode()
+    assert "longer than 0.3 s" in first
+    assert "stateDiagram" in first  # the Mermaid text instead
+    assert "data:image/svg+xml" not in first
+    assert "stateDiagram" in admin_client.get(workflow_url(claims)).content.decode()
+    assert runs() == 1
+    bump_version(claims.pk)  # a new revision is drawn again
+    admin_client.get(workflow_url(claims))
+    assert runs() == 2
+    instance = start(claims)
+    for _ in range(2):
+        assert "stateDiagram" in admin_client.get(change_url(instance)).content.decode()
+    assert runs() == 3
 
 
 def test_a_broken_condition_is_reported_on_its_field_with_line_and_column(admin_client, claims):
