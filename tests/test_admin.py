@@ -12,6 +12,7 @@ from django.contrib import admin
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -221,6 +222,16 @@ def test_the_diagram_falls_back_to_mermaid_text_without_graphviz(admin_client, c
     assert "data:image/svg+xml" not in page
     assert "Graphviz" in page
     assert "stateDiagram" in page  # the Mermaid text
+
+
+@pytest.mark.parametrize("model", [Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition])
+def test_names_with_control_characters_are_refused_by_model_validation(claims, model):
+    # Finding 13 of issue 14: such names broke the SVG and the YAML round trip.
+    row = model.objects.first()
+    row.name = "Pay\x1bment"
+    with pytest.raises(ValidationError) as raised:
+        row.full_clean()
+    assert "control character U+001B (character 4)" in " ".join(raised.value.message_dict["name"])
 
 
 def test_a_slow_graphviz_is_stopped_and_each_revision_drawn_once(
