@@ -17,6 +17,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_permission_codename
@@ -56,17 +57,28 @@ class CurrentStepFilter(admin.SimpleListFilter):
         steps = WorkflowStep.objects.select_related("workflow").order_by(
             "workflow__name", "order", "pk"
         )
-        workflow_id = request.GET.get("workflow__id__exact", "")
-        if workflow_id.isdigit():
+        workflow_id = primary_key(request.GET.get("workflow__id__exact", ""))
+        if workflow_id is not None:
             steps = steps.filter(workflow_id=workflow_id)
             return [(str(step.pk), step.name) for step in steps]
         return [(str(step.pk), f"{step.workflow.name}: {step.name}") for step in steps]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
-        if value:
-            return queryset.filter(current_step_id=value)
-        return queryset
+        if not value:
+            return queryset
+        step_id = primary_key(value)
+        if step_id is None:
+            # The admin shows the unfiltered list with its "invalid filter" notice.
+            raise IncorrectLookupParameters(f"Not a step id: {value!r}.")
+        return queryset.filter(current_step_id=step_id)
+
+
+def primary_key(value: str) -> int | None:
+    """``value`` as an integer primary key, or ``None`` (``"abc"``, ``"²"``, too large)."""
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        return None
+    return int(value)
 
 
 class InstanceChangeList(ChangeList):
