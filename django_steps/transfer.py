@@ -19,7 +19,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Model, Q
+from django.db.models import Field, Model, Q
 
 from ._engine.loading import definition_from_db
 from .exceptions import DefinitionError, DefinitionInUse, WorkflowNotFound
@@ -190,6 +190,7 @@ def _database_limit_problems(definition: WorkflowDefinition) -> list[str]:
         prefix = f"Workflow {definition.name!r}" + (f", {where}" if where else "")
         for field_name, value in values.items():
             field = model._meta.get_field(field_name)
+            assert isinstance(field, Field)
             if isinstance(value, str) and "\x00" in value:
                 messages.append(f"{prefix}: {field_name} contains a NUL character (U+0000).")
                 continue

@@ -18,6 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from django_steps import engine
+from django_steps.admin.panels import diagram_cache
 from django_steps.machines.lifecycle import Lifecycle
 from django_steps.models import (
     Workflow,
@@ -28,7 +29,6 @@ from django_steps.models import (
     WorkflowTransition,
     bump_version,
 )
-from django_steps.admin.panels import diagram_cache
 from tests.factories import claims_definition, create_workflow
 from tests.testapp.models import Claim, Document
 

@@ -191,7 +191,7 @@ def mermaid_source(graph: DiagramGraph) -> str:
 _VISIBLE_CONTROLS = {
     **{code: 0x2400 + code for code in range(0x20) if code != 0x0A},
     0x7F: 0x2421,
-    **{code: 0xFFFD for code in range(0x80, 0xA0)},
+    **dict.fromkeys(range(128, 160), 65533),
     0x2028: 0xFFFD,
     0x2029: 0xFFFD,
     0xFFFE: 0xFFFD,

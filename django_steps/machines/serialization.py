@@ -183,7 +183,7 @@ def _represent_str(dumper: Any, value: str) -> Any:
 def _loader(yaml: Any) -> Any:
     """PyYAML's safe loader, refusing aliases (``*name``) as a YAML error with its line."""
 
-    class NoAliasLoader(yaml.SafeLoader):  # type: ignore[misc, name-defined]
+    class NoAliasLoader(yaml.SafeLoader):
         def compose_node(self, parent: Any, index: Any) -> Any:
             if self.check_event(yaml.AliasEvent):
                 event = self.peek_event()
