@@ -12,6 +12,7 @@ import pydot
 import pytest
 from django.core.management import CommandError, call_command
 
+from django_steps.checks import check_settings
 from django_steps.diagrams import workflow_diagram
 from django_steps.exceptions import DiagramError
 from django_steps.machines import MachineState, WorkflowDefinition, WorkflowRunner
@@ -296,3 +297,17 @@ def test_command_errors_name_what_is_missing(workflow, monkeypatch):
     monkeypatch.setenv("PATH", "")
     with pytest.raises(CommandError, match="apt-get install graphviz"):
         call_command("steps_diagram", "Claims", "--format", "svg")
+
+
+@pytest.mark.parametrize("value", [0, -1, "5", True, float("nan")])
+def test_the_diagram_timeout_must_be_a_positive_number_or_none(value, settings):
+    settings.DJANGO_STEPS = {"DIAGRAM_TIMEOUT": value}
+    messages = check_settings()
+    assert [message.id for message in messages] == ["django_steps.E003"]
+    assert "DIAGRAM_TIMEOUT" in messages[0].msg
+
+
+@pytest.mark.parametrize("value", [None, 0.5, 30])
+def test_a_positive_diagram_timeout_or_none_is_accepted(value, settings):
+    settings.DJANGO_STEPS = {"DIAGRAM_TIMEOUT": value}
+    assert check_settings() == []
