@@ -73,7 +73,7 @@ test-postgres: system-packages $(VENV)/.installed-test
 # The long form of the reliability tests: 8 worker processes x 50 calls, more objects,
 # more hypothesis examples (DJANGO_STEPS_RELIABILITY=long), and the tests marked slow.
 RELIABILITY_TESTS := tests/reliability tests/test_faults.py tests/test_properties.py \
-	tests/test_fuzz_inputs.py
+	tests/test_fuzz_inputs.py tests/test_admin_fuzz.py
 
 .PHONY: reliability
 reliability: system-packages $(VENV)/.installed-test

@@ -60,6 +60,17 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                     id="django_steps.E003",
                 )
             )
+    timeout = steps_settings.DIAGRAM_TIMEOUT
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
+    ):
+        messages.append(
+            checks.Error(
+                f"DJANGO_STEPS['DIAGRAM_TIMEOUT'] must be a positive number of seconds or "
+                f"None, not {timeout!r}.",
+                id="django_steps.E003",
+            )
+        )
     depth = steps_settings.CONDITION_MAX_DEPTH
 
     honoured = MAX_TREE_DEPTH // TREE_LEVELS_PER_DEPTH

@@ -50,6 +50,9 @@ DEFAULTS: dict[str, Any] = {
     # What deleting an object does to its workflow instances: "cancel" (each unfinished
     # one is cancelled, with a history row) or "delete" (all of them, with history).
     "ON_OBJECT_DELETE": "cancel",
+    # Longest time, in seconds, Graphviz may take to draw an SVG or PNG diagram; it is
+    # then stopped (the admin shows the Mermaid text instead). None: no limit.
+    "DIAGRAM_TIMEOUT": 5,
 }
 
 

@@ -223,6 +223,16 @@ class SetStatusForm(forms.Form):
                 code="invalid_json",
                 params={"error": error.msg, "line": error.lineno, "column": error.colno},
             ) from None
+        except RecursionError:
+            raise ValidationError(
+                _("The JSON is nested too deeply to be read."), code="too_deep"
+            ) from None
+        except ValueError as error:  # e.g. an integer of more than 4,300 digits
+            raise ValidationError(
+                _("The JSON cannot be read: %(error)s"),
+                code="unreadable_json",
+                params={"error": error},
+            ) from None
         if not isinstance(data, dict):
             raise ValidationError(
                 _("Context data must be a JSON object ({...}), not %(type)s."),

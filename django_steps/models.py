@@ -9,6 +9,7 @@ object through a generic relation; their state changes only through
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -65,6 +66,36 @@ UNFINISHED = (Lifecycle.RUNNING.value, Lifecycle.ON_HOLD.value)
 
 # --- definitions -------------------------------------------------------------------
 
+# Unicode categories refused in names: control characters (C0, DEL, C1: NUL is
+# refused by PostgreSQL, U+0085 is a line break to YAML, none is valid in XML),
+# line and paragraph separators, and lone surrogates (not encodable).
+_REFUSED_IN_NAMES = {
+    "Cc": "control character",
+    "Zl": "line separator",
+    "Zp": "paragraph separator",
+    "Cs": "surrogate",
+}
+
+
+def validate_name(value: str) -> None:
+    """Refuse control characters, line and paragraph separators and surrogates in a name.
+
+    Names of workflows, steps, statuses and transitions are single lines shown in the
+    admin, in diagrams and in definitions files; such characters would be invisible,
+    break the line, or not survive a YAML round trip or an SVG.
+    """
+    for position, char in enumerate(str(value), start=1):
+        kind = _REFUSED_IN_NAMES.get(unicodedata.category(char))
+        if kind is not None:
+            raise ValidationError(
+                _(
+                    "Names cannot contain the %(kind)s U+%(code)04X (character %(position)d); "
+                    "remove it."
+                ),
+                code="invalid_character",
+                params={"kind": kind, "code": ord(char), "position": position},
+            )
+
 
 class WorkflowQuerySet(models.QuerySet["Workflow"]):
     """Workflows; ``update()`` writes a new revision, so compiled machines are rebuilt."""
@@ -120,7 +151,7 @@ class StatusQuerySet(DefinitionQuerySet):
 class Workflow(models.Model):
     """A workflow definition, looked up by its unique name."""
 
-    name = models.CharField(_("name"), max_length=100, unique=True)
+    name = models.CharField(_("name"), max_length=100, unique=True, validators=[validate_name])
     description = models.TextField(_("description"), blank=True)
     context_variables = models.JSONField(
         _("context variables"),
@@ -355,7 +386,7 @@ class WorkflowStep(models.Model):
     workflow = models.ForeignKey(
         Workflow, related_name="steps", on_delete=models.CASCADE, verbose_name=_("workflow")
     )
-    name = models.CharField(_("name"), max_length=100)
+    name = models.CharField(_("name"), max_length=100, validators=[validate_name])
     description = models.TextField(_("description"), blank=True)
     order = models.PositiveIntegerField(_("order"))
     is_initial_step = models.BooleanField(_("initial step"), default=False)
@@ -450,7 +481,7 @@ class WorkflowStepStatus(models.Model):
         on_delete=models.CASCADE,
         verbose_name=_("step"),
     )
-    name = models.CharField(_("name"), max_length=100)
+    name = models.CharField(_("name"), max_length=100, validators=[validate_name])
     description = models.TextField(_("description"), blank=True)
     is_default_status = models.BooleanField(_("default status"), default=False)
     is_completion_status = models.BooleanField(_("completion status"), default=False)
@@ -579,6 +610,7 @@ class WorkflowTransition(models.Model):
         _("name"),
         max_length=210,
         blank=True,
+        validators=[validate_name],
         help_text=_("Unique within the workflow; “From -> To” when left blank."),
     )
     from_step = models.ForeignKey(

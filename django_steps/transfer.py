@@ -11,6 +11,7 @@ refused (:class:`~django_steps.exceptions.DefinitionInUse`) and nothing is writt
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +19,9 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Model, Q
+from django.db.models import Field, Model, Q
 
 from ._engine.loading import definition_from_db
 from .exceptions import DefinitionError, DefinitionInUse, WorkflowNotFound
@@ -27,6 +29,7 @@ from .machines.definition import (
     STATUS_FIELDS,
     STEP_FIELDS,
     TRANSITION_FIELDS,
+    StatusDefinition,
     TransitionDefinition,
     WorkflowDefinition,
     model_values,
@@ -142,8 +145,9 @@ def check_importable(definitions: Sequence[WorkflowDefinition]) -> dict[str, lis
     """Validate every definition; the warnings of each, by workflow name.
 
     Raises :class:`DefinitionError` listing every error of every definition (the
-    validation rules of :func:`django_steps.validation.validate_workflow`, plus
-    the unique names import matches rows by).
+    validation rules of :func:`django_steps.validation.validate_workflow`, the
+    unique names import matches rows by, and the limits of the database columns:
+    lengths, integer ranges, characters refused in names, NUL characters).
     """
     problems: list[Any] = []
     messages: list[str] = []
@@ -157,6 +161,7 @@ def check_importable(definitions: Sequence[WorkflowDefinition]) -> dict[str, lis
         problems += errors
         messages += [str(problem) for problem in errors]  # each names its workflow
         messages += _transition_name_clashes(definition)
+        messages += _database_limit_problems(definition)
     if messages:
         raise DefinitionError(
             "Nothing was imported; the definitions have problems:\n"
@@ -174,6 +179,53 @@ def _transition_name_clashes(definition: WorkflowDefinition) -> list[str]:
         "transition names must be unique within a workflow."
         for name in sorted({name for name in names if names.count(name) > 1})
     ]
+
+
+def _database_limit_problems(definition: WorkflowDefinition) -> list[str]:
+    """What the database (or the models' validators) would refuse, per row and field.
+
+    Checked before anything is written, so a name too long for its column is
+    reported with its row instead of failing as a ``DataError`` inside the import.
+    """
+    rows: list[tuple[type[Model], str, dict[str, Any]]] = [
+        (Workflow, "", {"name": definition.name, "description": definition.description})
+    ]
+    for step in definition.steps:
+        values = {"name": step.name, "order": step.order, "description": step.description}
+        rows.append((WorkflowStep, f"step {step.name!r}", values))
+        for status in step.statuses:
+            where = f"status {status.name!r} of step {step.name!r}"
+            rows.append((WorkflowStepStatus, where, {"name": status.name, **_texts(status)}))
+    for transition, name in zip(
+        definition.transitions, transition_names(definition.transitions), strict=True
+    ):
+        values = {"name": name, "priority": transition.priority, **_texts(transition)}
+        rows.append((WorkflowTransition, f"transition {name!r}", values))
+    messages = []
+    for model, where, values in rows:
+        prefix = f"Workflow {definition.name!r}" + (f", {where}" if where else "")
+        for field_name, value in values.items():
+            field = model._meta.get_field(field_name)
+            assert isinstance(field, Field)
+            if isinstance(value, str) and "\x00" in value:
+                messages.append(f"{prefix}: {field_name} contains a NUL character (U+0000).")
+                continue
+            try:
+                field.run_validators(value)
+            except ValidationError as error:
+                messages += [f"{prefix}: {field_name}: {text}" for text in error.messages]
+    if "\\u0000" in json.dumps(definition.context_variables, default=str):
+        messages.append(
+            f"Workflow {definition.name!r}: context_variables contain a NUL character (U+0000)."
+        )
+    return messages
+
+
+def _texts(row: StatusDefinition | TransitionDefinition) -> dict[str, str]:
+    texts = {"description": row.description}
+    if isinstance(row, TransitionDefinition):
+        texts["condition"] = row.condition
+    return texts
 
 
 def transition_names(transitions: Sequence[TransitionDefinition]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -12,11 +13,14 @@ from django.contrib import admin
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from django_steps import engine
+from django_steps.admin import panels
+from django_steps.admin.panels import diagram_cache
 from django_steps.machines.lifecycle import Lifecycle
 from django_steps.models import (
     Workflow,
@@ -35,6 +39,13 @@ pytestmark = pytest.mark.django_db
 
 INSTANCES_URL = reverse("admin:django_steps_workflowinstance_changelist")
 WORKFLOW_ADD_URL = reverse("admin:django_steps_workflow_add")
+
+
+@pytest.fixture(autouse=True)
+def no_cached_diagrams() -> Any:
+    diagram_cache.clear()
+    yield
+    diagram_cache.clear()
 
 
 def start(workflow: Workflow, title: str = "Claim", **kwargs: Any) -> WorkflowInstance:
@@ -221,6 +232,46 @@ def test_the_diagram_falls_back_to_mermaid_text_without_graphviz(admin_client, c
     assert "data:image/svg+xml" not in page
     assert "Graphviz" in page
     assert "stateDiagram" in page  # the Mermaid text
+
+
+@pytest.mark.parametrize("model", [Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition])
+def test_names_with_control_characters_are_refused_by_model_validation(claims, model):
+    # Finding 13 of issue 14: such names broke the SVG and the YAML round trip.
+    row = model.objects.first()
+    row.name = "Pay\x1bment"
+    with pytest.raises(ValidationError) as raised:
+        row.full_clean()
+    assert "control character U+001B (character 4)" in " ".join(raised.value.message_dict["name"])
+
+
+def test_a_slow_graphviz_is_stopped_and_each_revision_drawn_once(
+    admin_client, claims, monkeypatch, settings, tmp_path
+):
+    # Finding 9 of issue 14: every view ran Graphviz with no time limit (47.5 s a view
+    # for 150 steps and 1,192 transitions).
+    fake = tmp_path / "dot"
+    fake.write_text(f"#!/bin/sh\necho run >> {tmp_path / 'runs'}\nexec /bin/sleep 60\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    settings.DJANGO_STEPS = {"DIAGRAM_TIMEOUT": 0.3}
+
+    def runs() -> int:
+        log = tmp_path / "runs"
+        return len(log.read_text().splitlines()) if log.exists() else 0
+
+    first = admin_client.get(workflow_url(claims)).content.decode()
+    assert "longer than 0.3 s" in first
+    assert "stateDiagram" in first  # the Mermaid text instead
+    assert "data:image/svg+xml" not in first
+    assert "stateDiagram" in admin_client.get(workflow_url(claims)).content.decode()
+    assert runs() == 1
+    bump_version(claims.pk)  # a new revision is drawn again
+    admin_client.get(workflow_url(claims))
+    assert runs() == 2
+    instance = start(claims)
+    for _ in range(2):
+        assert "stateDiagram" in admin_client.get(change_url(instance)).content.decode()
+    assert runs() == 3
 
 
 def test_a_broken_condition_is_reported_on_its_field_with_line_and_column(admin_client, claims):
@@ -552,6 +603,49 @@ def test_status_choices_are_the_current_steps_statuses(admin_client, claims):
     assert "status" in response.context["steps_status_form"].errors
 
 
+def viewer(*codenames: tuple[str, str]) -> Any:
+    user = get_user_model().objects.create_user("viewer", password="pw", is_staff=True)
+    wanted = [("django_steps", "view_workflowinstance"), *codenames]
+    user.user_permissions.set(
+        Permission.objects.get(content_type__app_label=app, codename=codename)
+        for app, codename in wanted
+    )
+    return user
+
+
+def test_viewing_instances_shows_only_what_the_permissions_allow(client, claims):
+    # Finding 7 of issue 14: a user who may only view instances saw the str() of
+    # objects they may not view, and every stored context.
+    instance = start(claims, title="Secret claim of Mr X")
+    engine.update_workflow_step_status(
+        instance, "Accepted", {"claim": {"amount": 123456.0, "is_high_risk": False}}
+    )
+    client.force_login(viewer())
+    for url in (INSTANCES_URL, change_url(instance)):
+        page = client.get(url).content.decode()
+        assert "Secret claim of Mr X" not in page
+        assert f"claim {instance.object_id}" in page
+    page = client.get(change_url(instance)).content.decode()
+    assert "123456" not in page
+    assert "seeing it needs the permission to set statuses" in page
+
+
+def test_viewing_objects_and_context_data_needs_their_permissions(client, claims):
+    instance = start(claims, title="Secret claim of Mr X")
+    engine.update_workflow_step_status(
+        instance, "Accepted", {"claim": {"amount": 123456.0, "is_high_risk": False}}
+    )
+    client.force_login(
+        viewer(("testapp", "view_claim"), ("django_steps", "set_status_workflowinstance"))
+    )
+    claim_url = reverse("admin:testapp_claim_change", args=[instance.object_id])
+    for url in (INSTANCES_URL, change_url(instance)):
+        page = client.get(url).content.decode()
+        assert "Secret claim of Mr X" in page
+        assert claim_url in page
+    assert "123456" in client.get(change_url(instance)).content.decode()
+
+
 def test_setting_a_status_needs_its_permission(client, claims):
     instance = start(claims)
     client.force_login(staff_user("view_workflowinstance"))
@@ -671,6 +765,53 @@ def test_explain_first_shows_what_the_status_would_do_and_changes_nothing(admin_
     assert response.context["steps_status_form"]["context_data"].value() == json.dumps(context)
     assert "What setting “Approved” would do" in response.content.decode()
     assert WorkflowHistory.objects.filter(instance=instance).count() == before
+
+
+def test_a_plain_view_of_the_instance_page_never_replays_the_stored_context(
+    admin_client, claims, monkeypatch
+):
+    # Finding 3 of issue 14: every view replayed the stored context through every
+    # condition (7.1 s per view with a maximal context). A plain view explains with
+    # the live context only: the object, the logged-in user, no stored keys.
+    instance = start(claims)
+    big = {"claim": {"amount": 1.0, "is_high_risk": False}, "pad": ["x" * 40] * 1000}
+    engine.update_workflow_step_status(instance, "Accepted", big)
+    given: list[Any] = []
+    real = panels.explain
+
+    def spy(subject: Any, context: Any = None, **kwargs: Any) -> Any:
+        given.append(context)
+        return real(subject, context, **kwargs)
+
+    monkeypatch.setattr(panels, "explain", spy)
+    response = admin_client.get(change_url(instance))
+    assert response.status_code == 200
+    assert given == [None]  # one completion status, explained with no stored context
+    assert response.context["steps_explain"].explanation.context is None
+
+
+def test_the_explanation_agrees_with_the_engine_for_decimal_amounts(admin_client, claims):
+    # Finding 14 of issue 14: history stores a Decimal as a string ('30000'); the
+    # panel replayed it and predicted a refusal that the engine would not make.
+    instance = start(claims, amount=30000)
+    engine.update_workflow_step_status(
+        instance, "Accepted", {"claim": {"amount": Decimal("30000"), "is_high_risk": False}}
+    )
+    stored = WorkflowHistory.objects.filter(instance=instance).last().context_data
+    assert stored == {"claim": {"amount": "30000", "is_high_risk": False}}
+
+    page = admin_client.get(change_url(instance))
+    assert page.context["steps_explain"].explanation.context is None  # never the stored one
+
+    typed = json.dumps({"claim": {"amount": 30000, "is_high_risk": False}})
+    fields = {"steps-status": "Approved", "steps-context_data": typed, "steps-note": ""}
+    asked = admin_client.post(change_url(instance), {"_steps_explain": "1", **fields})
+    explanation = asked.context["steps_explain"].explanation
+    assert explanation.allowed
+    assert explanation.next_step == "Senior Review"
+    set_status(admin_client, instance, "Approved", context_data=typed)
+    instance.refresh_from_db()
+    assert instance.current_step.name == explanation.next_step
 
 
 def bigger_claims(extra_steps: int) -> dict[str, Any]:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pydot
 import pytest
 from django.core.management import CommandError, call_command
 
+from django_steps.checks import check_settings
 from django_steps.diagrams import workflow_diagram
 from django_steps.exceptions import DiagramError
 from django_steps.machines import MachineState, WorkflowDefinition, WorkflowRunner
@@ -193,6 +196,55 @@ def test_current_state_may_be_given_without_a_database(definition):
     assert '"step_payment" [label="Payment\\n(Scheduled)", fillcolor="#40E0D0"' in dot
 
 
+def slow_dot(directory: Path) -> Path:
+    """A fake Graphviz ``dot`` that logs each run to ``runs`` and never finishes in time."""
+    program = directory / "dot"
+    program.write_text(f"#!/bin/sh\necho run >> {directory / 'runs'}\nexec /bin/sleep 60\n")
+    program.chmod(0o755)
+    return directory
+
+
+def test_a_graphviz_that_takes_too_long_is_stopped(definition, monkeypatch, tmp_path):
+    # Finding 9 of issue 14: Graphviz ran with no time limit (47.5 s for 150 steps).
+    monkeypatch.setenv("PATH", str(slow_dot(tmp_path)))
+    with pytest.raises(DiagramError, match=r"longer than 0.2 s .* DIAGRAM_TIMEOUT") as raised:
+        render_diagram(WorkflowRunner(definition), format="svg", timeout=0.2)
+    assert raised.value.program == "dot"
+
+
+@pytest.mark.django_db
+def test_workflow_diagram_uses_the_diagram_timeout_setting(
+    workflow, monkeypatch, settings, tmp_path
+):
+    monkeypatch.setenv("PATH", str(slow_dot(tmp_path)))
+    settings.DJANGO_STEPS = {"DIAGRAM_TIMEOUT": 0.2}
+    with pytest.raises(DiagramError, match=r"longer than 0\.2 s"):
+        workflow_diagram("Claims", format="svg")
+
+
+CONTROL_NAME = "Pay\x08ment\x85 \x1b[31m\u2028end\x7f"
+
+
+@requires_graphviz
+def test_control_characters_in_names_still_give_valid_svg():
+    # Finding 13 of issue 14: a control character in a step name made the SVG invalid XML.
+    data = claims_definition()
+    for step in data["steps"]:
+        if step["name"] == "Payment":
+            step["name"] = CONTROL_NAME
+    for transition in data["transitions"]:
+        for end in ("from", "to"):
+            if transition[end] == "Payment":
+                transition[end] = CONTROL_NAME
+    runner = WorkflowRunner(WorkflowDefinition.from_dict(data))
+    svg = render_diagram(runner, format="svg")
+    assert isinstance(svg, bytes)
+    texts = " ".join(element.text or "" for element in ET.fromstring(svg).iter())
+    assert "Pay\u2408ment" in texts  # drawn as a visible symbol
+    assert parse_dot(render_diagram(runner, format="dot"))
+    assert "\x08" not in render_diagram(runner, format="mermaid")
+
+
 # --- steps_diagram -------------------------------------------------------------------
 
 
@@ -234,3 +286,17 @@ def test_command_errors_name_what_is_missing(claims, monkeypatch):
     monkeypatch.setenv("PATH", "")
     with pytest.raises(CommandError, match="apt-get install graphviz"):
         call_command("steps_diagram", "Claims", "--format", "svg")
+
+
+@pytest.mark.parametrize("value", [0, -1, "5", True, float("nan")])
+def test_the_diagram_timeout_must_be_a_positive_number_or_none(value, settings):
+    settings.DJANGO_STEPS = {"DIAGRAM_TIMEOUT": value}
+    messages = check_settings()
+    assert [message.id for message in messages] == ["django_steps.E003"]
+    assert "DIAGRAM_TIMEOUT" in messages[0].msg
+
+
+@pytest.mark.parametrize("value", [None, 0.5, 30])
+def test_a_positive_diagram_timeout_or_none_is_accepted(value, settings):
+    settings.DJANGO_STEPS = {"DIAGRAM_TIMEOUT": value}
+    assert check_settings() == []

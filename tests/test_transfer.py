@@ -229,6 +229,128 @@ def test_a_workflow_twice_in_a_file_is_refused():
         parse_definitions(text)
 
 
+# --- hostile files (issue 14, findings 8 and 13) --------------------------------------------
+
+
+def alias_bomb() -> str:
+    """A 0.5 KB file whose nested aliases expand to 9**8 (43 million) strings."""
+    lines = ["format: django-steps/1", 'a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 8)]
+    return "\n".join([*lines, "workflows: [*a7]"]) + "\n"
+
+
+def test_yaml_aliases_are_refused_naming_the_file_and_writing_nothing(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(alias_bomb())
+    with pytest.raises(CommandError) as raised:
+        call_command("steps_import", str(path))
+    message = str(raised.value)
+    assert str(path) in message
+    assert "alias *a0" in message
+    assert "line 3, column 10" in message
+    assert counts() == dict.fromkeys(counts(), 0)
+
+
+def test_an_alias_of_a_plain_value_is_refused_too():
+    data = claims_definition()
+    text = dump_definitions(definitions(data)).replace("description: ''", "description: &d ''", 1)
+    assert parse_definitions(text)  # an anchor alone is harmless
+    with pytest.raises(DefinitionError, match="may not use YAML anchors and aliases"):
+        parse_definitions(text.replace("description: ''", "description: *d", 1))
+
+
+@pytest.mark.parametrize("format", ["json", "yaml"])
+def test_deeply_nested_files_are_refused_with_a_definition_error(format):
+    text = "[" * 100_000 + "]" * 100_000 if format == "json" else "a: " + "[" * 100_000
+    with pytest.raises(DefinitionError, match=f"cannot be read as {format.upper()}|not valid"):
+        parse_definitions(text, format)
+
+
+def renamed(data: dict, old: str, new: str) -> dict:
+    for step in data["steps"]:
+        if step["name"] == old:
+            step["name"] = new
+    for transition in data["transitions"]:
+        for end in ("from", "to"):
+            if transition[end] == old:
+                transition[end] = new
+    return data
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (
+            lambda data: data.update(name="W" * 101),
+            "Workflow '" + "W" * 101 + "': name: Ensure this value has at most 100 characters",
+        ),
+        (
+            lambda data: renamed(data, "Payment", "P" * 101),
+            "step '" + "P" * 101 + "': name: Ensure this value has at most 100 characters",
+        ),
+        (
+            lambda data: data["steps"][0]["statuses"][0].update(name="S" * 101),
+            "status '" + "S" * 101 + "' of step 'Submitted': name: Ensure this value",
+        ),
+        (
+            lambda data: data["transitions"][0].update(name="T" * 211),
+            "name: Ensure this value has at most 210 characters",
+        ),
+        (
+            lambda data: data["transitions"][0].update(priority=2**63),
+            "transition 'Submitted -> Review': priority: Ensure this value is less than",
+        ),
+        (
+            lambda data: data["steps"][1].update(order=2**63),
+            "step 'Review': order: Ensure this value is less than",
+        ),
+        (
+            lambda data: renamed(data, "Payment", "Pay\x00ment"),
+            "name contains a NUL character",
+        ),
+        (
+            lambda data: data["steps"][0].update(description="a\x00b"),
+            "step 'Submitted': description contains a NUL character",
+        ),
+        (
+            lambda data: renamed(data, "Payment", "Pay\x85ment"),
+            "Names cannot contain the control character U+0085 (character 4)",
+        ),
+        (
+            lambda data: renamed(data, "Payment", "Pay\u2028ment"),
+            "Names cannot contain the line separator U+2028",
+        ),
+    ],
+)
+def test_what_the_database_would_refuse_is_reported_before_writing(change, problem):
+    # Finding 13: a name too long for its column failed as a raw DataError on PostgreSQL.
+    data = claims_definition()
+    change(data)
+    with pytest.raises(DefinitionError) as raised:
+        import_definitions(definitions(data))
+    assert problem in str(raised.value)
+    assert str(raised.value).startswith("Nothing was imported")
+    assert counts() == dict.fromkeys(counts(), 0)
+
+
+def test_names_and_texts_with_any_allowed_character_round_trip_through_yaml():
+    # Finding 13: U+0085 in a name came back as a space (a YAML reader's line break).
+    odd = "é 🧾 a\u200db \u05d0\u202e x'y\"z: #&*! \\N \ufeff\u00a0end"
+    data = renamed(claims_definition(), "Payment", "Pay " + odd)
+    data["description"] = "line\x85next\u2028and\u2029more\r\n\ttab " + odd
+    data["transitions"][0]["description"] = "\x85"
+    (definition,) = definitions(data)
+    for format in ("yaml", "json"):
+        (again,) = parse_definitions(dump_definitions([definition], format), format)
+        assert again.to_dict() == definition.to_dict()
+    import_definitions([definition])
+    stored = definition_from_db(Workflow.objects.get())
+    assert stored.description == data["description"]
+    assert stored.get_step("Pay " + odd)
+    (exported,) = parse_definitions(export_definitions())
+    assert exported.to_dict() == stored.to_dict()
+
+
 # --- in-place updates ------------------------------------------------------------------
 
 

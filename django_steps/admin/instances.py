@@ -17,10 +17,12 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.urls import NoReverseMatch, reverse
 from django.utils.formats import date_format
@@ -60,17 +62,28 @@ class CurrentStepFilter(admin.SimpleListFilter):
         steps = WorkflowStep.objects.select_related("workflow").order_by(
             "workflow__name", "order", "pk"
         )
-        workflow_id = request.GET.get("workflow__id__exact", "")
-        if workflow_id.isdigit():
+        workflow_id = primary_key(request.GET.get("workflow__id__exact", ""))
+        if workflow_id is not None:
             steps = steps.filter(workflow_id=workflow_id)
             return [(str(step.pk), step.name) for step in steps]
         return [(str(step.pk), f"{step.workflow.name}: {step.name}") for step in steps]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
-        if value:
-            return queryset.filter(current_step_id=value)
-        return queryset
+        if not value:
+            return queryset
+        step_id = primary_key(value)
+        if step_id is None:
+            # The admin shows the unfiltered list with its "invalid filter" notice.
+            raise IncorrectLookupParameters(f"Not a step id: {value!r}.")
+        return queryset.filter(current_step_id=step_id)
+
+
+def primary_key(value: str) -> int | None:
+    """``value`` as an integer primary key, or ``None`` (``"abc"``, ``"²"``, too large)."""
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        return None
+    return int(value)
 
 
 class InstanceChangeList(ChangeList):
@@ -78,14 +91,44 @@ class InstanceChangeList(ChangeList):
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
-        attach_content_objects(self.result_list)
+        attach_content_objects(self.result_list, request.user)
 
 
-def attach_content_objects(instances: Iterable[WorkflowInstance]) -> None:
-    """Set ``_steps_object`` on each instance: its object, or ``None`` when it is gone.
+#: ``_steps_object`` of an instance whose object the user may not view.
+HIDDEN = object()
 
-    One query per content type, whatever the number of instances; content types of
-    models that no longer exist, and ids their key cannot hold, leave ``None``.
+
+def can_view_model(user: Any, model: type[Model]) -> bool:
+    """Whether ``user`` may see objects of ``model``: its view or change permission."""
+    opts = model._meta
+    return any(
+        user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+        for action in ("view", "change")
+    )
+
+
+def can_view_context(user: Any) -> bool:
+    """Whether ``user`` may see the context data of instances' history.
+
+    Context data holds whatever the callers passed (amounts, names...), so it is
+    shown only to users with the ``change_workflowinstance`` or
+    ``set_status_workflowinstance`` permission (who enter such data themselves),
+    not to those who may only view instances.
+    """
+    opts = WorkflowInstance._meta
+    return any(
+        user.has_perm(f"{opts.app_label}.{action}_{opts.model_name}")
+        for action in ("change", "set_status")
+    )
+
+
+def attach_content_objects(instances: Iterable[WorkflowInstance], user: Any) -> None:
+    """Set ``_steps_object`` on each instance: its object, ``None`` when it is gone.
+
+    Objects of models ``user`` may not view (:func:`can_view_model`) are not
+    loaded: ``_steps_object`` is then :data:`HIDDEN`. One query per content type,
+    whatever the number of instances; content types of models that no longer
+    exist, and ids their key cannot hold, leave ``None``.
     """
     by_type: dict[int, list[WorkflowInstance]] = {}
     for instance in instances:
@@ -94,6 +137,10 @@ def attach_content_objects(instances: Iterable[WorkflowInstance]) -> None:
     for group in by_type.values():
         model = group[0].content_type.model_class()
         if model is None:
+            continue
+        if not can_view_model(user, model):
+            for instance in group:
+                instance._steps_object = HIDDEN  # type: ignore[attr-defined]
             continue
         try:
             found = model._base_manager.in_bulk({instance.object_id for instance in group})
@@ -211,12 +258,22 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
     def instance(self, instance: WorkflowInstance) -> str:
         return str(instance.pk)[:8]
 
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> WorkflowInstance | None:
+        instance = super().get_object(request, object_id, from_field)
+        if instance is not None:
+            attach_content_objects([instance], request.user)
+        return instance
+
     @admin.display(description=gettext_lazy("object"))
     def content_object_link(self, instance: WorkflowInstance) -> str:
-        if not hasattr(instance, "_steps_object"):
-            attach_content_objects([instance])
-        obj = instance._steps_object  # type: ignore[attr-defined]
+        # Loaded for the viewing user by the change list and get_object(); an
+        # instance that comes from anywhere else shows no more than its object's id.
+        obj = getattr(instance, "_steps_object", HIDDEN)
         kind = instance.content_type.name
+        if obj is HIDDEN:
+            return f"{kind} {instance.object_id}"
         if obj is None:
             return format_html(
                 '{} {} <span class="steps-quiet">({})</span>',
@@ -360,6 +417,7 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
             .order_by("timestamp", "id")
         )
         can_set_status = self.has_set_status_permission(request) and not instance.is_finished
+        show_context = can_view_context(request.user)
         if can_set_status and status_form is None:
             status_form = SetStatusForm(instance=instance, prefix=SET_STATUS_PREFIX)
         return {
@@ -371,7 +429,9 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
             ),
             "steps_diagram": diagram_panel(instance.workflow, instance=instance),
             "steps_explain": explain_panel(instance, asked=asked, actor=request.user),
-            "steps_history": [timeline_entry(row) for row in reversed(history)],
+            "steps_history": [
+                timeline_entry(row, with_context=show_context) for row in reversed(history)
+            ],
         }
 
     def _set_status(
@@ -475,12 +535,16 @@ def refusal_message(refused: Sequence[tuple[WorkflowInstance, StepsError]]) -> S
     )
 
 
-def timeline_entry(row: WorkflowHistory) -> dict[str, Any]:
-    """A history row for the timeline template, its JSON fields pretty-printed."""
+def timeline_entry(row: WorkflowHistory, *, with_context: bool) -> dict[str, Any]:
+    """A history row for the timeline template, its JSON fields pretty-printed.
+
+    The context data is left out unless ``with_context`` (see :func:`can_view_context`).
+    """
     return {
         "row": row,
         "context": json.dumps(row.context_data, indent=2, sort_keys=True, default=str)
-        if row.context_data is not None
+        if with_context and row.context_data is not None
         else "",
+        "context_hidden": not with_context and row.context_data is not None,
         "conditions": row.conditions or [],
     }

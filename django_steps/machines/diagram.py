@@ -10,16 +10,17 @@ they change an instance's status, never its step, and are no machine transitions
 Mermaid text comes from python-statemachine's Mermaid renderer. DOT text is written
 here, so it needs neither pydot nor Graphviz and is byte-for-byte stable (the
 library's pydot renderer names nodes after object ids). SVG and PNG run the
-Graphviz ``dot`` program.
+Graphviz ``dot`` program, within a time limit when one is given. Control characters
+in names and conditions are drawn as visible symbols, so the SVG is always valid XML.
 """
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 from dataclasses import replace
 
 from statemachine.contrib.diagram.extract import extract
-from statemachine.contrib.diagram.graphviz import GraphvizError, run_graphviz
 from statemachine.contrib.diagram.model import DiagramGraph, DiagramTransition, StateType
 from statemachine.contrib.diagram.renderers.mermaid import MermaidRenderer
 
@@ -53,13 +54,19 @@ _CURRENT_FILL = "#40E0D0"
 
 
 def render_diagram(
-    runner: WorkflowRunner, *, format: str = "dot", state: MachineState | None = None
+    runner: WorkflowRunner,
+    *,
+    format: str = "dot",
+    state: MachineState | None = None,
+    timeout: float | None = None,
 ) -> str | bytes:
     """The diagram of ``runner``'s workflow: ``str`` for dot/mermaid, ``bytes`` for svg/png.
 
     With ``state``, its current step is highlighted and labelled with its status.
-    Raises :class:`~django_steps.exceptions.DiagramError` for an unknown format, or
-    when SVG/PNG is asked for and the Graphviz ``dot`` program is missing or fails.
+    ``timeout`` bounds Graphviz's run, in seconds (``None``: no bound). Raises
+    :class:`~django_steps.exceptions.DiagramError` for an unknown format, or when
+    SVG/PNG is asked for and the Graphviz ``dot`` program is missing, fails or
+    takes longer than ``timeout`` (it is then stopped).
     """
     if format not in FORMATS:
         raise DiagramError(
@@ -71,7 +78,7 @@ def render_diagram(
     dot = dot_source(graph)
     if format == "dot":
         return dot
-    return run_dot(dot, format)
+    return run_dot(dot, format, timeout=timeout)
 
 
 def diagram_graph(runner: WorkflowRunner, state: MachineState | None = None) -> DiagramGraph:
@@ -163,9 +170,12 @@ def _mermaid_safe(graph: DiagramGraph) -> DiagramGraph:
     """The graph with names and labels Mermaid can parse (see above)."""
     return replace(
         graph,
-        states=[replace(s, name=s.name.translate(_MERMAID_NAME)) for s in graph.states],
+        states=[
+            replace(s, name=visible_text(s.name).translate(_MERMAID_NAME)) for s in graph.states
+        ],
         transitions=[
-            replace(t, event=t.event.translate(_MERMAID_LABEL)) for t in graph.transitions
+            replace(t, event=visible_text(t.event).translate(_MERMAID_LABEL))
+            for t in graph.transitions
         ],
     )
 
@@ -186,14 +196,45 @@ def mermaid_source(graph: DiagramGraph) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Control characters (C0, DEL, C1) cannot appear in XML 1.0 (and U+0085 or U+2028
+# would break a line): each is drawn as a visible symbol instead, from Unicode's
+# Control Pictures block for C0 and DEL, and U+FFFD for the others.
+_VISIBLE_CONTROLS = {
+    **{code: 0x2400 + code for code in range(0x20) if code != 0x0A},
+    0x7F: 0x2421,
+    **dict.fromkeys(range(128, 160), 65533),
+    0x2028: 0xFFFD,
+    0x2029: 0xFFFD,
+    0xFFFE: 0xFFFD,
+    0xFFFF: 0xFFFD,
+}
+
+
+def visible_text(text: str) -> str:
+    """``text`` with every character XML or a diagram cannot hold replaced by a symbol.
+
+    Newlines are kept (they separate a step's name from its status); lone surrogates
+    become U+FFFD.
+    """
+    text = text.translate(_VISIBLE_CONTROLS)
+    if any("\ud800" <= char <= "\udfff" for char in text):
+        text = "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in text)
+    return text
+
+
 def _quote(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+    escaped = visible_text(text).replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n") + '"'
 
 
-def run_dot(dot: str, format: str) -> bytes:
-    """Render DOT text with Graphviz; :class:`DiagramError` naming ``dot`` when it is missing."""
-    if shutil.which(GRAPHVIZ_PROGRAM) is None:
+def run_dot(dot: str, format: str, *, timeout: float | None = None) -> bytes:
+    """Render DOT text with Graphviz, stopping it after ``timeout`` seconds.
+
+    Raises :class:`DiagramError` naming ``dot`` when it is missing, fails, or runs
+    out of time.
+    """
+    program = shutil.which(GRAPHVIZ_PROGRAM)
+    if program is None:
         raise DiagramError(
             f"Drawing {format.upper()} needs the Graphviz program {GRAPHVIZ_PROGRAM!r}, which "
             f"is not on PATH. Install Graphviz (Debian/Ubuntu: apt-get install "
@@ -202,9 +243,30 @@ def run_dot(dot: str, format: str) -> bytes:
             program=GRAPHVIZ_PROGRAM,
         )
     try:
-        return run_graphviz(dot, format, prog=GRAPHVIZ_PROGRAM)
-    except GraphvizError as error:
+        completed = subprocess.run(
+            [program, f"-T{format}"],
+            input=dot.encode("utf-8"),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
         raise DiagramError(
-            f"Graphviz could not draw the diagram as {format.upper()}: {error}",
+            f"Graphviz took longer than {timeout:g} s to draw the diagram as {format.upper()} "
+            "and was stopped (setting DIAGRAM_TIMEOUT). Use the 'mermaid' or 'dot' text "
+            "formats, or raise the limit.",
             program=GRAPHVIZ_PROGRAM,
         ) from None
+    except OSError as error:
+        raise DiagramError(
+            f"Graphviz could not be run to draw the diagram as {format.upper()}: {error}",
+            program=GRAPHVIZ_PROGRAM,
+        ) from None
+    if completed.returncode != 0:
+        message = completed.stderr.decode("utf-8", "replace").strip()[:500]
+        raise DiagramError(
+            f"Graphviz could not draw the diagram as {format.upper()} "
+            f"(exit status {completed.returncode}): {message}",
+            program=GRAPHVIZ_PROGRAM,
+        )
+    return completed.stdout

@@ -12,6 +12,11 @@ A file holds a format marker and a list of workflows, each in the shape of
 A hand-written file may also hold a single workflow mapping (``name``, ``steps``,
 ``transitions``...), with or without the ``format`` key. YAML needs PyYAML (the
 ``yaml`` extra); JSON needs nothing.
+
+YAML anchors and aliases are refused: each alias copies its anchored node, so a
+few kilobytes of nested aliases expand to millions of objects. Strings that YAML
+would read back differently (U+0085, U+2028 and U+2029 are line breaks to a YAML
+reader) are written double-quoted with escapes, so every name round-trips.
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ def dump_definitions(definitions: Iterable[WorkflowDefinition], format: str = "y
             def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
                 super().increase_indent(flow, False)
 
+        IndentedDumper.add_representer(str, _represent_str)
+
         text: str = yaml.dump(
             data,
             Dumper=IndentedDumper,
@@ -95,12 +102,16 @@ def parse_definitions(text: str, format: str | None = None) -> list[WorkflowDefi
                 f"The file is not valid JSON: {error.msg} at line {error.lineno}, "
                 f"column {error.colno}."
             ) from None
+        except (RecursionError, ValueError) as error:  # nesting, or an int of 4,300+ digits
+            raise DefinitionError(f"The file cannot be read as JSON: {error}") from None
     elif format == "yaml":
         yaml = _yaml()
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_loader(yaml))
         except yaml.YAMLError as error:
             raise DefinitionError(f"The file is not valid YAML: {error}") from None
+        except (RecursionError, ValueError) as error:
+            raise DefinitionError(f"The file cannot be read as YAML: {error}") from None
     else:
         raise DefinitionError(
             f"Unknown file format {format!r}; choose one of {', '.join(FILE_FORMATS)}."
@@ -168,6 +179,36 @@ def read_definitions(path: str | Path) -> list[WorkflowDefinition]:
 def format_for_path(path: str | Path, default: str = "yaml") -> str:
     """``"json"`` for a .json path, ``"yaml"`` for .yaml/.yml, else ``default``."""
     return _SUFFIXES.get(Path(path).suffix.lower(), default)
+
+
+# Characters a YAML reader takes for line breaks, though PyYAML writes them raw in
+# plain and single-quoted scalars; double-quoted scalars escape them (\N, \L, \P).
+_YAML_LINE_BREAKS = frozenset("\x85\u2028\u2029")
+
+
+def _represent_str(dumper: Any, value: str) -> Any:
+    style = '"' if _YAML_LINE_BREAKS.intersection(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+def _loader(yaml: Any) -> Any:
+    """PyYAML's safe loader, refusing aliases (``*name``) as a YAML error with its line."""
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"found the alias *{event.anchor}: definitions files may not use YAML "
+                    "anchors and aliases (each alias copies its anchor, so a small file can "
+                    "expand without bound); write the values out",
+                    event.start_mark,
+                )
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
 
 
 def _yaml() -> Any:
