@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -26,7 +27,9 @@ from ._engine.cache import CachedWorkflow, cached_workflow, workflow_cache
 from ._engine.statements import STATE_FIELDS, statements_for
 from .cel import convert_context
 from .conf import current_limits, steps_settings
-from .exceptions import InstanceError, InstanceNotFound, WorkflowNotFound
+from .exceptions import InstanceError, InstanceNotFound, OperationNotAllowed, WorkflowNotFound
+from .machines.actors import SYSTEM
+from .machines.deadlines import Deadline, next_deadline
 from .machines.lifecycle import ChangeKind, Lifecycle
 from .machines.runner import MachineState, Outcome, WorkflowRunner
 from .models import Workflow, WorkflowInstance
@@ -88,6 +91,7 @@ def start_workflow_instance(
                 started_at=now,
             )
             _copy_state(instance, compiled, state, now)
+            _move_deadline(instance, compiled, state, outcome, now)
             try:
                 with transaction.atomic():
                     instance.save(force_insert=True)
@@ -155,6 +159,31 @@ def resume_workflow_instance(
     return _change(workflow_instance, WorkflowRunner.resume, actor=actor, note=note)
 
 
+def time_out_workflow_instance(
+    workflow_instance: WorkflowInstance,
+    *,
+    now: datetime | None = None,
+    actor: Any = SYSTEM,
+    note: str = "",
+) -> Outcome:
+    """Give a due instance its step's timeout status, as the timer sweep does.
+
+    Under the row lock, the instance must still be running and due at ``now``
+    (default: the current time), else
+    :class:`~django_steps.exceptions.OperationNotAllowed` (``operation="time_out"``)
+    and nothing is written. :data:`~django_steps.signals.workflow_due` is sent, then
+    the status is set as :func:`update_workflow_step_status` would (so the same
+    errors can be raised), recorded at ``now`` with ``timed_out`` history rows, by
+    ``actor`` (:data:`~django_steps.services.SYSTEM` by default) with ``note``
+    (default: "Timed out", with the due time). When the instance already has the
+    timeout status, nothing changes but its due time is cleared (the outcome has no
+    changes).
+    """
+    return _change(
+        workflow_instance, WorkflowRunner.time_out, actor=actor, note=note, now=now, timing_out=True
+    )
+
+
 def get_workflow_instance_for_object(
     content_object: models.Model, workflow_name: str | None = None
 ) -> WorkflowInstance | None:
@@ -182,6 +211,8 @@ def _change(
     context_data: Mapping[str, Any] | None = None,
     actor: Any = None,
     note: str = "",
+    now: datetime | None = None,
+    timing_out: bool = False,
 ) -> Outcome:
     using = router.db_for_write(WorkflowInstance, instance=instance)
     with transaction.atomic(using=using):
@@ -198,20 +229,28 @@ def _change(
                 compiled = cached_workflow(Workflow.objects.using(using).get(pk=locked.workflow_id))
             locked.workflow = compiled.workflow_row(using)
             state = compiled.state_of(locked)
+            if timing_out:
+                now = now or timezone.now()
+                note = note or _timeout_note(locked)
+                _announce_due(locked, compiled, state, now, instance)
             try:
                 outcome = operation(compiled.runner, state)
             except InstanceError as error:
                 error.instance = instance
                 raise
             if outcome.changed:
-                now = timezone.now()
+                now = now or timezone.now()
                 _copy_state(locked, compiled, state, now)
+                _move_deadline(locked, compiled, state, outcome, now, timed_out=timing_out)
                 locked.updated_at = now
-                recording = _Recording(compiled, outcome, context_data, actor, note)
+                recording = _Recording(compiled, outcome, context_data, actor, note, timing_out)
                 statements.write(cursor, locked, recording.history_rows(locked, now))
                 recording.send_signals(locked)
             else:
                 _attach_rows(locked, compiled, state)  # so the refresh below loads nothing
+                if timing_out:  # already at the timeout status: the deadline is spent
+                    locked.due_at = None
+                    WorkflowInstance.objects.using(using).filter(pk=locked.pk).update(due_at=None)
     _refresh_in_place(instance, locked)  # even unchanged: the caller's object may be stale
     return outcome
 
@@ -235,6 +274,58 @@ def _copy_state(
     instance.lifecycle = lifecycle.value
 
 
+def _move_deadline(
+    instance: WorkflowInstance,
+    compiled: CachedWorkflow,
+    state: MachineState,
+    outcome: Outcome,
+    now: datetime,
+    *,
+    timed_out: bool = False,
+) -> None:
+    deadline = next_deadline(
+        compiled.definition,
+        state,
+        outcome,
+        Deadline(instance.due_at, instance.held_at),
+        now,
+        timed_out=timed_out,
+    )
+    instance.due_at, instance.held_at = deadline.due_at, deadline.held_at
+
+
+def _announce_due(
+    locked: WorkflowInstance,
+    compiled: CachedWorkflow,
+    state: MachineState,
+    now: datetime,
+    instance: WorkflowInstance,
+) -> None:
+    """Refuse unless ``locked`` is due at ``now``; then send ``workflow_due``."""
+    if locked.lifecycle != Lifecycle.RUNNING.value or not Deadline(
+        locked.due_at, locked.held_at
+    ).is_due(now):
+        raise OperationNotAllowed(
+            f"Workflow {compiled.definition.name!r}: the instance at step {state.step!r} is not "
+            f"due at {now.isoformat()} (due at: {locked.due_at}, lifecycle: {locked.lifecycle}).",
+            instance=instance,
+            operation="time_out",
+        )
+    signals.workflow_due.send(
+        sender=WorkflowInstance,
+        instance=locked,
+        step=compiled.step_row(state.step),
+        status=compiled.status_row(state.step, state.status),
+        due_at=locked.due_at,
+        now=now,
+    )
+
+
+def _timeout_note(instance: WorkflowInstance) -> str:
+    due_at = instance.due_at.isoformat() if instance.due_at is not None else "?"
+    return f"Timed out (due at {due_at})."
+
+
 def _refresh_in_place(target: WorkflowInstance, source: WorkflowInstance) -> None:
     """Update the caller's Python object with the saved state (no query)."""
     target.workflow = source.workflow
@@ -251,6 +342,7 @@ class _Recording:
     context_data: Mapping[str, Any] | None
     actor: Any
     note: str
+    timed_out: bool = False
 
     def history_rows(self, instance: WorkflowInstance, now: Any) -> list[dict[str, Any]]:
         """One history row per change, as column values by attribute name."""
@@ -283,6 +375,8 @@ class _Recording:
                         else []
                     ),
                     "actor_id": actor_id,
+                    "by_system": self.actor is SYSTEM,
+                    "timed_out": self.timed_out,
                     "note": self.note,
                 }
             )

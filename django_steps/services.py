@@ -8,7 +8,8 @@ Unusable ``context_data`` (a value conditions cannot use) is a programming error
 raises :class:`~django_steps.exceptions.ContextError`, a ``TypeError``.
 
 State-changing functions accept keyword-only ``actor`` (a user, recorded in the
-history) and ``note``. Each has an async counterpart prefixed with ``a``.
+history, or :data:`SYSTEM` for background code acting for the system: recorded as
+``by_system``) and ``note``. Each has an async counterpart prefixed with ``a``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from django.db import models
 
 from . import engine
 from .exceptions import ContextError, StepsError
+from .machines.actors import SYSTEM
 from .models import WorkflowInstance
 
 logger = logging.getLogger("django_steps")
@@ -138,6 +140,7 @@ aresume_workflow_instance = sync_to_async(resume_workflow_instance)
 aget_workflow_instance_for_object = sync_to_async(get_workflow_instance_for_object)
 
 __all__ = [
+    "SYSTEM",
     "acancel_workflow_instance",
     "aget_workflow_instance_for_object",
     "aresume_workflow_instance",

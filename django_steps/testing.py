@@ -14,6 +14,13 @@ drive it through statuses and contexts, or assert where a context leads::
                       context={"claim": {"amount": 500.0, "is_high_risk": True}},
                       to_step="Investigation")
 
+Deadlines run on a controllable clock: a scenario starts at a fixed time and
+:meth:`WorkflowScenario.advance` (or a ``timedelta`` among :func:`drive`'s actions)
+moves it on, firing each timeout at its due time as the timer sweep would::
+
+    run = drive(claims, ["Accepted", timedelta(days=3)])
+    assert run.status == "Escalated"
+
 The same :class:`~django_steps.machines.WorkflowRunner` as the services applies the
 rules, so a definition behaves here as it does in the database. This module imports
 only the database-free :mod:`django_steps.machines` package.
@@ -25,11 +32,13 @@ import enum
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Union
 
 from .cel import DEFAULT_LIMITS, CelLimits
 from .exceptions import DefinitionError
+from .machines.deadlines import Deadline, next_deadline
 from .machines.definition import WorkflowDefinition
 from .machines.describe import StateDescription, describe_state
 from .machines.explain import Explanation, explain_status
@@ -41,6 +50,7 @@ __all__ = [
     "CANCEL",
     "HOLD",
     "RESUME",
+    "START_TIME",
     "Operation",
     "ScenarioResult",
     "WorkflowScenario",
@@ -65,7 +75,10 @@ class Operation(str, enum.Enum):
 
 HOLD, RESUME, CANCEL = Operation.HOLD, Operation.RESUME, Operation.CANCEL
 
-Action = Union[str, Operation, tuple[str, Union[Mapping[str, Any], None]]]  # noqa: UP007
+Action = Union[str, Operation, timedelta, tuple[str, Union[Mapping[str, Any], None]]]  # noqa: UP007
+
+#: Where a scenario's clock starts unless it is given ``now``.
+START_TIME = datetime(2030, 1, 1, tzinfo=timezone.utc)
 
 
 # --- loading ---------------------------------------------------------------------------
@@ -126,6 +139,8 @@ class ScenarioResult:
     step: str | None
     status: str | None
     lifecycle: Lifecycle
+    due_at: datetime | None = None
+    timeouts: list[datetime] = field(default_factory=list)
 
     @property
     def is_completed(self) -> bool:
@@ -155,23 +170,63 @@ class WorkflowScenario:
     ``WorkflowScenario(claims).set_status("Accepted").set_status("Approved", ctx)``.
     Refused operations raise the same :class:`~django_steps.exceptions.StepsError`
     subclasses as the services, and leave the scenario unchanged.
+
+    The scenario has a clock, ``now`` (:data:`START_TIME` unless given), which only
+    :meth:`advance` moves; ``due_at`` follows the same rules as an instance's in the
+    database, and ``timeouts`` lists when each timeout fired.
     """
 
     definition: DefinitionSource
     backend: str = "celpy"
     limits: CelLimits = DEFAULT_LIMITS
+    now: datetime = START_TIME
     runner: WorkflowRunner = field(init=False)
     state: MachineState = field(init=False)
     history: list[Change] = field(init=False, default_factory=list)
+    deadline: Deadline = field(init=False, default_factory=Deadline)
+    timeouts: list[datetime] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.runner = runner_for(self.definition, backend=self.backend, limits=self.limits)
         self.definition = self.runner.definition
         self.state, outcome = self.runner.start()
-        self.history = list(outcome.changes)
+        self.history = []
+        self._apply(outcome)
 
-    def _apply(self, outcome: Outcome) -> WorkflowScenario:
+    def _apply(self, outcome: Outcome, *, timed_out: bool = False) -> WorkflowScenario:
         self.history.extend(outcome.changes)
+        self.deadline = next_deadline(
+            self.runner.definition,
+            self.state,
+            outcome,
+            self.deadline,
+            self.now,
+            timed_out=timed_out,
+        )
+        return self
+
+    @property
+    def due_at(self) -> datetime | None:
+        """When the instance times out at its current step (``None``: no deadline)."""
+        return self.deadline.due_at
+
+    def advance(self, duration: timedelta | None = None, **units: float) -> WorkflowScenario:
+        """Move the clock on by ``duration`` (or ``timedelta(**units)``: ``hours=1``).
+
+        Each timeout due on the way fires at its due time, as a timer sweep running
+        all along would: the step's timeout status is set, the deadline of the step it
+        leads to (if any) starts then. A timeout that is refused (no transition
+        passes, a condition fails) raises its error with the clock at that due time.
+        """
+        target = self.now + (duration if duration is not None else timedelta(**units))
+        while self.deadline.due_at is not None and self.deadline.is_due(target):
+            self.now = max(self.now, self.deadline.due_at)
+            outcome = self.runner.time_out(self.state)
+            self._apply(outcome, timed_out=True)
+            if not outcome.changed:  # already at the timeout status: the deadline is spent
+                self.deadline = Deadline(None, self.deadline.held_at)
+            self.timeouts.append(self.now)
+        self.now = target
         return self
 
     def set_status(self, status: str, context: Mapping[str, Any] | None = None) -> WorkflowScenario:
@@ -188,7 +243,10 @@ class WorkflowScenario:
         return self._apply(self.runner.cancel(self.state))
 
     def perform(self, action: Action) -> WorkflowScenario:
-        """One :func:`drive` action: a status, ``(status, context)`` or an :class:`Operation`."""
+        """One :func:`drive` action: a status, ``(status, context)``, an :class:`Operation`
+        or a ``timedelta`` to :meth:`advance` the clock by."""
+        if isinstance(action, timedelta):
+            return self.advance(action)
         if isinstance(action, Operation):
             return getattr(self, action.value)()
         if isinstance(action, tuple):
@@ -232,6 +290,8 @@ class WorkflowScenario:
             step=self.state.step,
             status=self.state.status,
             lifecycle=self.state.lifecycle,
+            due_at=self.due_at,
+            timeouts=list(self.timeouts),
         )
 
 
@@ -244,8 +304,9 @@ def drive(
 ) -> ScenarioResult:
     """Start the workflow and perform ``actions`` in turn; the path and final state.
 
-    An action is a status name, a ``(status, context)`` pair, or :data:`HOLD`,
-    :data:`RESUME`, :data:`CANCEL`. A refused action raises its
+    An action is a status name, a ``(status, context)`` pair, :data:`HOLD`,
+    :data:`RESUME`, :data:`CANCEL`, or a ``timedelta`` that advances the clock (firing
+    the timeouts due on the way). A refused action raises its
     :class:`~django_steps.exceptions.StepsError`.
     """
     scenario = WorkflowScenario(definition, backend=backend, limits=limits)

@@ -62,6 +62,8 @@ def definition_from_rows(rows: WorkflowRows) -> WorkflowDefinition:
                 order=step.order,
                 is_initial=step.is_initial_step,
                 is_final=step.is_final_step,
+                due_after=step.due_after,
+                timeout_status=_timeout_status_name(step),
                 statuses=tuple(
                     StatusDefinition(
                         id=status.pk,
@@ -90,6 +92,16 @@ def definition_from_rows(rows: WorkflowRows) -> WorkflowDefinition:
             for transition in rows.transitions
         ),
     )
+
+
+def _timeout_status_name(step: WorkflowStep) -> str | None:
+    """The name of the step's timeout status, from its prefetched statuses when it is one."""
+    if step.timeout_status_id is None:
+        return None
+    for status in step.possible_statuses.all():
+        if status.pk == step.timeout_status_id:
+            return status.name
+    return step.timeout_status.name  # another step's status: validate_rows reports it
 
 
 def definition_from_db(workflow: Workflow | str) -> WorkflowDefinition:
@@ -136,10 +148,37 @@ def validate_rows(rows: WorkflowRows, *, backend: str, limits: CelLimits) -> lis
             )
         if not foreign:
             own_transitions.append(transition)
+    for step in rows.steps:
+        own = {status.pk for status in step.possible_statuses.all()}
+        if step.timeout_status_id is not None and step.timeout_status_id not in own:
+            other = step.timeout_status
+            problems.append(
+                Problem(
+                    severity=ERROR,
+                    code="timeout_status_other_step",
+                    message=(
+                        f"Workflow {workflow.name!r}: step {step.name!r} has timeout status "
+                        f"{other.name!r} of step {other.step.name!r}; the timeout status must "
+                        "be one of the step's own statuses."
+                    ),
+                    workflow=workflow.name,
+                    kind="step",
+                    name=step.name,
+                    field="timeout_status",
+                    id=step.pk,
+                    obj=step,
+                )
+            )
     definition = definition_from_rows(
         WorkflowRows(workflow=workflow, steps=rows.steps, transitions=own_transitions)
     )
-    problems.extend(validate_definition(definition, backend=backend, limits=limits))
+    foreign_timeouts = {p.name for p in problems if p.code == "timeout_status_other_step"}
+    problems.extend(
+        problem
+        for problem in validate_definition(definition, backend=backend, limits=limits)
+        # said better by timeout_status_other_step
+        if not (problem.code == "unknown_timeout_status" and problem.name in foreign_timeouts)
+    )
     return [_with_row(problem, rows) for problem in problems]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
@@ -42,7 +43,12 @@ class StatusDefinition:
 
 @dataclass(frozen=True)
 class StepDefinition:
-    """A step of a workflow with its statuses."""
+    """A step of a workflow with its statuses.
+
+    ``due_after`` and ``timeout_status`` (the name of one of the step's own statuses)
+    come together: an instance still at the step ``due_after`` after entering it is
+    given ``timeout_status`` by the timer sweep (see :mod:`.deadlines`).
+    """
 
     name: str
     order: int = 0
@@ -51,6 +57,8 @@ class StepDefinition:
     statuses: tuple[StatusDefinition, ...] = ()
     description: str = ""
     id: Any = None
+    due_after: timedelta | None = None
+    timeout_status: str | None = None
 
     def status(self, name: str) -> StatusDefinition | None:
         """The status called ``name``, or ``None``."""
@@ -70,6 +78,11 @@ class StepDefinition:
     @property
     def on_hold_status(self) -> StatusDefinition | None:
         return next((s for s in self.statuses if s.is_on_hold), None)
+
+    @property
+    def has_deadline(self) -> bool:
+        """Whether instances entering this step get a due time."""
+        return bool(self.due_after) and bool(self.timeout_status)
 
 
 @dataclass(frozen=True)
@@ -153,7 +166,11 @@ class WorkflowDefinition:
     # --- plain data ------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The definition as plain data (the export format; ids are left out)."""
+        """The definition as plain data (the export format; ids are left out).
+
+        A step's ``due_after`` (in seconds) and ``timeout_status`` appear only when
+        set, so files of steps without deadlines read as they always have.
+        """
         return {
             "name": self.name,
             "description": self.description,
@@ -165,6 +182,7 @@ class WorkflowDefinition:
                     "order": step.order,
                     "initial": step.is_initial,
                     "final": step.is_final,
+                    **_deadline_dict(step),
                     "statuses": [
                         {
                             "name": status.name,
@@ -230,8 +248,27 @@ class WorkflowDefinition:
         )
 
 
+def _deadline_dict(step: StepDefinition) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if step.due_after is not None:
+        seconds = step.due_after.total_seconds()
+        data["due_after"] = int(seconds) if seconds.is_integer() else seconds
+    if step.timeout_status is not None:
+        data["timeout_status"] = step.timeout_status
+    return data
+
+
 _WORKFLOW_KEYS = {"name", "description", "context_variables", "steps", "transitions", "version"}
-_STEP_KEYS = {"name", "description", "order", "initial", "final", "statuses"}
+_STEP_KEYS = {
+    "name",
+    "description",
+    "order",
+    "initial",
+    "final",
+    "due_after",
+    "timeout_status",
+    "statuses",
+}
 _STATUS_KEYS = {"name", "description", "default", "completion", "cancellation", "on_hold"}
 _TRANSITION_KEYS = {"name", "from", "to", "condition", "priority", "description"}
 
@@ -297,7 +334,18 @@ def _step_from_dict(data: Mapping[str, Any], where: str) -> StepDefinition:
         is_initial=_bool(data, "initial", where),
         is_final=_bool(data, "final", where),
         statuses=statuses,
+        due_after=_duration(data, "due_after", where),
+        timeout_status=_optional_str(data, "timeout_status", where) or None,
     )
+
+
+def _duration(data: Mapping[str, Any], key: str, where: str) -> timedelta | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DefinitionError(f"{where}: {key!r} must be a number of seconds.")
+    return timedelta(seconds=value)
 
 
 def _status_from_dict(data: Mapping[str, Any], where: str) -> StatusDefinition:
