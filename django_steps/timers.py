@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from django.db import connections, router, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from . import engine
@@ -82,6 +83,15 @@ def sweep_due_timers(*, now: datetime | None = None, limit: int | None = None) -
 
 def _claim(using: str, now: datetime, skipped: set[Any]) -> Any:
     """Lock the first due instance no other sweeper holds; its primary key, or ``None``."""
+    return _claim_query(using, now, skipped).first()
+
+
+def _claim_query(using: str, now: datetime, skipped: set[Any]) -> QuerySet[Any]:
+    """The due instances' keys, earliest due first, locked and skipping locked rows.
+
+    It reads the partial index ``django_steps_instance_due`` (running instances with a
+    due time), so it costs an index scan however many instances there are.
+    """
     features = connections[using].features
     queryset = WorkflowInstance.objects.using(using).overdue(now).order_by("due_at")
     if skipped:
@@ -91,4 +101,4 @@ def _claim(using: str, now: datetime, skipped: set[Any]) -> Any:
             skip_locked=features.has_select_for_update_skip_locked,
             of=("self",) if features.has_select_for_update_of else (),
         )
-    return queryset.values_list("pk", flat=True).first()
+    return queryset.values_list("pk", flat=True)

@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from django_steps import engine, signals
 from django_steps.exceptions import DefinitionError, OperationNotAllowed
-from django_steps.models import WorkflowHistory, WorkflowInstance, WorkflowStep, WorkflowStepStatus
+from django_steps.machines.definition import WorkflowDefinition
+from django_steps.models import WorkflowInstance, WorkflowStep, WorkflowStepStatus
 from django_steps.services import (
     SYSTEM,
     cancel_workflow_instance,
@@ -26,7 +27,6 @@ from django_steps.services import (
 )
 from django_steps.timers import run_due_timers, sweep_due_timers
 from django_steps.transfer import export_definitions, import_definitions
-from django_steps.machines.definition import WorkflowDefinition
 from django_steps.validation import validate_workflow
 from tests.testapp.models import Claim
 from tests.timer_definitions import create_orders, orders_definition
@@ -67,7 +67,9 @@ def test_an_instance_moves_only_once_the_sweep_runs_past_its_due_time(orders):
     assert moved.due_at is None  # spent: not due again at this step
     row = moved.history.latest("id")
     assert row.to_status_name == "Escalated"
-    assert row.timed_out and row.by_system and row.actor is None
+    assert row.timed_out
+    assert row.by_system
+    assert row.actor is None
     assert row.note.startswith("Timed out (due at ")
 
     assert run_due_timers(now=instance.due_at + timedelta(days=1)) == 0
@@ -90,7 +92,8 @@ def test_a_completion_timeout_takes_the_transition_and_starts_the_next_clock(ord
     now = instance.due_at + timedelta(seconds=1)
     assert run_due_timers(now=now) == 1
     done = fresh(instance)
-    assert done.lifecycle == "completed" and done.current_step.name == "Done"
+    assert done.lifecycle == "completed"
+    assert done.current_step.name == "Done"
     assert done.due_at is None
     rows = list(done.history.filter(timed_out=True).values_list("event", flat=True))
     assert rows == ["status_changed", "step_changed", "completed"]
@@ -108,7 +111,8 @@ def test_hold_stops_the_clock_and_resume_moves_the_due_time(orders):
     due = instance.due_at
     assert set_workflow_on_hold(instance)
     held = fresh(instance)
-    assert held.held_at is not None and held.due_at == due
+    assert held.held_at is not None
+    assert held.due_at == due
     # On hold: never due, however late.
     assert run_due_timers(now=due + timedelta(days=2)) == 0
     assert WorkflowInstance.objects.overdue(due + timedelta(days=2)).count() == 0
@@ -182,7 +186,8 @@ def test_a_failing_instance_is_logged_counted_and_skipped(orders, caplog):
     finally:
         signals.workflow_due.disconnect(receiver)
     assert result == (2, 1)
-    assert str(broken.pk) in caplog.text and "receiver failed" in caplog.text
+    assert str(broken.pk) in caplog.text
+    assert "receiver failed" in caplog.text
     assert fresh(broken).current_step_status.name == "Waiting"  # rolled back, still due
     assert not fresh(broken).history.filter(timed_out=True).exists()
     assert [fresh(i).current_step_status.name for i in instances] == [
@@ -235,7 +240,9 @@ def test_system_is_recorded_for_any_service_call(orders):
     instance = start()
     assert update_workflow_step_status(instance, "Escalated", actor=SYSTEM)
     row = instance.history.latest("id")
-    assert row.by_system and row.actor is None and not row.timed_out
+    assert row.by_system
+    assert row.actor is None
+    assert not row.timed_out
     assert repr(SYSTEM) == "SYSTEM"
 
 
@@ -253,14 +260,17 @@ def test_system_survives_copy_and_pickle():
 
 def test_export_carries_the_deadlines_and_imports_them_back(orders):
     text = export_definitions(["Orders"], format="json")
-    assert '"due_after": 3600' in text and '"timeout_status": "Escalated"' in text
+    assert '"due_after": 3600' in text
+    assert '"timeout_status": "Escalated"' in text
     approval = WorkflowStep.objects.get(workflow=orders, name="Approval")
-    assert approval.due_after == HOUR and approval.timeout_status.name == "Escalated"
+    assert approval.due_after == HOUR
+    assert approval.timeout_status.name == "Escalated"
     # Changing the timeout status to another status, and removing the old one.
     data = orders_definition()
     data["steps"][0]["timeout_status"] = "Withdrawn"
     data["steps"][0]["due_after"] = 60
-    data["steps"][0]["statuses"] = [s for s in data["steps"][0]["statuses"] if s["name"] != "Escalated"]
+    approval_data = data["steps"][0]
+    approval_data["statuses"] = [s for s in approval_data["statuses"] if s["name"] != "Escalated"]
     report = import_definitions([WorkflowDefinition.from_dict(data)])
     assert "step 'Approval': due_after, timeout_status changed" in str(report)
     approval.refresh_from_db()
@@ -275,7 +285,8 @@ def test_a_file_without_deadlines_still_imports(orders):
         step.pop("timeout_status", None)
     import_definitions([WorkflowDefinition.from_dict(data)])
     approval = WorkflowStep.objects.get(workflow=orders, name="Approval")
-    assert approval.due_after is None and approval.timeout_status is None
+    assert approval.due_after is None
+    assert approval.timeout_status is None
     assert start().due_at is None
 
 
@@ -301,8 +312,8 @@ def test_a_deadline_on_a_final_step_is_refused():
 
 def test_the_database_keeps_due_after_and_timeout_status_together(orders):
     approval = WorkflowStep.objects.get(workflow=orders, name="Approval")
+    approval.timeout_status = None
     with pytest.raises(ValidationError, match="Choose the status"):
-        approval.timeout_status = None
         approval.full_clean()
     with pytest.raises(IntegrityError), transaction.atomic():
         WorkflowStep.objects.filter(pk=approval.pk).update(timeout_status=None)
