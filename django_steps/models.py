@@ -36,6 +36,12 @@ UNFINISHED = (Lifecycle.RUNNING.value, Lifecycle.ON_HOLD.value)
 CHECK_ARGUMENT = "condition" if django.VERSION >= (5, 1) else "check"
 
 
+def check_constraint(condition: Q, **kwargs: Any) -> models.CheckConstraint:
+    """A ``CheckConstraint`` of ``condition`` on every supported Django version."""
+    arguments: dict[str, Any] = {CHECK_ARGUMENT: condition, **kwargs}
+    return models.CheckConstraint(**arguments)
+
+
 # --- definitions -------------------------------------------------------------------
 
 
@@ -208,15 +214,9 @@ class WorkflowStep(models.Model):
                 condition=Q(is_initial_step=True),
                 name="django_steps_one_initial_step",
             ),
-            models.CheckConstraint(  # type: ignore[call-overload]
-                **{
-                    CHECK_ARGUMENT: Q(due_after__isnull=True, timeout_status__isnull=True)
-                    | Q(
-                        due_after__gt=timedelta(0),
-                        timeout_status__isnull=False,
-                        is_final_step=False,
-                    )
-                },
+            check_constraint(
+                Q(due_after__isnull=True, timeout_status__isnull=True)
+                | Q(due_after__gt=timedelta(0), timeout_status__isnull=False, is_final_step=False),
                 name="django_steps_step_deadline",
                 violation_error_message=_(
                     "A deadline needs both a positive due after and a timeout status, on a "
@@ -282,15 +282,16 @@ class WorkflowStep(models.Model):
             errors["due_after"] = _("Due after must be a positive duration.")
         elif self.due_after is None:
             errors["due_after"] = _("Set how long instances may stay before they time out.")
-        if self.timeout_status_id is None:
+        status = self.timeout_status if self.timeout_status_id is not None else None
+        if status is None:
             errors["timeout_status"] = _(
                 "Choose the status (one of this step's own) instances get when they are due."
             )
-        elif self.timeout_status.step_id != self.pk:
+        elif status.step_id != self.pk:
             errors["timeout_status"] = _(
                 "Status “%(status)s” belongs to step “%(other)s”; the timeout status must be "
                 "one of this step's own statuses."
-            ) % {"status": self.timeout_status.name, "other": self.timeout_status.step.name}
+            ) % {"status": status.name, "other": status.step.name}
         if errors:
             raise ValidationError(errors)
 

@@ -294,7 +294,8 @@ class _WorkflowRows:
                 if step.due_after is not None or step.timeout_status is not None:
                     changed.append(step)
                 continue
-            stored_status = row.timeout_status.name if row.timeout_status_id else None
+            stored = row.timeout_status if row.timeout_status_id is not None else None
+            stored_status = stored.name if stored is not None else None
             if (row.due_after, stored_status) == (step.due_after, step.timeout_status):
                 continue
             changed.append(step)

@@ -101,7 +101,8 @@ def _timeout_status_name(step: WorkflowStep) -> str | None:
     for status in step.possible_statuses.all():
         if status.pk == step.timeout_status_id:
             return status.name
-    return step.timeout_status.name  # another step's status: validate_rows reports it
+    other = step.timeout_status  # another step's status: validate_rows reports it
+    return other.name if other is not None else None
 
 
 def definition_from_db(workflow: Workflow | str) -> WorkflowDefinition:
@@ -152,6 +153,7 @@ def validate_rows(rows: WorkflowRows, *, backend: str, limits: CelLimits) -> lis
         own = {status.pk for status in step.possible_statuses.all()}
         if step.timeout_status_id is not None and step.timeout_status_id not in own:
             other = step.timeout_status
+            assert other is not None
             problems.append(
                 Problem(
                     severity=ERROR,

@@ -288,7 +288,7 @@ class WorkflowStepAdmin(admin.ModelAdmin):
     ) -> Any:
         form = super().get_form(request, obj, change, **kwargs)
         timeout_status = form.base_fields.get("timeout_status")
-        if timeout_status is not None:
+        if isinstance(timeout_status, forms.ModelChoiceField):
             # Only the step's own statuses can be its timeout status.
             timeout_status.queryset = (
                 WorkflowStepStatus.objects.filter(step=obj).order_by("pk")
