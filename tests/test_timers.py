@@ -344,3 +344,34 @@ def test_the_management_command_moves_due_instances(orders):
     out = StringIO()
     call_command("steps_run_timers", stdout=out)
     assert out.getvalue() == ""
+
+
+# --- the admin --------------------------------------------------------------------------
+
+
+def test_the_step_page_offers_only_the_steps_own_statuses_as_timeout_status(admin_client, orders):
+    from django.urls import reverse
+
+    approval = WorkflowStep.objects.get(workflow=orders, name="Approval")
+    response = admin_client.get(
+        reverse("admin:django_steps_workflowstep_change", args=[approval.pk])
+    )
+    assert response.status_code == 200
+    field = response.context["adminform"].form.fields["timeout_status"]
+    assert sorted(field.queryset.values_list("name", flat=True)) == sorted(
+        approval.possible_statuses.values_list("name", flat=True)
+    )
+    assert "Deadline" in response.content.decode()
+    response = admin_client.get(reverse("admin:django_steps_workflowstep_add"))
+    assert not response.context["adminform"].form.fields["timeout_status"].queryset.exists()
+
+
+def test_the_instance_page_shows_the_due_time(admin_client, orders):
+    from django.urls import reverse
+
+    instance = start()
+    response = admin_client.get(
+        reverse("admin:django_steps_workflowinstance_change", args=[instance.pk])
+    )
+    assert response.status_code == 200
+    assert "Due at" in response.content.decode()
