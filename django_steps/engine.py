@@ -232,7 +232,8 @@ def _change(
             if timing_out:
                 now = now or timezone.now()
                 note = note or _timeout_note(locked)
-                _announce_due(locked, compiled, state, now, instance)
+                if not _announce_due(locked, compiled, state, now, instance):
+                    operation = _no_change
             try:
                 outcome = operation(compiled.runner, state)
             except InstanceError as error:
@@ -248,7 +249,7 @@ def _change(
                 recording.send_signals(locked)
             else:
                 _attach_rows(locked, compiled, state)  # so the refresh below loads nothing
-                if timing_out:  # already at the timeout status: the deadline is spent
+                if timing_out:  # already at the timeout status, or none: the deadline is spent
                     locked.due_at = None
                     WorkflowInstance.objects.using(using).filter(pk=locked.pk).update(due_at=None)
     _refresh_in_place(instance, locked)  # even unchanged: the caller's object may be stale
@@ -300,8 +301,12 @@ def _announce_due(
     state: MachineState,
     now: datetime,
     instance: WorkflowInstance,
-) -> None:
-    """Refuse unless ``locked`` is due at ``now``; then send ``workflow_due``."""
+) -> bool:
+    """Refuse unless ``locked`` is due at ``now``; then send ``workflow_due``.
+
+    ``False`` (and no signal) when its step has no timeout status any more: the
+    deadline was removed from the definition after the instance entered the step.
+    """
     if locked.lifecycle != Lifecycle.RUNNING.value or not Deadline(
         locked.due_at, locked.held_at
     ).is_due(now):
@@ -311,6 +316,8 @@ def _announce_due(
             instance=instance,
             operation="time_out",
         )
+    if compiled.runner.step_of(state).timeout_status is None:
+        return False
     signals.workflow_due.send(
         sender=WorkflowInstance,
         instance=locked,
@@ -319,6 +326,11 @@ def _announce_due(
         due_at=locked.due_at,
         now=now,
     )
+    return True
+
+
+def _no_change(runner: WorkflowRunner, state: MachineState) -> Outcome:
+    return Outcome()
 
 
 def _timeout_note(instance: WorkflowInstance) -> str:

@@ -375,3 +375,20 @@ def test_the_instance_page_shows_the_due_time(admin_client, orders):
     )
     assert response.status_code == 200
     assert "Due at" in response.content.decode()
+
+
+def test_an_instance_whose_step_lost_its_deadline_only_loses_its_due_time(orders):
+    instance = start()
+    WorkflowStep.objects.filter(workflow=orders, name="Approval").update(
+        due_after=None, timeout_status=None
+    )
+    orders.save()  # bumps the definition version: the engine recompiles
+    seen = []
+    signals.workflow_due.connect(receiver := lambda **kwargs: seen.append(kwargs))
+    try:
+        assert sweep_due_timers(now=instance.due_at) == (0, 0)
+    finally:
+        signals.workflow_due.disconnect(receiver)
+    assert seen == []
+    assert fresh(instance).due_at is None
+    assert fresh(instance).current_step_status.name == "Waiting"
