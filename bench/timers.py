@@ -70,8 +70,8 @@ def insert_instances(workflow: Any, count: int, *, due: str) -> None:
     if due == "past":
         lifecycle, due_at = "'running'", "now() - interval '1 minute'"
     else:
-        lifecycle = "CASE WHEN g % 4 = 0 THEN 'completed' ELSE 'running' END"
-        due_at = "CASE WHEN g % 10 = 1 THEN now() + interval '1 hour' END"
+        lifecycle = "CASE WHEN mod(g, 4) = 0 THEN 'completed' ELSE 'running' END"
+        due_at = "CASE WHEN mod(g, 10) = 1 THEN now() + interval '1 hour' END"
     table = WorkflowInstance._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
@@ -162,14 +162,16 @@ def main(argv: list[str] | None = None) -> int:
     configure("postgres")
     workflow = setup_workflow()
     began = time.perf_counter()
-    rates = [(processes, *sweep_rate(workflow, processes)) for processes in (1, 4)]
-    idle, plan = idle_query(workflow, args.rounds)
     print(f"\n## timers, postgres: {machine_description('postgres')}\n")
     print(f"The sweep moving {DUE:,} due instances (each in its own transaction):\n")
     print("| sweepers | instances/s | scaling vs 1 |")
-    print("|---:|---:|---:|")
-    for processes, rate, _ in rates:
-        print(f"| {processes} | {rate:,.0f} | {rate / rates[0][1]:.2f}x |")
+    print("|---:|---:|---:|", flush=True)
+    single = None
+    for processes in (1, 4):
+        rate, _ = sweep_rate(workflow, processes)
+        single = single or rate
+        print(f"| {processes} | {rate:,.0f} | {rate / single:.2f}x |", flush=True)
+    idle, plan = idle_query(workflow, args.rounds)
     print(f"\nThe sweep's query with nothing due among {POPULATION:,} instances: ", end="")
     print(f"{idle * 1e3:.3f} ms (median of {args.rounds}). Plan:\n")
     print("```text\n" + plan + "\n```")
