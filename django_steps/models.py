@@ -673,11 +673,15 @@ class WorkflowInstance(models.Model):
                 fields=["content_type", "object_id", "workflow"],
                 name="django_steps_instance_object",
             ),
-            # The timer sweep's index: only running instances with a due time are in it,
-            # so finding what is due is an index scan however many instances there are.
+            # The timer sweep's index: only instances with a due time are in it, running
+            # ones apart from those on hold (the leading lifecycle column), so finding
+            # what is due is an index scan however many instances there are. The
+            # condition names no value: SQLite (and PostgreSQL with server-side binding)
+            # cannot match a partial index's ``lifecycle = 'running'`` to a bound
+            # parameter, but ``due_at <= %s`` implies ``due_at IS NOT NULL`` everywhere.
             models.Index(
-                fields=["due_at"],
-                condition=Q(lifecycle=Lifecycle.RUNNING.value, due_at__isnull=False),
+                fields=["lifecycle", "due_at"],
+                condition=Q(due_at__isnull=False),
                 name="django_steps_instance_due",
             ),
         ]

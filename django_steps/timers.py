@@ -55,13 +55,14 @@ def sweep_due_timers(*, now: datetime | None = None, limit: int | None = None) -
     """:func:`run_due_timers`, also counting the instances whose timeout failed."""
     now = now or timezone.now()
     using = router.db_for_write(WorkflowInstance)
+    claim = _Claim(using, now)
     moved = failed = 0
     skipped: set[Any] = set()
     while limit is None or moved < limit:
         pk = None
         try:
             with transaction.atomic(using=using):
-                pk = _claim(using, now, skipped)
+                pk = claim.next(skipped)
                 if pk is None:
                     break
                 outcome = engine.time_out_workflow_instance(WorkflowInstance(pk=pk), now=now)
@@ -81,16 +82,42 @@ def sweep_due_timers(*, now: datetime | None = None, limit: int | None = None) -
     return SweepResult(moved, failed)
 
 
-def _claim(using: str, now: datetime, skipped: set[Any]) -> Any:
-    """Lock the first due instance no other sweeper holds; its primary key, or ``None``."""
-    return _claim_query(using, now, skipped).first()
+class _Claim:
+    """Takes the next due instance: the claim query, compiled once per sweep.
+
+    Compiling the QuerySet costs more than running it, so its SQL is kept and only
+    compiled again when the set of skipped instances grows (rarely).
+    """
+
+    def __init__(self, using: str, now: datetime):
+        self.using = using
+        self.now = now
+        self.sql = ""
+        self.params: tuple[Any, ...] = ()
+        self.skipped = -1
+        assert WorkflowInstance._meta.pk is not None
+        self.pk_field = WorkflowInstance._meta.pk
+
+    def next(self, skipped: set[Any]) -> Any:
+        """Lock the first due instance no other sweeper holds; its key, or ``None``.
+
+        Call inside the transaction the instance is changed in: it holds the lock.
+        """
+        if self.skipped != len(skipped):
+            query = _claim_query(self.using, self.now, skipped)[:1].query
+            self.sql, self.params = query.get_compiler(self.using).as_sql()
+            self.skipped = len(skipped)
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(self.sql, self.params)
+            row = cursor.fetchone()
+        return None if row is None else self.pk_field.to_python(row[0])
 
 
 def _claim_query(using: str, now: datetime, skipped: set[Any]) -> QuerySet[Any]:
     """The due instances' keys, earliest due first, locked and skipping locked rows.
 
-    It reads the partial index ``django_steps_instance_due`` (running instances with a
-    due time), so it costs an index scan however many instances there are.
+    It reads the partial index ``django_steps_instance_due`` (instances with a due
+    time, by lifecycle), so it costs an index scan however many instances there are.
     """
     features = connections[using].features
     queryset = WorkflowInstance.objects.using(using).overdue(now).order_by("due_at")

@@ -82,8 +82,8 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="workflowinstance",
             index=models.Index(
-                condition=models.Q(("due_at__isnull", False), ("lifecycle", "running")),
-                fields=["due_at"],
+                condition=models.Q(("due_at__isnull", False)),
+                fields=["lifecycle", "due_at"],
                 name="django_steps_instance_due",
             ),
         ),
