@@ -392,3 +392,16 @@ def test_an_instance_whose_step_lost_its_deadline_only_loses_its_due_time(orders
     assert seen == []
     assert fresh(instance).due_at is None
     assert fresh(instance).current_step_status.name == "Waiting"
+
+
+def test_on_sqlite_the_sweep_query_reads_the_due_index(orders):
+    from django.db import connection
+
+    from django_steps.timers import _claim_query
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the PostgreSQL plan is checked in test_timer_workers.py")
+    start()
+    plan = _claim_query("default", timezone.now(), set()).explain()
+    assert "django_steps_instance_due" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan  # no sort: the index gives the order
