@@ -32,7 +32,8 @@ from tests.timer_definitions import create_orders
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-WAIT = 120.0
+# Generous: the machine running the suite may be busy; the waits end as soon as done.
+WAIT = 300.0
 
 
 def due_instances(count: int) -> list[WorkflowInstance]:
@@ -58,14 +59,25 @@ def assert_moved_exactly_once(instances: list[WorkflowInstance]) -> None:
     assert not WorkflowInstance.objects.overdue().exists()
 
 
-def wait_until(predicate, processes: list[subprocess.Popen], what: str) -> None:
+def logs_of(directory: Path) -> str:
+    """The tail of every log in ``directory``, for a failure's message."""
+    return "\n".join(
+        f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}"
+        for path in sorted(directory.glob("*.log"))
+    )
+
+
+def wait_until(predicate, processes: list[subprocess.Popen], what: str, directory: Path) -> None:
     deadline = time.monotonic() + WAIT
     while not predicate():
         for process in processes:
             if process.poll() is not None:
-                raise AssertionError(f"a process exited early ({process.args}) waiting for {what}")
+                raise AssertionError(
+                    f"a process exited early ({process.args}) waiting for {what}\n"
+                    + logs_of(directory)
+                )
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}\n" + logs_of(directory))
         time.sleep(0.1)
 
 
@@ -173,7 +185,10 @@ def test_the_command_loops_until_stopped(tmp_path):
     )
     try:
         wait_until(
-            lambda: not WorkflowInstance.objects.overdue().exists(), [command], "the loop to move"
+            lambda: not WorkflowInstance.objects.overdue().exists(),
+            [command],
+            "the loop to move",
+            tmp_path,
         )
     finally:
         returncode = stop(command)
@@ -204,7 +219,7 @@ def test_the_task_moves_due_instances_in_a_database_worker(tmp_path):
             result.refresh()
             return result.is_finished
 
-        wait_until(finished, [worker], "the worker to run the task")
+        wait_until(finished, [worker], "the worker to run the task", tmp_path)
     finally:
         stop(worker)
     output = (tmp_path / "worker.log").read_text()
@@ -281,6 +296,7 @@ def test_two_celery_workers_and_beat_move_each_due_instance_exactly_once(tmp_pat
             ),
             processes,
             "the workers to be ready",
+            tmp_path,
         )
         beat = spawn(
             [*celery, "beat", "-s", str(tmp_path / "schedule"), "--loglevel", "INFO"],
@@ -294,10 +310,12 @@ def test_two_celery_workers_and_beat_move_each_due_instance_exactly_once(tmp_pat
             ran = all("django_steps.run_due_timers" in log and "succeeded" in log for log in logs)
             return ran and not WorkflowInstance.objects.overdue().exists()
 
-        wait_until(both_ran_and_none_due, processes, "both workers to run the beat's task")
+        wait_until(
+            both_ran_and_none_due, processes, "both workers to run the beat's task", tmp_path
+        )
     finally:
         codes = [stop(process) for process in reversed(processes)]
     logs = "\n".join(path.read_text(errors="replace") for path in sorted(tmp_path.glob("*.log")))
-    assert codes == [0] * len(codes), logs[-4000:]
+    assert codes == [0] * len(codes), logs_of(tmp_path)
     assert "Sending due task django_steps.run_due_timers" in logs
     assert_moved_exactly_once(instances)
