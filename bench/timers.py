@@ -85,10 +85,14 @@ def insert_instances(workflow: Any, count: int, *, due: str) -> None:
 
 
 def clear() -> None:
+    """Empty the instance and history tables (``TRUNCATE``: a million rows in no time)."""
+    from django.db import connection
+
     from django_steps.models import WorkflowHistory, WorkflowInstance
 
-    WorkflowHistory.objects.all().delete()
-    WorkflowInstance.objects.all().delete()
+    tables = ", ".join(model._meta.db_table for model in (WorkflowHistory, WorkflowInstance))
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {tables}")
 
 
 def _sweeper(barrier: Any, results: Any) -> None:
