@@ -127,3 +127,5 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.run --db sqlite $(BENCH_ARGS)
 	@printf '\n===== benchmark on PostgreSQL (throwaway cluster) =====\n'
 	scripts/with-postgres $(BIN)/python -m bench.run --db postgres --throughput $(BENCH_ARGS)
+	@printf '\n===== benchmark of the timer sweep on PostgreSQL (throwaway cluster) =====\n'
+	scripts/with-postgres $(BIN)/python -m bench.timers

@@ -54,7 +54,11 @@ def find_interpreter(version: str) -> str:
 )
 def tests(session: nox.Session, django: str) -> None:
     """Run the suite on SQLite, minus browser and slow tests."""
-    session.install("--editable", ".", *nox.project.dependency_groups(PYPROJECT, "test"), django)
+    requirements = nox.project.dependency_groups(PYPROJECT, "test")
+    if django == "Django>=4.2,<4.3":
+        # django-tasks-db needs Django 5.2; on 4.2 its worker test is skipped.
+        requirements = tuple(r for r in requirements if not r.startswith("django-tasks-db"))
+    session.install("--editable", ".", *requirements, django)
     session.run(
         "pytest",
         "-m",

@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.apps import apps
@@ -43,7 +44,9 @@ from .exceptions import (
     WorkflowNotFound,
     WrongModel,
 )
+from .machines.actors import SYSTEM
 from .machines.context import Surroundings, check_reserved_keys
+from .machines.deadlines import Deadline, next_deadline
 from .machines.lifecycle import ChangeKind, Lifecycle
 from .machines.runner import MachineState, Outcome, WorkflowRunner
 from .models import Workflow, WorkflowInstance
@@ -166,6 +169,7 @@ def _start_once(
         )
         _attach_object(instance, content_type, content_object)
         _copy_state(instance, compiled, state, now)
+        _move_deadline(instance, compiled, state, outcome, now)
         try:
             with transaction.atomic(using=using):
                 instance.save(force_insert=True, using=using)
@@ -238,6 +242,36 @@ def resume_workflow_instance(
     """Return an on-hold instance to the status it had before it was held."""
     return _change(
         workflow_instance, lambda runner, state, _: runner.resume(state), actor=actor, note=note
+    )
+
+
+def time_out_workflow_instance(
+    workflow_instance: WorkflowInstance,
+    *,
+    now: datetime | None = None,
+    actor: Any = SYSTEM,
+    note: str = "",
+) -> Outcome:
+    """Give a due instance its step's timeout status, as the timer sweep does.
+
+    Under the row lock, the instance must still be running and due at ``now``
+    (default: the current time), else
+    :class:`~django_steps.exceptions.OperationNotAllowed` (``operation="time_out"``)
+    and nothing is written. :data:`~django_steps.signals.workflow_due` is sent, then
+    the status is set as :func:`update_workflow_step_status` would (so the same
+    errors can be raised), recorded at ``now`` with ``timed_out`` history rows, by
+    ``actor`` (:data:`~django_steps.services.SYSTEM` by default) with ``note``
+    (default: "Timed out", with the due time). When the instance already has the
+    timeout status, nothing changes but its due time is cleared (the outcome has no
+    changes).
+    """
+    return _change(
+        workflow_instance,
+        lambda runner, state, surroundings: runner.time_out(state, surroundings),
+        actor=actor,
+        note=note,
+        now=now,
+        timing_out=True,
     )
 
 
@@ -424,12 +458,16 @@ def _change(
     context_data: Mapping[str, Any] | None = None,
     actor: Any = None,
     note: str = "",
+    now: datetime | None = None,
+    timing_out: bool = False,
 ) -> Outcome:
     using = router.db_for_write(WorkflowInstance, instance=instance)
     outermost = not transaction.get_connection(using).in_atomic_block
     try:
         with transaction.atomic(using=using):
-            locked, outcome = _change_locked(instance, operation, using, context_data, actor, note)
+            locked, outcome = _change_locked(
+                instance, operation, using, context_data, actor, note, now, timing_out
+            )
     except IntegrityError as error:
         if not outermost:
             raise
@@ -452,6 +490,8 @@ def _change_locked(
     context_data: Mapping[str, Any] | None,
     actor: Any,
     note: str,
+    now: datetime | None,
+    timing_out: bool,
 ) -> tuple[WorkflowInstance, Outcome]:
     connection, statements = statements_for(using)
     with connection.cursor() as cursor:
@@ -466,7 +506,11 @@ def _change_locked(
             compiled = cached_workflow(Workflow.objects.using(using).get(pk=locked.workflow_id))
         locked.workflow = compiled.workflow_row(using)
         state = compiled.state_of(locked)
-        now = timezone.now()
+        now = now or timezone.now()
+        if timing_out:
+            note = note or _timeout_note(locked)
+            if not _announce_due(locked, compiled, state, now, instance):
+                operation = _no_change
         # Built only when the step's conditions read object, actor, instance...
         surroundings = (
             surroundings_for(locked, actor=actor, now=now, loaded=instance)
@@ -484,8 +528,9 @@ def _change_locked(
             raise
         if outcome.changed:
             _copy_state(locked, compiled, state, now)
+            _move_deadline(locked, compiled, state, outcome, now, timed_out=timing_out)
             locked.updated_at = now
-            recording = _Recording(compiled, outcome, context_data, actor, note)
+            recording = _Recording(compiled, outcome, context_data, actor, note, timing_out)
             try:
                 statements.write(cursor, locked, recording.history_rows(locked, now))
             except IntegrityError as error:
@@ -499,6 +544,9 @@ def _change_locked(
             recording.send_signals(locked)
         else:
             _attach_rows(locked, compiled, state)  # so the refresh below loads nothing
+            if timing_out:  # already at the timeout status, or none: the deadline is spent
+                locked.due_at = None
+                WorkflowInstance.objects.using(using).filter(pk=locked.pk).update(due_at=None)
     return locked, outcome
 
 
@@ -524,6 +572,71 @@ def _copy_state(
     instance.lifecycle = lifecycle.value
 
 
+def _move_deadline(
+    instance: WorkflowInstance,
+    compiled: CachedWorkflow,
+    state: MachineState,
+    outcome: Outcome,
+    now: datetime,
+    *,
+    timed_out: bool = False,
+) -> None:
+    deadline = next_deadline(
+        compiled.definition,
+        state,
+        outcome,
+        Deadline(instance.due_at, instance.held_at),
+        now,
+        timed_out=timed_out,
+    )
+    instance.due_at, instance.held_at = deadline.due_at, deadline.held_at
+
+
+def _announce_due(
+    locked: WorkflowInstance,
+    compiled: CachedWorkflow,
+    state: MachineState,
+    now: datetime,
+    instance: WorkflowInstance,
+) -> bool:
+    """Refuse unless ``locked`` is due at ``now``; then send ``workflow_due``.
+
+    ``False`` (and no signal) when its step has no timeout status any more: the
+    deadline was removed from the definition after the instance entered the step.
+    """
+    if locked.lifecycle != Lifecycle.RUNNING.value or not Deadline(
+        locked.due_at, locked.held_at
+    ).is_due(now):
+        raise OperationNotAllowed(
+            f"Workflow {compiled.definition.name!r}: the instance at step {state.step!r} is not "
+            f"due at {now.isoformat()} (due at: {locked.due_at}, lifecycle: {locked.lifecycle}).",
+            instance=instance,
+            operation="time_out",
+        )
+    if compiled.runner.step_of(state).timeout_status is None:
+        return False
+    signals.workflow_due.send(
+        sender=WorkflowInstance,
+        instance=locked,
+        step=compiled.step_row(state.step),
+        status=compiled.status_row(state.step, state.status),
+        due_at=locked.due_at,
+        now=now,
+    )
+    return True
+
+
+def _no_change(
+    runner: WorkflowRunner, state: MachineState, surroundings: Surroundings | None
+) -> Outcome:
+    return Outcome()
+
+
+def _timeout_note(instance: WorkflowInstance) -> str:
+    due_at = instance.due_at.isoformat() if instance.due_at is not None else "?"
+    return f"Timed out (due at {due_at})."
+
+
 def _refresh_in_place(target: WorkflowInstance, source: WorkflowInstance) -> None:
     """Update the caller's Python object with the saved state (no query)."""
     target.workflow = source.workflow
@@ -540,6 +653,7 @@ class _Recording:
     context_data: Mapping[str, Any] | None
     actor: Any
     note: str
+    timed_out: bool = False
 
     def history_rows(self, instance: WorkflowInstance, now: Any) -> list[dict[str, Any]]:
         """One history row per change, as column values by attribute name."""
@@ -572,6 +686,8 @@ class _Recording:
                         else []
                     ),
                     "actor_id": actor_id,
+                    "by_system": self.actor is SYSTEM,
+                    "timed_out": self.timed_out,
                     "note": self.note,
                 }
             )

@@ -12,15 +12,17 @@ from __future__ import annotations
 import unicodedata
 import uuid
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
+import django
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, models, router, transaction
-from django.db.models import F, ProtectedError, Q
+from django.db.models import F, ProtectedError, Q, RestrictedError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -62,6 +64,14 @@ __all__ = [
 LIFECYCLE_CHOICES = [(item.value, item.label) for item in Lifecycle]
 EVENT_CHOICES = [(item.value, item.label) for item in ChangeKind]
 UNFINISHED = (Lifecycle.RUNNING.value, Lifecycle.ON_HOLD.value)
+# CheckConstraint's argument is ``condition`` from Django 5.1 (``check`` before, removed in 6.0).
+CHECK_ARGUMENT = "condition" if django.VERSION >= (5, 1) else "check"
+
+
+def check_constraint(condition: Q, **kwargs: Any) -> models.CheckConstraint:
+    """A ``CheckConstraint`` of ``condition`` on every supported Django version."""
+    arguments: dict[str, Any] = {CHECK_ARGUMENT: condition, **kwargs}
+    return models.CheckConstraint(**arguments)
 
 
 # --- definitions -------------------------------------------------------------------
@@ -391,6 +401,28 @@ class WorkflowStep(models.Model):
     order = models.PositiveIntegerField(_("order"))
     is_initial_step = models.BooleanField(_("initial step"), default=False)
     is_final_step = models.BooleanField(_("final step"), default=False)
+    due_after = models.DurationField(
+        _("due after"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "How long an instance may stay at this step before it times out, e.g. "
+            "“3 00:00:00” for three days (the clock stops while it is on hold)."
+        ),
+    )
+    timeout_status = models.ForeignKey(
+        "WorkflowStepStatus",
+        null=True,
+        blank=True,
+        on_delete=models.RESTRICT,
+        related_name="+",
+        verbose_name=_("timeout status"),
+        help_text=_(
+            "One of this step's statuses, set by the timer sweep when an instance is due: a "
+            "completion status moves it on, a cancellation status cancels it, an on-hold "
+            "status parks it, a plain one (say “Escalated”) marks it. Set with due after."
+        ),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -408,6 +440,15 @@ class WorkflowStep(models.Model):
                 fields=["workflow"],
                 condition=Q(is_initial_step=True),
                 name="django_steps_one_initial_step",
+            ),
+            check_constraint(
+                Q(due_after__isnull=True, timeout_status__isnull=True)
+                | Q(due_after__gt=timedelta(0), timeout_status__isnull=False, is_final_step=False),
+                name="django_steps_step_deadline",
+                violation_error_message=_(
+                    "A deadline needs both a positive due after and a timeout status, on a "
+                    "step that is not final."
+                ),
             ),
         ]
 
@@ -442,6 +483,7 @@ class WorkflowStep(models.Model):
                         % {"workflow": self.workflow.name, "step": other.name}
                     }
                 )
+        self.clean_deadline()
         if self.is_final_step and self.pk is not None:
             leaving = final_step_transitions(
                 self._definition(), list(self.outgoing_transitions.values_list("name", flat=True))
@@ -460,6 +502,33 @@ class WorkflowStep(models.Model):
     def _definition(self) -> StepDefinition:
         """This row's fields as a plain step (without its statuses), for the rules."""
         return StepDefinition(id=self.pk, name=self.name, **definition_values(STEP_FIELDS, self))
+
+    def clean_deadline(self) -> None:
+        """``due_after`` and ``timeout_status`` together, the status one of this step's own."""
+        if self.due_after is None and self.timeout_status_id is None:
+            return
+        errors: dict[str, Any] = {}
+        if self.is_final_step:
+            errors["is_final_step"] = _(
+                "Step “%(step)s” cannot be final: it has a deadline (due after, timeout "
+                "status), and nothing times out at a final step."
+            ) % {"step": self.name}
+        if self.due_after is not None and self.due_after <= timedelta(0):
+            errors["due_after"] = _("Due after must be a positive duration.")
+        elif self.due_after is None:
+            errors["due_after"] = _("Set how long instances may stay before they time out.")
+        status = self.timeout_status if self.timeout_status_id is not None else None
+        if status is None:
+            errors["timeout_status"] = _(
+                "Choose the status (one of this step's own) instances get when they are due."
+            )
+        elif status.step_id != self.pk:
+            errors["timeout_status"] = _(
+                "Status “%(status)s” belongs to step “%(other)s”; the timeout status must be "
+                "one of this step's own statuses."
+            ) % {"status": status.name, "other": status.step.name}
+        if errors:
+            raise ValidationError(errors)
 
 
 class WorkflowStepStatusManager(models.Manager["WorkflowStepStatus"]):
@@ -524,6 +593,13 @@ class WorkflowStepStatus(models.Model):
             return super().delete(*args, **kwargs)
         except ProtectedError as error:
             raise explain_protected(error, subject) from None
+        except RestrictedError as error:
+            raise RestrictedError(
+                f"Cannot delete status {self.name!r} of step {self.step.name!r} (workflow "
+                f"{self.step.workflow.name!r}): it is the step's timeout status. Choose another "
+                "timeout status (or clear the step's deadline) first.",
+                error.restricted_objects,
+            ) from None
         except IntegrityError as error:
             raise moved_in_meanwhile(
                 error, subject, self.step.workflow.name, step=self.step.name, status=self.name
@@ -784,6 +860,14 @@ class WorkflowInstanceQuerySet(models.QuerySet["WorkflowInstance"]):
         """Completed or cancelled instances."""
         return self.exclude(lifecycle__in=UNFINISHED)
 
+    def overdue(self, now: datetime | None = None) -> WorkflowInstanceQuerySet:
+        """Running instances whose due time has come (by ``now``, default: the current time).
+
+        These are what the next run of :func:`django_steps.timers.run_due_timers` moves;
+        on-hold instances are never overdue, their clock is stopped.
+        """
+        return self.active().filter(due_at__lte=now or timezone.now())
+
     def for_object(self, obj: models.Model) -> WorkflowInstanceQuerySet:
         """Instances attached to ``obj`` (any model; integer or UUID keys)."""
         content_type = ContentType.objects.get_for_model(obj)
@@ -859,6 +943,22 @@ class WorkflowInstance(models.Model):
         related_name="+",
         verbose_name=_("status before hold"),
     )
+    due_at = models.DateTimeField(
+        _("due at"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("When the instance times out at its current step (its step's due after)."),
+    )
+    held_at = models.DateTimeField(
+        _("held at"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "Since when the instance is on hold; resuming moves the due time on by as much."
+        ),
+    )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     objects = WorkflowInstanceManager()
@@ -886,6 +986,17 @@ class WorkflowInstance(models.Model):
             models.Index(
                 fields=["content_type", "object_id", "workflow"],
                 name="django_steps_instance_object",
+            ),
+            # The timer sweep's index: only instances with a due time are in it, running
+            # ones apart from those on hold (the leading lifecycle column), so finding
+            # what is due is an index scan however many instances there are. The
+            # condition names no value: SQLite (and PostgreSQL with server-side binding)
+            # cannot match a partial index's ``lifecycle = 'running'`` to a bound
+            # parameter, but ``due_at <= %s`` implies ``due_at IS NOT NULL`` everywhere.
+            models.Index(
+                fields=["lifecycle", "due_at"],
+                condition=Q(due_at__isnull=False),
+                name="django_steps_instance_due",
             ),
         ]
         permissions = [
@@ -955,6 +1066,16 @@ class WorkflowHistory(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         verbose_name=_("actor"),
+    )
+    by_system = models.BooleanField(
+        _("by the system"),
+        default=False,
+        help_text=_("Made by the system actor (SYSTEM), such as the timer sweep, not a user."),
+    )
+    timed_out = models.BooleanField(
+        _("timed out"),
+        default=False,
+        help_text=_("Made by the timer sweep: the instance was due at its step."),
     )
     note = models.TextField(_("note"), blank=True)
 

@@ -13,7 +13,8 @@ that is not a model instance (:class:`~django_steps.exceptions.InvalidObject`, a
 ``TypeError``).
 
 State-changing functions accept keyword-only ``actor`` (a user, recorded in the
-history) and ``note``. Each has an async counterpart prefixed with ``a``; the
+history, or :data:`SYSTEM` for background code acting for the system: recorded as
+``by_system``) and ``note``. Each has an async counterpart prefixed with ``a``; the
 instances the async ones return have their workflow, step, statuses, content type
 and object loaded, so async code can read them without a query.
 """
@@ -28,6 +29,7 @@ from django.db import models
 
 from . import engine
 from .exceptions import ContextError, InvalidObject, StepsError
+from .machines.actors import SYSTEM
 from .models import WorkflowInstance
 
 # A child of Django's own logger: its default configuration prints INFO records of
@@ -167,6 +169,7 @@ aresume_workflow_instance = sync_to_async(resume_workflow_instance)
 aget_workflow_instance_for_object = _for_async_code(get_workflow_instance_for_object)
 
 __all__ = [
+    "SYSTEM",
     "acancel_workflow_instance",
     "aget_workflow_instance_for_object",
     "aresume_workflow_instance",

@@ -18,7 +18,26 @@ Every signal is sent with ``sender=WorkflowInstance`` and the same keyword argum
     the note given to the service (``""`` when none).
 
 Receivers run inside the change's transaction: a receiver that raises rolls the
-whole change back, and the service refuses it. Treat the step and status objects as
+whole change back, and the service refuses it.
+
+:data:`workflow_due` is the exception to the shared arguments: the timer sweep
+sends it, with ``sender=WorkflowInstance``, when an instance is due, just before it
+sets the step's timeout status, inside that change's transaction:
+
+``instance``
+    the :class:`~django_steps.models.WorkflowInstance`, still at its step and status.
+``step``, ``status``
+    its current :class:`~django_steps.models.WorkflowStep` and
+    :class:`~django_steps.models.WorkflowStepStatus`.
+``due_at``
+    the due time it reached.
+``now``
+    the time the sweep runs at (its ``now=`` argument, or the current time).
+
+It is sent once for each timeout that is applied; a timeout that fails (and is
+rolled back) sends it again on the next attempt, so send e-mail from
+``transaction.on_commit``. Receivers see ``actor=SYSTEM`` in the signals of the
+change that follows. Treat the step and status objects as
 read-only: they are shared by the process's cache of compiled workflows.
 """
 
@@ -50,3 +69,5 @@ workflow_resumed = Signal()
 workflow_cancelled = Signal()
 #: The instance completed its workflow.
 workflow_completed = Signal()
+#: The instance is due at its step; its timeout status is set next (see above).
+workflow_due = Signal()

@@ -18,6 +18,13 @@ Conditions see ``object``, ``actor`` and ``now`` as the plain values given here
 (``drive(orders, ["Approved"], object={"amount": 25000.0}, actor={...})``), ``status``
 as the status being set and ``instance`` as the scenario's own (``id`` is ``None``).
 
+Deadlines run on a controllable clock: a scenario starts at a fixed time and
+:meth:`WorkflowScenario.advance` (or a ``timedelta`` among :func:`drive`'s actions)
+moves it on, firing each timeout at its due time as the timer sweep would::
+
+    run = drive(claims, ["Accepted", timedelta(days=3)])
+    assert run.status == "Escalated"
+
 The same :class:`~django_steps.machines.WorkflowRunner` as the services applies the
 rules, so a definition behaves here as it does in the database. This module imports
 only the database-free :mod:`django_steps.machines` package.
@@ -25,17 +32,18 @@ only the database-free :mod:`django_steps.machines` package.
 
 from __future__ import annotations
 
-import datetime
 import enum
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Union
 
 from .cel import DEFAULT_LIMITS, CelLimits
 from .exceptions import DefinitionError
 from .machines.context import Surroundings
+from .machines.deadlines import Deadline, next_deadline
 from .machines.definition import WorkflowDefinition
 from .machines.describe import StateDescription, describe_state
 from .machines.explain import Explanation, explain_status
@@ -47,6 +55,7 @@ __all__ = [
     "CANCEL",
     "HOLD",
     "RESUME",
+    "START_TIME",
     "Operation",
     "ScenarioResult",
     "WorkflowScenario",
@@ -71,7 +80,10 @@ class Operation(str, enum.Enum):
 
 HOLD, RESUME, CANCEL = Operation.HOLD, Operation.RESUME, Operation.CANCEL
 
-Action = Union[str, Operation, tuple[str, Union[Mapping[str, Any], None]]]  # noqa: UP007
+Action = Union[str, Operation, timedelta, tuple[str, Union[Mapping[str, Any], None]]]  # noqa: UP007
+
+#: Where a scenario's clock starts unless it is given ``now``.
+START_TIME = datetime(2030, 1, 1, tzinfo=timezone.utc)
 
 
 # --- loading ---------------------------------------------------------------------------
@@ -137,6 +149,8 @@ class ScenarioResult:
     step: str | None
     status: str | None
     lifecycle: Lifecycle
+    due_at: datetime | None = None
+    timeouts: list[datetime] = field(default_factory=list)
 
     @property
     def is_completed(self) -> bool:
@@ -168,6 +182,11 @@ class WorkflowScenario:
     subclasses as the services, and leave the scenario unchanged. Conditions see
     ``object`` and ``actor`` as given (``{}`` and ``None`` by default), ``now`` as
     given (default: the current time) and ``instance`` with ``id`` ``None``.
+    subclasses as the services, and leave the scenario unchanged.
+
+    The scenario has a clock, ``now`` (:data:`START_TIME` unless given), which only
+    :meth:`advance` moves; ``due_at`` follows the same rules as an instance's in the
+    database, and ``timeouts`` lists when each timeout fired.
     """
 
     definition: DefinitionSource
@@ -175,22 +194,22 @@ class WorkflowScenario:
     limits: CelLimits = DEFAULT_LIMITS
     object: Mapping[str, Any] | None = None
     actor: Mapping[str, Any] | None = None
-    now: datetime.datetime | None = None
+    now: datetime = START_TIME
     runner: WorkflowRunner = field(init=False)
     state: MachineState = field(init=False)
     history: list[Change] = field(init=False, default_factory=list)
-    started_at: datetime.datetime = field(init=False)
-    step_entered_at: datetime.datetime = field(init=False)
+    started_at: datetime = field(init=False)
+    step_entered_at: datetime = field(init=False)
+    deadline: Deadline = field(init=False, default_factory=Deadline)
+    timeouts: list[datetime] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.runner = runner_for(self.definition, backend=self.backend, limits=self.limits)
         self.definition = self.runner.definition
         self.state, outcome = self.runner.start()
-        self.history = list(outcome.changes)
-        self.started_at = self.step_entered_at = self._now()
-
-    def _now(self) -> datetime.datetime:
-        return self.now or datetime.datetime.now(datetime.timezone.utc)
+        self.history = []
+        self.started_at = self.step_entered_at = self.now
+        self._apply(outcome)
 
     def surroundings(self) -> Surroundings:
         """What the scenario's conditions see as ``object``, ``actor``, ``instance``, ``now``."""
@@ -201,14 +220,47 @@ class WorkflowScenario:
                 "id": None,
                 "started_at": self.started_at,
                 "step_entered_at": self.step_entered_at,
+                "due_at": self.deadline.due_at,
             },
-            now=self._now(),
+            now=self.now,
         )
 
-    def _apply(self, outcome: Outcome) -> WorkflowScenario:
+    def _apply(self, outcome: Outcome, *, timed_out: bool = False) -> WorkflowScenario:
         self.history.extend(outcome.changes)
         if any(change.kind is ChangeKind.STEP_CHANGED for change in outcome.changes):
-            self.step_entered_at = self._now()
+            self.step_entered_at = self.now
+        self.deadline = next_deadline(
+            self.runner.definition,
+            self.state,
+            outcome,
+            self.deadline,
+            self.now,
+            timed_out=timed_out,
+        )
+        return self
+
+    @property
+    def due_at(self) -> datetime | None:
+        """When the instance times out at its current step (``None``: no deadline)."""
+        return self.deadline.due_at
+
+    def advance(self, duration: timedelta | None = None, **units: float) -> WorkflowScenario:
+        """Move the clock on by ``duration`` (or ``timedelta(**units)``: ``hours=1``).
+
+        Each timeout due on the way fires at its due time, as a timer sweep running
+        all along would: the step's timeout status is set, the deadline of the step it
+        leads to (if any) starts then. A timeout that is refused (no transition
+        passes, a condition fails) raises its error with the clock at that due time.
+        """
+        target = self.now + (duration if duration is not None else timedelta(**units))
+        while self.deadline.due_at is not None and self.deadline.is_due(target):
+            self.now = max(self.now, self.deadline.due_at)
+            outcome = self.runner.time_out(self.state, self.surroundings())
+            self._apply(outcome, timed_out=True)
+            if not outcome.changed:  # already at the timeout status: the deadline is spent
+                self.deadline = Deadline(None, self.deadline.held_at)
+            self.timeouts.append(self.now)
+        self.now = target
         return self
 
     def set_status(self, status: str, context: Mapping[str, Any] | None = None) -> WorkflowScenario:
@@ -225,7 +277,10 @@ class WorkflowScenario:
         return self._apply(self.runner.cancel(self.state))
 
     def perform(self, action: Action) -> WorkflowScenario:
-        """One :func:`drive` action: a status, ``(status, context)`` or an :class:`Operation`."""
+        """One :func:`drive` action: a status, ``(status, context)``, an :class:`Operation`
+        or a ``timedelta`` to :meth:`advance` the clock by."""
+        if isinstance(action, timedelta):
+            return self.advance(action)
         if isinstance(action, Operation):
             return getattr(self, action.value)()
         if isinstance(action, tuple):
@@ -269,6 +324,8 @@ class WorkflowScenario:
             step=self.state.step,
             status=self.state.status,
             lifecycle=self.state.lifecycle,
+            due_at=self.due_at,
+            timeouts=list(self.timeouts),
         )
 
 
@@ -278,20 +335,27 @@ def drive(
     *,
     object: Mapping[str, Any] | None = None,
     actor: Mapping[str, Any] | None = None,
-    now: datetime.datetime | None = None,
+    now: datetime | None = None,
     backend: str = "celpy",
     limits: CelLimits = DEFAULT_LIMITS,
 ) -> ScenarioResult:
     """Start the workflow and perform ``actions`` in turn; the path and final state.
 
-    An action is a status name, a ``(status, context)`` pair, or :data:`HOLD`,
-    :data:`RESUME`, :data:`CANCEL`. A refused action raises its
-    :class:`~django_steps.exceptions.StepsError`. Conditions see ``object``,
-    ``actor`` and ``now`` as given (plain values, e.g. ``object={"amount": 25000.0}``,
-    ``actor={"username": "mia", "groups": ["managers"]}``).
+    An action is a status name, a ``(status, context)`` pair, :data:`HOLD`,
+    :data:`RESUME`, :data:`CANCEL`, or a ``timedelta`` that advances the clock (firing
+    the timeouts due on the way). A refused action raises its
+    :class:`~django_steps.exceptions.StepsError`. Conditions see ``object``, ``actor`` and
+    ``now`` as given (plain values, e.g. ``object={"amount": 25000.0}``,
+    ``actor={"username": "mia", "groups": ["managers"]}``; ``now`` defaults to
+    :data:`START_TIME`).
     """
     scenario = WorkflowScenario(
-        definition, backend=backend, limits=limits, object=object, actor=actor, now=now
+        definition,
+        backend=backend,
+        limits=limits,
+        object=object,
+        actor=actor,
+        now=START_TIME if now is None else now,
     )
     for action in actions:
         scenario.perform(action)
@@ -309,7 +373,7 @@ def explain_definition(
     status: str | None = None,
     object: Mapping[str, Any] | None = None,
     actor: Mapping[str, Any] | None = None,
-    now: datetime.datetime | None = None,
+    now: datetime | None = None,
     backend: str = "celpy",
     limits: CelLimits = DEFAULT_LIMITS,
 ) -> Explanation:
@@ -323,7 +387,7 @@ def explain_definition(
     else:
         step_definition = runner.definition.get_step(step)
         state = MachineState(step=step, status=runner.default_status(step_definition).name)
-    when = now or datetime.datetime.now(datetime.timezone.utc)
+    when = now or START_TIME
     surroundings = Surroundings(
         object=dict(object or {}),
         actor=actor,
@@ -342,7 +406,7 @@ def assert_transition(
     status: str | None = None,
     object: Mapping[str, Any] | None = None,
     actor: Mapping[str, Any] | None = None,
-    now: datetime.datetime | None = None,
+    now: datetime | None = None,
     backend: str = "celpy",
     limits: CelLimits = DEFAULT_LIMITS,
 ) -> Explanation:

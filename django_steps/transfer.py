@@ -30,6 +30,7 @@ from .machines.definition import (
     STEP_FIELDS,
     TRANSITION_FIELDS,
     StatusDefinition,
+    StepDefinition,
     TransitionDefinition,
     WorkflowDefinition,
     model_values,
@@ -297,7 +298,12 @@ class _WorkflowRows:
         self.workflow = workflow
         self.definition = definition
         self.changes = result.changes
-        self.steps = {step.name: step for step in WorkflowStep.objects.filter(workflow=workflow)}
+        self.steps = {
+            step.name: step
+            for step in WorkflowStep.objects.filter(workflow=workflow).select_related(
+                "timeout_status"
+            )
+        }
         self.statuses = {
             (status.step.name, status.name): status
             for status in WorkflowStepStatus.objects.filter(step__workflow=workflow)
@@ -326,11 +332,44 @@ class _WorkflowRows:
                 row.delete()
                 if row.name not in planned:
                     self.note(f"transition {row.name!r} deleted")
+        # A deadline names a status, which must exist first; it is cleared before the
+        # statuses and flags it depends on change, and set again once they are written.
+        deadlines = self._clear_changed_deadlines()
         self._delete_statuses(wanted_steps)
         self._delete_steps(wanted_steps)
         self._write_steps()
         self._write_statuses()
+        self._write_deadlines(deadlines)
         self._write_transitions(plan)
+
+    def _clear_changed_deadlines(self) -> list[StepDefinition]:
+        """Clear the stored deadlines that change; the steps whose deadline to write."""
+        changed = []
+        for step in self.definition.steps:
+            row = self.steps.get(step.name)
+            if row is None:
+                if step.due_after is not None or step.timeout_status is not None:
+                    changed.append(step)
+                continue
+            stored = row.timeout_status if row.timeout_status_id is not None else None
+            stored_status = stored.name if stored is not None else None
+            if (row.due_after, stored_status) == (step.due_after, step.timeout_status):
+                continue
+            changed.append(step)
+            if row.timeout_status_id is not None or row.due_after is not None:
+                row.due_after, row.timeout_status = None, None
+                row.save(update_fields=["due_after", "timeout_status", "updated_at"])
+        return changed
+
+    def _write_deadlines(self, steps: list[StepDefinition]) -> None:
+        for step in steps:
+            row = self.steps[step.name]
+            row.due_after = step.due_after
+            row.timeout_status = (
+                self.statuses[(step.name, step.timeout_status)] if step.timeout_status else None
+            )
+            row.save(update_fields=["due_after", "timeout_status", "updated_at"])
+            self.note(f"step {step.name!r}: due_after, timeout_status changed")
 
     def _plan_transitions(
         self, wanted_steps: set[str]

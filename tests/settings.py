@@ -8,6 +8,8 @@ throwaway cluster it starts).
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+
 from tests.databases import databases_from_environment
 
 SECRET_KEY = "django-steps-tests-not-secret"
@@ -28,6 +30,15 @@ INSTALLED_APPS = [
     "django_steps",
     "tests.testapp",
 ]
+
+# The timer task runs on Django's task framework (django.tasks from Django 6, the
+# django-tasks backport before) with django-tasks-db's database backend, whose
+# db_worker tests/test_timer_workers.py starts.
+if find_spec("django.tasks") is None and find_spec("django_tasks") is not None:
+    INSTALLED_APPS.append("django_tasks")
+if find_spec("django_tasks_db") is not None:
+    INSTALLED_APPS.append("django_tasks_db")
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -73,6 +73,7 @@ def instance_values(instance: WorkflowInstance) -> dict[str, Any]:
         "id": instance.pk,
         "started_at": instance.started_at,
         "step_entered_at": instance.step_entered_at,
+        "due_at": instance.due_at,
     }
 
 

@@ -70,6 +70,8 @@ def definition_from_rows(rows: WorkflowRows) -> WorkflowDefinition:
             StepDefinition(
                 id=step.pk,
                 name=step.name,
+                due_after=step.due_after,
+                timeout_status=_timeout_status_name(step),
                 statuses=tuple(
                     StatusDefinition(
                         id=status.pk,
@@ -93,6 +95,17 @@ def definition_from_rows(rows: WorkflowRows) -> WorkflowDefinition:
             for transition in rows.transitions
         ),
     )
+
+
+def _timeout_status_name(step: WorkflowStep) -> str | None:
+    """The name of the step's timeout status, from its prefetched statuses when it is one."""
+    if step.timeout_status_id is None:
+        return None
+    for status in step.possible_statuses.all():
+        if status.pk == step.timeout_status_id:
+            return status.name
+    other = step.timeout_status  # another step's status: validate_rows reports it
+    return other.name if other is not None else None
 
 
 def definition_from_db(workflow: Workflow | str) -> WorkflowDefinition:
@@ -147,13 +160,39 @@ def checked_definition(
             )
         if not foreign:
             own_transitions.append(transition)
+    for step in rows.steps:
+        own = {status.pk for status in step.possible_statuses.all()}
+        if step.timeout_status_id is not None and step.timeout_status_id not in own:
+            other = step.timeout_status
+            assert other is not None
+            problems.append(
+                Problem(
+                    severity=ERROR,
+                    code="timeout_status_other_step",
+                    message=(
+                        f"Workflow {workflow.name!r}: step {step.name!r} has timeout status "
+                        f"{other.name!r} of step {other.step.name!r}; the timeout status must "
+                        "be one of the step's own statuses."
+                    ),
+                    workflow=workflow.name,
+                    kind="step",
+                    name=step.name,
+                    field="timeout_status",
+                    id=step.pk,
+                    obj=step,
+                )
+            )
     if len(own_transitions) != len(rows.transitions):
         rows = WorkflowRows(workflow=workflow, steps=rows.steps, transitions=own_transitions)
     definition = definition_from_rows(rows)
+    foreign_timeouts = {p.name for p in problems if p.code == "timeout_status_other_step"}
     problems.extend(
-        validate_definition(
+        problem
+        for problem in validate_definition(
             definition, backend=backend, limits=limits, object_fields=workflow.object_fields()
         )
+        # said better by timeout_status_other_step
+        if not (problem.code == "unknown_timeout_status" and problem.name in foreign_timeouts)
     )
     return definition, [_with_row(problem, rows) for problem in problems]
 

@@ -39,6 +39,8 @@ STATE_FIELDS = (
     "status_before_hold",
     "completed_at",
     "cancelled_at",
+    "due_at",
+    "held_at",
     "updated_at",
 )
 """The instance fields a state change writes."""

@@ -262,11 +262,28 @@ class StatusInline(admin.TabularInline):
 class WorkflowStepAdmin(admin.ModelAdmin):
     """Steps, with their statuses inline; the workflow is fixed once the step exists."""
 
-    list_display = ["name", "workflow", "order", "is_initial_step", "is_final_step"]
+    list_display = ["name", "workflow", "order", "is_initial_step", "is_final_step", "due_after"]
     list_filter = ["workflow"]
     list_select_related = ["workflow"]
     search_fields = ["name", "workflow__name"]
-    fields = ["workflow", "name", "order", "is_initial_step", "is_final_step", "description"]
+    fieldsets = [
+        (
+            None,
+            {"fields": ["workflow", "name", "order", "is_initial_step", "is_final_step"]},
+        ),
+        (None, {"fields": ["description"]}),
+        (
+            _("Deadline"),
+            {
+                "fields": ["due_after", "timeout_status"],
+                "description": _(
+                    "Instances still at this step “due after” entering it get the timeout "
+                    "status from the timer sweep. Save the step's statuses first: the "
+                    "timeout status is one of them."
+                ),
+            },
+        ),
+    ]
     inlines = [StatusInline]
 
     @property
@@ -275,6 +292,22 @@ class WorkflowStepAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["workflow"] if obj is not None else []
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        timeout_status = form.base_fields.get("timeout_status")
+        if isinstance(timeout_status, forms.ModelChoiceField):
+            # Only the step's own statuses can be its timeout status.
+            timeout_status.queryset = (
+                WorkflowStepStatus.objects.filter(step=obj).order_by("pk")
+                if obj is not None
+                else WorkflowStepStatus.objects.none()
+            )
+            if isinstance(timeout_status.widget, RelatedFieldWidgetWrapper):
+                timeout_status.widget = timeout_status.widget.widget
+        return form
 
 
 @admin.register(WorkflowStepStatus)

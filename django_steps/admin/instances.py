@@ -201,7 +201,16 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
         ),
         (
             gettext_lazy("Dates"),
-            {"fields": ["started_at", "completed_at", "cancelled_at", "updated_at"]},
+            {
+                "fields": [
+                    "started_at",
+                    "due_at",
+                    "held_at",
+                    "completed_at",
+                    "cancelled_at",
+                    "updated_at",
+                ]
+            },
         ),
     ]
     readonly_fields = [
@@ -213,6 +222,8 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
         "lifecycle_badge",
         "status_before_hold",
         "started_at",
+        "due_at",
+        "held_at",
         "completed_at",
         "cancelled_at",
         "updated_at",

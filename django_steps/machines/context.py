@@ -23,7 +23,7 @@ from ..exceptions import ContextError
 #: The keys of ``actor``.
 ACTOR_KEYS = ("id", "username", "groups", "is_staff", "is_superuser")
 #: The keys of ``instance``.
-INSTANCE_KEYS = ("id", "step", "status", "started_at", "step_entered_at")
+INSTANCE_KEYS = ("id", "step", "status", "started_at", "step_entered_at", "due_at")
 
 __all__ = [
     "ACTOR_KEYS",
@@ -40,7 +40,7 @@ class Surroundings:
 
     ``object`` is a mapping of the object's declared fields, ``actor`` a mapping with
     :data:`ACTOR_KEYS` or ``None``, ``instance`` a mapping of the instance's stored
-    values (``id``, ``started_at``, ``step_entered_at``; the step and status come from
+    values (``id``, ``started_at``, ``step_entered_at``, ``due_at``; the step and status come from
     the machine state). Each may instead be a function of no arguments building it: it
     is then called when a condition first reads the name, and only once. ``now`` is
     the time of the change (default: the time the context is built).
@@ -124,6 +124,7 @@ def condition_context(
             "status": current_status,
             "started_at": stored.get("started_at"),
             "step_entered_at": stored.get("step_entered_at"),
+            "due_at": stored.get("due_at"),
         }
     if "now" in reads:
         context["now"] = given.now or datetime.datetime.now(datetime.timezone.utc)

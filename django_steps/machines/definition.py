@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
@@ -119,7 +120,12 @@ class StatusDefinition:
 
 @dataclass(frozen=True)
 class StepDefinition:
-    """A step of a workflow with its statuses."""
+    """A step of a workflow with its statuses.
+
+    ``due_after`` and ``timeout_status`` (the name of one of the step's own statuses)
+    come together: an instance still at the step ``due_after`` after entering it is
+    given ``timeout_status`` by the timer sweep (see :mod:`.deadlines`).
+    """
 
     name: str
     order: int = 0
@@ -128,6 +134,8 @@ class StepDefinition:
     statuses: tuple[StatusDefinition, ...] = ()
     description: str = ""
     id: Any = None
+    due_after: timedelta | None = None
+    timeout_status: str | None = None
 
     def status(self, name: str) -> StatusDefinition | None:
         """The status called ``name``, or ``None``."""
@@ -147,6 +155,11 @@ class StepDefinition:
     @property
     def on_hold_status(self) -> StatusDefinition | None:
         return next((s for s in self.statuses if s.is_on_hold), None)
+
+    @property
+    def has_deadline(self) -> bool:
+        """Whether instances entering this step get a due time."""
+        return bool(self.due_after) and bool(self.timeout_status)
 
 
 @dataclass(frozen=True)
@@ -233,7 +246,11 @@ class WorkflowDefinition:
     # --- plain data ------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The definition as plain data (the export format; ids are left out)."""
+        """The definition as plain data (the export format; ids are left out).
+
+        A step's ``due_after`` (in seconds) and ``timeout_status`` appear only when
+        set, so files of steps without deadlines read as they always have.
+        """
         return {
             "name": self.name,
             "description": self.description,
@@ -243,6 +260,7 @@ class WorkflowDefinition:
                 {
                     "name": step.name,
                     **_export_values(STEP_FIELDS, step),
+                    **_deadline_dict(step),
                     "statuses": [
                         {"name": status.name, **_export_values(STATUS_FIELDS, status)}
                         for status in step.statuses
@@ -298,6 +316,16 @@ class WorkflowDefinition:
         )
 
 
+def _deadline_dict(step: StepDefinition) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if step.due_after is not None:
+        seconds = step.due_after.total_seconds()
+        data["due_after"] = int(seconds) if seconds.is_integer() else seconds
+    if step.timeout_status is not None:
+        data["timeout_status"] = step.timeout_status
+    return data
+
+
 _WORKFLOW_KEYS = {
     "name",
     "description",
@@ -307,7 +335,7 @@ _WORKFLOW_KEYS = {
     "transitions",
     "version",
 }
-_STEP_KEYS = {"name", "statuses", *(f.key for f in STEP_FIELDS)}
+_STEP_KEYS = {"name", "statuses", "due_after", "timeout_status", *(f.key for f in STEP_FIELDS)}
 _STATUS_KEYS = {"name", *(f.key for f in STATUS_FIELDS)}
 _TRANSITION_KEYS = {"name", *(f.key for f in TRANSITION_STEPS + TRANSITION_FIELDS)}
 
@@ -385,7 +413,22 @@ def _step_from_dict(data: Mapping[str, Any], where: str) -> StepDefinition:
         _status_from_dict(item, f"{where}, status #{index + 1}")
         for index, item in enumerate(_list(data, "statuses", where))
     )
-    return StepDefinition(name=name, statuses=statuses, **_parsed_values(STEP_FIELDS, data, where))
+    return StepDefinition(
+        name=name,
+        statuses=statuses,
+        due_after=_duration(data, "due_after", where),
+        timeout_status=_optional_str(data, "timeout_status", where) or None,
+        **_parsed_values(STEP_FIELDS, data, where),
+    )
+
+
+def _duration(data: Mapping[str, Any], key: str, where: str) -> timedelta | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DefinitionError(f"{where}: {key!r} must be a number of seconds.")
+    return timedelta(seconds=value)
 
 
 def _status_from_dict(data: Mapping[str, Any], where: str) -> StatusDefinition:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import replace
+from datetime import timedelta
 
 from statemachine.contrib.diagram.extract import extract
 from statemachine.contrib.diagram.model import DiagramGraph, DiagramTransition, StateType
@@ -105,6 +106,9 @@ def diagram_graph(runner: WorkflowRunner, state: MachineState | None = None) -> 
     states = []
     for item in graph.states:
         name = item.name
+        step = definition.step(names.get(item.id, ""))
+        if step is not None and step.due_after is not None and step.timeout_status:
+            name = f"{name}\ndue after {duration_text(step.due_after)}: {step.timeout_status}"
         if item.is_active and state is not None:
             details = [state.status or ""]
             lifecycle = state.lifecycle.value.replace("_", " ")
@@ -113,6 +117,17 @@ def diagram_graph(runner: WorkflowRunner, state: MachineState | None = None) -> 
             name = f"{name}\n({', '.join(details)})"
         states.append(replace(item, name=name, actions=[]))
     return replace(graph, name=definition.name, states=states, transitions=transitions)
+
+
+def duration_text(duration: timedelta) -> str:
+    """``"3 days 4 h"``, ``"1 h 30 min"``, ``"45 s"``: a due time for a step's label."""
+    seconds = int(duration.total_seconds())
+    parts = []
+    for size, unit in ((86400, "days"), (3600, "h"), (60, "min"), (1, "s")):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {'day' if unit == 'days' and count == 1 else unit}")
+    return " ".join(parts) or "0 s"
 
 
 def transition_label(transition: TransitionDefinition, position: int, count: int) -> str:

@@ -330,6 +330,32 @@ class WorkflowRunner:
         state.lifecycle = Lifecycle.CANCELLED
         return outcome
 
+    def time_out(self, state: MachineState, surroundings: Surroundings | None = None) -> Outcome:
+        """Give a running instance its step's timeout status, as the timer sweep does.
+
+        The status is set by :meth:`set_status` (a completion status takes a
+        transition, a cancellation status cancels, an on-hold status holds), with no
+        ``context_data``; conditions see ``surroundings`` (the object, the system actor,
+        the instance, the sweep's time). Refused
+        (:class:`~django_steps.exceptions.OperationNotAllowed`) for a step without a
+        timeout status and for an instance on hold, whose clock stops.
+        """
+        self._require_unfinished(state, "time out")
+        step = self.step_of(state)
+        if step.timeout_status is None:
+            raise OperationNotAllowed(
+                f"Workflow {self.definition.name!r}: step {step.name!r} has no timeout status, "
+                "so it cannot time out.",
+                operation="time_out",
+            )
+        if state.lifecycle is Lifecycle.ON_HOLD:
+            raise OperationNotAllowed(
+                f"Workflow {self.definition.name!r}: the instance is on hold at step "
+                f"{step.name!r}, and its clock stops while on hold; it cannot time out.",
+                operation="time_out",
+            )
+        return self.set_status(state, step.timeout_status, None, surroundings)
+
     # --- internals ------------------------------------------------------------------
 
     def _require_unfinished(self, state: MachineState, action: str) -> None:

@@ -435,6 +435,7 @@ class _Validator:
         self.check_steps()
         for step in definition.steps:
             self.check_statuses(step)
+            self.check_deadline(step)
         known = self.check_transitions()
         self.check_priorities()
         self.check_completion_statuses()
@@ -573,6 +574,82 @@ class _Validator:
                 "step",
                 step.name,
                 id=step.id,
+            )
+
+    def check_deadline(self, step: StepDefinition) -> None:
+        """``due_after`` and ``timeout_status`` come together, on a non-final step."""
+        if step.due_after is None and step.timeout_status is None:
+            return
+        step_where = f"step {step.name!r}"
+        if step.is_final:
+            self.add(
+                ERROR,
+                "timeout_on_final_step",
+                f"final {step_where} has a deadline (due after / timeout status); a final step "
+                "ends the workflow, so nothing could time out there. Remove the deadline.",
+                "step",
+                step.name,
+                id=step.id,
+                field="timeout_status" if step.timeout_status is not None else "due_after",
+            )
+            return
+        if step.due_after is not None and step.due_after.total_seconds() <= 0:
+            self.add(
+                ERROR,
+                "due_after_not_positive",
+                f"{step_where}: due after {step.due_after} is not a positive duration.",
+                "step",
+                step.name,
+                id=step.id,
+                field="due_after",
+            )
+        if step.timeout_status is None:
+            self.add(
+                ERROR,
+                "due_without_timeout_status",
+                f"{step_where} has a due time but no timeout status; choose the status "
+                "(one of the step's own) that instances get when they are due.",
+                "step",
+                step.name,
+                id=step.id,
+                field="timeout_status",
+            )
+            return
+        if step.due_after is None:
+            self.add(
+                ERROR,
+                "timeout_status_without_due",
+                f"{step_where} has timeout status {step.timeout_status!r} but no due after "
+                "duration, so it would never time out; set due after or clear the status.",
+                "step",
+                step.name,
+                id=step.id,
+                field="due_after",
+            )
+        status = step.status(step.timeout_status)
+        if status is None:
+            known = ", ".join(repr(s.name) for s in step.statuses) or "none"
+            self.add(
+                ERROR,
+                "unknown_timeout_status",
+                f"{step_where}: timeout status {step.timeout_status!r} is not one of the "
+                f"step's statuses ({known}).",
+                "step",
+                step.name,
+                id=step.id,
+                field="timeout_status",
+            )
+        elif status.is_default:
+            self.add(
+                WARNING,
+                "timeout_status_is_default",
+                f"{step_where}: timeout status {status.name!r} is the step's default status, "
+                "which instances have from the moment they enter it; timing out changes "
+                "nothing unless their status changed meanwhile.",
+                "step",
+                step.name,
+                id=step.id,
+                field="timeout_status",
             )
 
     # --- transitions ------------------------------------------------------------------
