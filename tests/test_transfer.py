@@ -17,6 +17,7 @@ from django_steps.exceptions import DefinitionError, DefinitionInUse, WorkflowNo
 from django_steps.machines import WorkflowDefinition
 from django_steps.machines.definition import (
     STATUS_FIELDS,
+    STEP_DEADLINE_FIELDS,
     STEP_FIELDS,
     TRANSITION_FIELDS,
     TRANSITION_STEPS,
@@ -574,7 +575,12 @@ BOOKKEEPING = {"id", "name", "created_at", "updated_at"}
 @pytest.mark.parametrize(
     ("model", "definition", "fields", "own"),
     [
-        (WorkflowStep, StepDefinition, STEP_FIELDS, ({"workflow"}, {"statuses"})),
+        (
+            WorkflowStep,
+            StepDefinition,
+            STEP_FIELDS + STEP_DEADLINE_FIELDS,
+            ({"workflow"}, {"statuses"}),
+        ),
         (WorkflowStepStatus, StatusDefinition, STATUS_FIELDS, ({"step"}, set())),
         (
             WorkflowTransition,
@@ -595,7 +601,10 @@ def test_the_field_mapping_covers_every_field_of_rows_definitions_and_files(
     assert {f.name for f in dataclasses.fields(definition)} == (
         {"id", "name"} | definition_fields | {f.attribute for f in fields}
     )
-    exported = WorkflowDefinition.from_dict(claims_definition()).to_dict()
+    data = claims_definition()
+    # The deadline keys are exported only when set: give the first step a deadline.
+    data["steps"][0].update(due_after=3600, timeout_status="Withdrawn")
+    exported = WorkflowDefinition.from_dict(data).to_dict()
     item = {
         StepDefinition: exported["steps"][0],
         StatusDefinition: exported["steps"][0]["statuses"][0],

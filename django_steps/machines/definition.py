@@ -8,6 +8,10 @@ the testing helpers work on. It is built from database rows by
 :data:`STEP_FIELDS`, :data:`STATUS_FIELDS` and :data:`TRANSITION_FIELDS` are the one
 mapping between a definition's attributes, the model fields of its rows and the keys
 of the export format; loading, import, export and the test factories all use them.
+The fields whose values each layer holds differently are declared beside them but
+converted by their own code: :data:`TRANSITION_STEPS` (step names, or foreign keys in
+rows) and :data:`STEP_DEADLINE_FIELDS` (a step's ``due_after`` and
+``timeout_status``).
 :func:`transition_name` is the one place that names an unnamed transition.
 """
 
@@ -35,9 +39,9 @@ class DefinitionField:
 
     ``attribute`` is the attribute of the definition dataclass, ``model_field`` the
     field of the model row, ``key`` the key in the export format; ``kind`` (``str``,
-    ``bool`` or ``int``) and ``default`` are the type and value when the key is left
-    out. The ``name`` of each item is not listed: it is ``name`` everywhere and is
-    what rows are matched by.
+    ``bool`` or ``int``; ``timedelta`` for a step's ``due_after``) and ``default`` are
+    the type and value when the key is left out. The ``name`` of each item is not
+    listed: it is ``name`` everywhere and is what rows are matched by.
     """
 
     attribute: str
@@ -69,6 +73,18 @@ TRANSITION_STEPS = (
     DefinitionField("to_step", "to_step", "to", str, ""),
 )
 """The steps a transition joins: step names in definitions and files, foreign keys in rows."""
+
+STEP_DEADLINE_FIELDS = (
+    DefinitionField("due_after", "due_after", "due_after", timedelta, None),
+    DefinitionField("timeout_status", "timeout_status", "timeout_status", str, None),
+)
+"""A step's deadline, converted specially rather than as the plain :data:`STEP_FIELDS`.
+
+``due_after`` is a ``timedelta`` in definitions and rows and a number of seconds in
+files; ``timeout_status`` is a status name in definitions and files and a foreign key
+to one of the step's statuses in rows. Both keys are exported only when set, so files
+of steps without deadlines read as they always have.
+"""
 
 TRANSITION_FIELDS = (
     DefinitionField("condition", "condition", "condition", str, ""),
@@ -335,7 +351,12 @@ _WORKFLOW_KEYS = {
     "transitions",
     "version",
 }
-_STEP_KEYS = {"name", "statuses", "due_after", "timeout_status", *(f.key for f in STEP_FIELDS)}
+_STEP_KEYS = {
+    "name",
+    "statuses",
+    *(f.key for f in STEP_DEADLINE_FIELDS),
+    *(f.key for f in STEP_FIELDS),
+}
 _STATUS_KEYS = {"name", *(f.key for f in STATUS_FIELDS)}
 _TRANSITION_KEYS = {"name", *(f.key for f in TRANSITION_STEPS + TRANSITION_FIELDS)}
 
