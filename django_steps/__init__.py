@@ -15,20 +15,27 @@ section describes them):
 - :mod:`django_steps.validation`, :mod:`django_steps.introspection`,
   :mod:`django_steps.diagrams`, :mod:`django_steps.transfer`: validate, describe,
   explain, draw, export and import stored workflows;
+- :mod:`django_steps.timers`: the timer sweep that gives due instances their step's
+  timeout status; :mod:`django_steps.tasks` (Django's task framework) and
+  :mod:`django_steps.contrib` (:mod:`django_steps.contrib.celery`, Celery beat) run it
+  as a task;
 - :mod:`django_steps.testing`: test workflow definitions with no database;
 - :mod:`django_steps.forms` and :mod:`django_steps.admin`: the admin;
 - :mod:`django_steps.machines`: the database-free core (definitions, runner,
-  validation, explain, describe, diagrams, serialization);
+  condition context, deadlines, the system actor, validation, explain, describe,
+  diagrams, serialization);
 - :mod:`django_steps.cel`: CEL conditions (the package, :mod:`django_steps.cel.variables`
   and the backend registry :mod:`django_steps.cel.backends`);
-- the management commands ``steps_check``, ``steps_diagram``, ``steps_export`` and
-  ``steps_import``.
+- the management commands ``steps_check``, ``steps_diagram``, ``steps_export``,
+  ``steps_import`` and ``steps_run_timers``.
 
 Internal (no compatibility promise; each says so in its docstring): the
 :mod:`django_steps._engine` package (compiled-workflow cache, loading rows, the write
-path's statements, receivers), the CEL modules other than those above (limits, context
-conversion, safety, conditions and each backend's module),
-:mod:`django_steps.machines.compiler` and :mod:`django_steps.machines.flat_engine`.
+path's statements, receivers, the condition context of stored instances), the
+:mod:`django_steps.contrib` package itself (its modules are public), the CEL modules
+other than those above (limits, context conversion, safety, conditions and each
+backend's module), :mod:`django_steps.machines.compiler` and
+:mod:`django_steps.machines.flat_engine`.
 """
 
 __version__ = "0.1.0.dev0"

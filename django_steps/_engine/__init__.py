@@ -3,7 +3,9 @@
 - :mod:`.loading` reads a workflow's rows and turns them into a plain definition;
 - :mod:`.cache` keeps each process's compiled workflows;
 - :mod:`.statements` holds the SQL of the write path, compiled once per connection;
-- :mod:`.receivers` bumps a workflow's version when its definition rows change.
+- :mod:`.receivers` bumps a workflow's version when its definition rows change;
+- :mod:`.context` gives conditions the values of a stored instance (its object, the
+  actor, the instance).
 
 :mod:`django_steps.engine`, :mod:`django_steps.introspection` and the other public
 modules are built on these; applications and the documentation use those instead.

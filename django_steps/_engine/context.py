@@ -6,6 +6,8 @@ builds the context from it with
 :func:`django_steps.machines.context.condition_context`, reading only the names a
 step's conditions use, so the object is loaded only when a condition reads
 ``object`` (one query, none when the caller's instance already holds it).
+
+Internal (see :mod:`django_steps._engine`).
 """
 
 from __future__ import annotations

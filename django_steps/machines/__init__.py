@@ -7,8 +7,10 @@ nothing of django-steps above it: only :mod:`django_steps.cel` and
 :mod:`django_steps.exceptions`.
 
 Public modules: this package (the names in ``__all__``), :mod:`.definition`,
-:mod:`.lifecycle`, :mod:`.runner`, :mod:`.serialization`, :mod:`.validation`,
-:mod:`.explain`, :mod:`.describe` and :mod:`.diagram`. Internal: :mod:`.compiler` and
+:mod:`.lifecycle`, :mod:`.runner`, :mod:`.context` (what conditions see),
+:mod:`.deadlines` (when an instance is due), :mod:`.actors` (the system actor),
+:mod:`.serialization`, :mod:`.validation`, :mod:`.explain`, :mod:`.describe` and
+:mod:`.diagram`. Internal: :mod:`.compiler` and
 :mod:`.flat_engine` (use :func:`compile_workflow` and :class:`WorkflowRunner`).
 
 The names below are loaded on first use, so importing a leaf module such as
