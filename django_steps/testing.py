@@ -180,9 +180,8 @@ class WorkflowScenario:
     ``WorkflowScenario(claims).set_status("Accepted").set_status("Approved", ctx)``.
     Refused operations raise the same :class:`~django_steps.exceptions.StepsError`
     subclasses as the services, and leave the scenario unchanged. Conditions see
-    ``object`` and ``actor`` as given (``{}`` and ``None`` by default), ``now`` as
-    given (default: the current time) and ``instance`` with ``id`` ``None``.
-    subclasses as the services, and leave the scenario unchanged.
+    ``object`` and ``actor`` as given (``{}`` and ``None`` by default), ``now`` as the
+    scenario's clock and ``instance`` with ``id`` ``None``.
 
     The scenario has a clock, ``now`` (:data:`START_TIME` unless given), which only
     :meth:`advance` moves; ``due_at`` follows the same rules as an instance's in the

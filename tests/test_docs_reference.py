@@ -95,7 +95,9 @@ def test_the_checks_page_has_a_section_per_check_id():
     assert documented == defined_check_ids()
 
 
-@pytest.mark.parametrize("name", ["steps_check", "steps_diagram", "steps_export", "steps_import"])
+@pytest.mark.parametrize(
+    "name", ["steps_check", "steps_diagram", "steps_export", "steps_import", "steps_run_timers"]
+)
 def test_the_commands_page_documents_each_argument(name):
     text = section(page("commands.md"), name)
     arguments = text.split("| Argument | Meaning |")[1].split("\n\n")[0]
