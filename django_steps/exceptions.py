@@ -26,12 +26,14 @@ __all__ = [
     "InstanceError",
     "InstanceFinished",
     "InstanceNotFound",
+    "InvalidObject",
     "InvalidStatus",
     "NoTransitionAvailable",
     "OperationNotAllowed",
     "StepsError",
     "TransitionConditionError",
     "WorkflowNotFound",
+    "WrongModel",
 ]
 
 
