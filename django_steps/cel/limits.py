@@ -10,7 +10,23 @@ from dataclasses import dataclass
 
 from ..exceptions import ConditionSyntaxError
 
-__all__ = ["DEFAULT_LIMITS", "CelLimits", "check_text", "shorten"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "EVALUATION_MAX_COST",
+    "EVALUATION_MAX_SIZE",
+    "CelLimits",
+    "check_text",
+    "shorten",
+]
+
+#: Units one evaluation may spend on the celpy backend: one per macro iteration and
+#: one per element compared (``in``, ``==`` of lists and maps) or copied (``+`` of
+#: strings, bytes and lists, ``string()``). About 0.5 s of work at most on one core.
+EVALUATION_MAX_COST = 1_000_000
+
+#: Largest string, bytes or list an evaluation may build (characters, bytes or
+#: elements), on the celpy backend; cel-expr's bound is the static one of safety.py.
+EVALUATION_MAX_SIZE = 200_000
 
 
 @dataclass(frozen=True)

@@ -145,8 +145,22 @@ def _evaluation_message(text: str) -> str:
         return f"undefined variable {undefined.group(1)!r}"
     if message.startswith("No matching overloads found"):
         detail = message[len("No matching overloads found") :].lstrip(" :")
-        message = f"no matching overload: {detail}" if detail else "no matching overload"
+        message = f"no such overload: {_operands(detail)}" if detail else "no such overload"
     return shorten(message, 300)
+
+
+_BINARY = re.compile(r"_(\W{1,2})_\(([\w.]+), ([\w.]+)\)\Z")
+_CPP_TYPE_NAMES = {"int64": "int", "uint64": "uint"}
+
+
+def _operands(detail: str) -> str:
+    """``_+_(int64, string)`` as CEL writes it: ``int + string``."""
+    match = _BINARY.match(detail)
+    detail = re.sub(r"\b(u?int64)\b", lambda name: _CPP_TYPE_NAMES[name.group(1)], detail)
+    if match is None:
+        return detail
+    left, right = (_CPP_TYPE_NAMES.get(name, name) for name in match.group(2, 3))
+    return f"{left} {match.group(1)} {right}"
 
 
 def _type_phrase(type_name: str) -> str:
