@@ -237,7 +237,7 @@ PAYLOADS = [
     "\\\\'); celpy.INJECTED = 1 #",
     "${n}${exprlist}$$",
     "ex_1 = lambda activation: 1",
-    "é😀\ufeff",
+    "é😀",
 ]
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 import time
+import unicodedata
 from collections.abc import Callable
 
 import pytest
@@ -320,8 +322,42 @@ def test_lookalike_characters_outside_strings_do_not_parse(text):
 
 
 def test_unicode_inside_strings_is_accepted():
-    compiled = compile_condition('name == "Zoë 😀 \u200d"')
-    assert compiled.evaluate(convert_context({"name": "Zoë 😀 \u200d"})) is True
+    compiled = compile_condition('name == "Zoë 😀 中"')
+    assert compiled.evaluate(convert_context({"name": "Zoë 😀 中"})) is True
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    ("text", "code", "column"),
+    [
+        ('role != "adm\u200bin"', "U+200B (ZERO WIDTH SPACE)", 13),  # displays as "admin"
+        ('name == "a\u200db"', "U+200D (ZERO WIDTH JOINER)", 11),
+        ('name == "a\u200cb"', "U+200C (ZERO WIDTH NON-JOINER)", 11),
+        ('name == "co\u00adop"', "U+00AD (SOFT HYPHEN)", 12),
+        ('name == "x\U000e0041"', "U+E0041 (TAG LATIN CAPITAL LETTER A)", 11),
+        ('name == "\ufeffx"', "U+FEFF (ZERO WIDTH NO-BREAK SPACE)", 10),
+        ("x == 1 // a comment with \u2060", "U+2060 (WORD JOINER)", 26),
+    ],
+)
+def test_invisible_format_characters_are_refused_with_their_position(text, code, column, backend):
+    # Unicode category Cf: invisible, so the text displays as something else.
+    error = refused(text, match=re.escape(code), backend=backend)
+    assert (error.line, error.column) == (1, column)
+    assert "escape" in str(error)
+
+
+def test_every_format_character_is_refused_and_its_escape_accepted():
+    format_characters = [
+        chr(code) for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) == "Cf"
+    ]
+    assert len(format_characters) > 100
+    for char in format_characters:
+        with pytest.raises(ConditionSyntaxError, match=f"U\\+{ord(char):04X}"):
+            compile_condition(f'name == "{char}"')
+    escape = "\\u200b"
+    assert compile_condition(f'name == "a{escape}b"').evaluate(
+        convert_context({"name": "a\u200bb"})
+    )
 
 
 # --- the checks on their own ------------------------------------------------------------
