@@ -12,21 +12,21 @@ from ..exceptions import ConditionSyntaxError
 
 __all__ = [
     "DEFAULT_LIMITS",
-    "EVALUATION_MAX_COST",
-    "EVALUATION_MAX_SIZE",
+    "EVALUATION_MAX_BUILT",
+    "EVALUATION_MAX_WORK",
     "CelLimits",
     "check_text",
     "shorten",
 ]
 
-#: Units one evaluation may spend on the celpy backend: one per macro iteration and
-#: one per element compared (``in``, ``==`` of lists and maps) or copied (``+`` of
-#: strings, bytes and lists, ``string()``). About 0.5 s of work at most on one core.
-EVALUATION_MAX_COST = 1_000_000
+#: Units (characters, bytes, 8 per list element) the ``+`` of one evaluation may
+#: build: at most about 64 MB of memory in either backend (django_steps.cel.cost).
+EVALUATION_MAX_BUILT = 16_000_000
 
-#: Largest string, bytes or list an evaluation may build (characters, bytes or
-#: elements), on the celpy backend; cel-expr's bound is the static one of safety.py.
-EVALUATION_MAX_SIZE = 200_000
+#: Steps one evaluation may take: one per operator, function or field evaluated,
+#: plus one per element ``==``, ``in`` and the orderings compare (django_steps.cel.cost;
+#: docs/cel.md, "Bounds", has the times measured).
+EVALUATION_MAX_WORK = 400_000
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,16 @@ class _CelExprConverter(ContextConverter):
         return timestamp
 
 
+class _Prepared:
+    """A context prepared for cel-expr: the runtime's activation and the values' sizes."""
+
+    __slots__ = ("activation", "sizes")
+
+    def __init__(self, activation: Any, sizes: Mapping[str, int]) -> None:
+        self.activation = activation
+        self.sizes = sizes
+
+
 class CelExprBackend(CelBackend):
     """cel-expr-python: conditions compiled once by the C++ runtime, evaluated natively."""
 
@@ -101,12 +111,20 @@ class CelExprBackend(CelBackend):
             ) from None
 
     def prepare(self, context: Mapping[str, Any], limits: CelLimits = DEFAULT_LIMITS) -> Any:
-        values = _CelExprConverter(limits, self._timestamp_class).convert_root(context)
-        return self._environment.Activation(values)
+        converter = _CelExprConverter(limits, self._timestamp_class)
+        values = converter.convert_root(context)
+        return _Prepared(self._environment.Activation(values), converter.sizes)
+
+    def context_sizes(self, activation: Any) -> Mapping[str, int]:
+        return activation.sizes
 
     def evaluate(self, condition: CompiledCondition, activation: Any) -> bool:
         try:
-            result = condition.program.eval(activation)
+            result = condition.program.eval(activation.activation)
+        except MemoryError:
+            raise ConditionEvaluationError(
+                "the condition ran out of memory", expression=condition.expression
+            ) from None
         except (RuntimeError, TypeError, ValueError) as error:
             raise ConditionEvaluationError(
                 shorten(_first_line(str(error)), 300), expression=condition.expression

@@ -25,11 +25,14 @@ transpiled code and the interpreter (they are given to the activation as its
 functions; :func:`run_macro` runs the macros for both). Error values keep a short
 message in CEL's words and nothing of the operands.
 
-Every evaluation also runs on a budget (:class:`Budget`): each macro iteration and
-each element compared or copied costs one unit, and no string, bytes or list built
-during the evaluation may exceed :data:`~django_steps.cel.limits.EVALUATION_MAX_SIZE`.
-An evaluation over budget stops with :class:`BudgetExceeded`, which the backend
-turns into a ``ConditionEvaluationError`` (the guard fails closed).
+Every evaluation also counts what it spends (:class:`Budget`), in the units of
+:mod:`django_steps.cel.cost`: one per macro iteration and per element compared, one
+per character or byte and 8 per list element ``+`` builds. That bound is checked
+before a condition runs, so the count stays within it; it is a second line of
+defence, should a construct cost more than the bound foresees: past
+``EVALUATION_MAX_BUILT + EVALUATION_MAX_WORK`` units the evaluation stops with
+:class:`BudgetExceeded`, which the backend turns into a ``ConditionEvaluationError``
+(the guard fails closed).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from typing import Any
 from celpy import celtypes
 from celpy.evaluation import CELEvalError
 
-from ..limits import EVALUATION_MAX_COST, EVALUATION_MAX_SIZE
+from ..limits import EVALUATION_MAX_BUILT, EVALUATION_MAX_WORK
 
 __all__ = [
     "FUNCTIONS",
@@ -71,15 +74,16 @@ class Budget:
 
     __slots__ = ("remaining",)
 
-    def __init__(self, units: int = EVALUATION_MAX_COST) -> None:
+    def __init__(self, units: int = EVALUATION_MAX_BUILT + EVALUATION_MAX_WORK) -> None:
         self.remaining = units
 
     def spend(self, units: int) -> None:
         self.remaining -= units
         if self.remaining < 0:
             raise BudgetExceeded(
-                f"the condition needs more than {EVALUATION_MAX_COST} evaluation steps "
-                "(macro iterations and elements compared or copied)"
+                "the condition went over its evaluation budget of "
+                f"{EVALUATION_MAX_BUILT + EVALUATION_MAX_WORK} units (elements compared, "
+                "strings and lists built)"
             )
 
 
@@ -103,20 +107,6 @@ def _spend(units: int) -> None:
     budget = _budget.get()
     if budget is not None:
         budget.spend(units)
-
-
-def _sized(value: Any) -> Any:
-    """``value`` after charging its size; over :data:`EVALUATION_MAX_SIZE` stops the evaluation."""
-    if isinstance(value, str | bytes | list | dict):
-        size = len(value)
-        if size > EVALUATION_MAX_SIZE:
-            kind = "list" if isinstance(value, list) else cel_type_name(value)
-            raise BudgetExceeded(
-                f"the condition builds a {kind} of {size} elements; the limit is "
-                f"{EVALUATION_MAX_SIZE}"
-            )
-        _spend(size)
-    return value
 
 
 _TYPE_NAMES: dict[type, str] = {
@@ -376,23 +366,15 @@ def _add(left: Any, right: Any) -> Any:
     if isinstance(right, CELEvalError):
         return right
     if isinstance(left, celtypes.ListType) and isinstance(right, celtypes.ListType):
-        _sized_length(len(left) + len(right), "list")
+        _spend(8 * (len(left) + len(right)))
         return celtypes.ListType(list.__add__(left, right))
     if type(left) is type(right) is celtypes.StringType:
-        _sized_length(len(left) + len(right), "string")
+        _spend(len(left) + len(right))
         return celtypes.StringType(str.__add__(left, right))
     if type(left) is type(right) is celtypes.BytesType:
-        _sized_length(len(left) + len(right), "bytes")
+        _spend(len(left) + len(right))
         return celtypes.BytesType(bytes.__add__(left, right))
     return operator.add(left, right)
-
-
-def _sized_length(size: int, kind: str) -> None:
-    if size > EVALUATION_MAX_SIZE:
-        raise BudgetExceeded(
-            f"the condition builds a {kind} of {size} elements; the limit is {EVALUATION_MAX_SIZE}"
-        )
-    _spend(size)
 
 
 def _divide(left: Any, right: Any) -> Any:
@@ -426,7 +408,7 @@ def _string(value: Any) -> Any:
         return no_overload("string", value)
     if isinstance(value, celtypes.BoolType):
         return celtypes.StringType("true" if value else "false")
-    return _sized(celtypes.StringType(value))
+    return celtypes.StringType(value)
 
 
 # --- macros ---------------------------------------------------------------------------

@@ -182,12 +182,14 @@ class PreparedContext(dict[str, Any]):
     one change, evaluated in one thread; the activation is not part of its value.
     """
 
-    __slots__ = ("activation",)
+    __slots__ = ("activation", "sizes")
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
+    def __init__(self, values: Mapping[str, Any], sizes: Mapping[str, int] | None = None) -> None:
         super().__init__(values)
         #: ``(environment, functions, activation)`` once a condition has built it.
         self.activation: tuple[celpy.Environment, Any, Activation] | None = None
+        #: Each top-level value's size, as the context converter counted it.
+        self.sizes: Mapping[str, int] = {} if sizes is None else sizes
 
 
 class TranspiledProgram:
