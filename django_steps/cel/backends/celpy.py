@@ -23,7 +23,14 @@ from ...exceptions import ConditionEvaluationError, ConditionSyntaxError
 from ..context import ContextConverter
 from ..limits import DEFAULT_LIMITS, CelLimits, shorten
 from . import CelBackend
-from .celpy_functions import FUNCTIONS, BudgetExceeded, cel_type_name, evaluation_budget, run_macro
+from .celpy_functions import (
+    FUNCTIONS,
+    BudgetExceeded,
+    cel_type_name,
+    end_budget,
+    run_macro,
+    start_budget,
+)
 from .celpy_transpiler import (
     _MACROS,
     OPERATOR_SYMBOLS,
@@ -115,9 +122,9 @@ class CelPythonBackend(CelBackend):
         return 30 if isinstance(program, _InterpretedProgram) else 1
 
     def evaluate(self, condition: CompiledCondition, activation: Any) -> bool:
+        previous = start_budget()
         try:
-            with evaluation_budget():
-                result = condition.program.evaluate(activation)
+            result = condition.program.evaluate(activation)
         except celpy.CELEvalError as error:
             raise _evaluation_error(condition.expression, error) from None
         except BudgetExceeded as error:
@@ -135,6 +142,8 @@ class CelPythonBackend(CelBackend):
             raise ConditionEvaluationError(
                 _readable(f"{type(error).__name__}: {error}"), expression=condition.expression
             ) from None
+        finally:
+            end_budget(previous)
         if isinstance(result, celpy.CELEvalError):
             raise _evaluation_error(condition.expression, result)
         if not isinstance(result, celtypes.BoolType):

@@ -37,9 +37,9 @@ defence, should a construct cost more than the bound foresees: past
 
 from __future__ import annotations
 
-import contextvars
 import math
 import operator
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -54,9 +54,11 @@ __all__ = [
     "Budget",
     "BudgetExceeded",
     "cel_type_name",
+    "end_budget",
     "evaluation_budget",
     "no_overload",
     "run_macro",
+    "start_budget",
 ]
 
 
@@ -87,24 +89,43 @@ class Budget:
             )
 
 
-_budget: contextvars.ContextVar[Budget | None] = contextvars.ContextVar(
-    "django_steps_cel_budget", default=None
-)
+class _State(threading.local):
+    budget: Budget | None = None
+
+
+#: The budget of the evaluation running in this thread. An evaluation never awaits,
+#: so coroutines sharing a thread cannot interleave inside one.
+_state = _State()
 
 
 @contextmanager
 def evaluation_budget() -> Iterator[Budget]:
     """A fresh :class:`Budget` for the evaluation run inside the ``with`` block."""
     budget = Budget()
-    token = _budget.set(budget)
+    previous, _state.budget = _state.budget, budget
     try:
         yield budget
     finally:
-        _budget.reset(token)
+        _state.budget = previous
+
+
+def start_budget() -> Budget | None:
+    """Give the evaluation about to run in this thread a fresh budget; returns the previous.
+
+    The backend's hot path: :func:`evaluation_budget` without a generator. Pass the
+    result to :func:`end_budget` when the evaluation ends.
+    """
+    previous = _state.budget
+    _state.budget = Budget()
+    return previous
+
+
+def end_budget(previous: Budget | None) -> None:
+    _state.budget = previous
 
 
 def _spend(units: int) -> None:
-    budget = _budget.get()
+    budget = _state.budget
     if budget is not None:
         budget.spend(units)
 
@@ -250,7 +271,19 @@ def _equal(left: Any, right: Any) -> bool:
 _MISSING = object()
 
 
+_BOOL = celtypes.BoolType
+_FAST = frozenset(
+    {celtypes.IntType, celtypes.UintType, celtypes.DoubleType, celtypes.StringType}
+)
+_TRUE = celtypes.BoolType(True)
+_FALSE = celtypes.BoolType(False)
+
+
 def _equals(left: Any, right: Any) -> Any:
+    kind = type(left)
+    if kind is type(right) and kind in _FAST:
+        # Two values of one of these types: their base type's equality (NaN != NaN).
+        return int.__new__(_BOOL, kind.__base__.__eq__(left, right) is True)
     if isinstance(left, CELEvalError):
         return left
     if isinstance(right, CELEvalError):
@@ -259,6 +292,9 @@ def _equals(left: Any, right: Any) -> Any:
 
 
 def _not_equals(left: Any, right: Any) -> Any:
+    kind = type(left)
+    if kind is type(right) and kind in _FAST:
+        return int.__new__(_BOOL, kind.__base__.__eq__(left, right) is not True)
     if isinstance(left, CELEvalError):
         return left
     if isinstance(right, CELEvalError):
@@ -275,8 +311,16 @@ _ORDERED = (
 )
 
 
-def _ordering(symbol: str, test: Callable[[int], bool]) -> Callable[[Any, Any], Any]:
+def _ordering(
+    symbol: str, test: Callable[[int], bool], same_type: Callable[[Any, Any], bool]
+) -> Callable[[Any, Any], Any]:
+    """``symbol`` as CEL orders values; ``same_type`` compares two of one type quickly."""
+
     def compare(left: Any, right: Any) -> Any:
+        kind = type(left)
+        if kind is type(right) and kind in _FAST:
+            # The base type's comparison (false for NaN, as CEL's).
+            return int.__new__(_BOOL, same_type(left, right))
         if isinstance(left, CELEvalError):
             return left
         if isinstance(right, CELEvalError):
@@ -284,7 +328,6 @@ def _ordering(symbol: str, test: Callable[[int], bool]) -> Callable[[Any, Any], 
         if _is_number(left) and _is_number(right):
             order = _compare_numbers(left, right)
             return celtypes.BoolType(order is not None and test(order))
-        kind = type(left)
         if kind is type(right) and isinstance(left, _ORDERED):
             # The Python base type's own comparison (bool as int, bytes, str, ...).
             order = (left > right) - (left < right)
@@ -292,6 +335,15 @@ def _ordering(symbol: str, test: Callable[[int], bool]) -> Callable[[Any, Any], 
         return no_overload(symbol, left, right)
 
     return compare
+
+
+def _plain(compare: Callable[[Any, Any], Any]) -> Callable[[Any, Any], bool]:
+    """``compare`` on the Python base values (int, float or str) of two CEL values."""
+
+    def plain(left: Any, right: Any) -> bool:
+        return compare(type(left).__base__(left), type(right).__base__(right)) is True
+
+    return plain
 
 
 def _contains(item: Any, container: Any) -> Any:
@@ -302,6 +354,16 @@ def _contains(item: Any, container: Any) -> Any:
         return container
     if isinstance(container, celtypes.ListType):
         _spend(len(container))
+        kind = type(item)
+        if kind in _FAST:
+            same = kind.__base__.__eq__
+            for member in container:
+                if type(member) is kind:
+                    if same(item, member) is True:
+                        return _TRUE
+                elif _equal(item, member):
+                    return _TRUE
+            return _FALSE
         return celtypes.BoolType(any(_equal(item, member) for member in container))
     if isinstance(container, celtypes.MapType):
         if type(item) is celtypes.StringType:  # a string key equals only a string
@@ -325,6 +387,8 @@ def _as_error(symbol: str, value: Any) -> CELEvalError:
 
 def _and(left: Any, right: Any) -> Any:
     """``&&``: false if either side is false, else an error if either is not a bool."""
+    if type(left) is _BOOL is type(right):
+        return left if not left else right
     if _is_bool(left) and _is_bool(right):
         return celtypes.BoolType(bool(left) and bool(right))
     if (_is_bool(left) and not left) or (_is_bool(right) and not right):
@@ -334,6 +398,8 @@ def _and(left: Any, right: Any) -> Any:
 
 def _or(left: Any, right: Any) -> Any:
     """``||``: true if either side is true, else an error if either is not a bool."""
+    if type(left) is _BOOL is type(right):
+        return left if left else right
     if _is_bool(left) and _is_bool(right):
         return celtypes.BoolType(bool(left) or bool(right))
     if (_is_bool(left) and left) or (_is_bool(right) and right):
@@ -427,7 +493,7 @@ def run_macro(macro: str, values: Any, each: Callable[[Any], Any]) -> Any:
         return values
     if not isinstance(values, celtypes.ListType | celtypes.MapType):
         return no_overload(macro, values)
-    budget = _budget.get()
+    budget = _state.budget
 
     def results() -> Iterable[Any]:
         for value in values:
@@ -472,10 +538,10 @@ def run_macro(macro: str, values: Any, each: Callable[[Any], Any]) -> Any:
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "_==_": _equals,
     "_!=_": _not_equals,
-    "_<_": _ordering("<", lambda order: order < 0),
-    "_<=_": _ordering("<=", lambda order: order <= 0),
-    "_>_": _ordering(">", lambda order: order > 0),
-    "_>=_": _ordering(">=", lambda order: order >= 0),
+    "_<_": _ordering("<", lambda order: order < 0, _plain(operator.lt)),
+    "_<=_": _ordering("<=", lambda order: order <= 0, _plain(operator.le)),
+    "_>_": _ordering(">", lambda order: order > 0, _plain(operator.gt)),
+    "_>=_": _ordering(">=", lambda order: order >= 0, _plain(operator.ge)),
     "_in_": _contains,
     "_&&_": _and,
     "_||_": _or,
