@@ -33,6 +33,7 @@ from lark import Token, Tree
 
 from ..exceptions import ConditionSyntaxError
 from .limits import DEFAULT_LIMITS, CelLimits, shorten
+from .quoted_fields import rewrite
 
 #: Methods that CEL expands into comprehensions over a list or map.
 COMPREHENSION_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
@@ -108,14 +109,18 @@ def parse_tree(expression: str) -> Tree:
     """cel-python's parse tree of ``expression``; ``ConditionSyntaxError`` if it fails."""
     from celpy.celparser import CELParseError
 
+    rewritten = rewrite(expression)
     try:
-        return _parser().parse(expression)
+        return _parser().parse(rewritten.text)
     except CELParseError as error:
+        column = error.column
+        if error.line is not None and column is not None:
+            column = rewritten.original_column(error.line, column)
         raise ConditionSyntaxError(
-            f"Condition does not parse at line {error.line}, column {error.column}.",
+            f"Condition does not parse at line {error.line}, column {column}.",
             expression=shorten(expression),
             line=error.line,
-            column=error.column,
+            column=column,
         ) from None
 
 

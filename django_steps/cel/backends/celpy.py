@@ -22,6 +22,7 @@ from celpy.evaluation import Activation, Evaluator
 from ...exceptions import ConditionEvaluationError, ConditionSyntaxError
 from ..context import ContextConverter
 from ..limits import DEFAULT_LIMITS, CelLimits, shorten
+from ..quoted_fields import rewrite
 from . import CelBackend
 from .celpy_functions import (
     FUNCTIONS,
@@ -73,18 +74,24 @@ class CelPythonBackend(CelBackend):
 
     def parse(self, expression: str) -> Any:
         environment = self.environment
+        # Backtick-quoted field names become indexes cel-python's grammar can read.
+        rewritten = rewrite(expression)
         try:
-            ast = environment.compile(expression)
+            ast = environment.compile(rewritten.text)
         except CELParseError as error:
             message = str(error.args[0]).splitlines()[0] if error.args else "syntax error"
             where = ""
-            if error.line is not None:
-                where = f" at line {error.line}, column {error.column}"
+            column = error.column
+            if error.line is not None and column is not None:
+                column = rewritten.original_column(error.line, column)
+                where = f" at line {error.line}, column {column}"
+                if rewritten.shifts:  # cel-python shows the line it read: show the original
+                    message = expression.splitlines()[error.line - 1].strip()
             raise ConditionSyntaxError(
                 f"Condition does not parse{where}: {message}",
                 expression=shorten(expression),
                 line=error.line,
-                column=error.column,
+                column=column,
             ) from None
         except RecursionError:
             raise ConditionSyntaxError(
