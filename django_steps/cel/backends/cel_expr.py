@@ -125,7 +125,8 @@ class CelExprBackend(CelBackend):
             raise ConditionEvaluationError(
                 "the condition ran out of memory", expression=condition.expression
             ) from None
-        except (RuntimeError, TypeError, ValueError) as error:
+        except (RuntimeError, TypeError, ValueError, ArithmeticError) as error:
+            # RuntimeError includes RecursionError.
             raise ConditionEvaluationError(
                 shorten(_first_line(str(error)), 300), expression=condition.expression
             ) from None

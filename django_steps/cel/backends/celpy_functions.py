@@ -40,8 +40,7 @@ from __future__ import annotations
 import math
 import operator
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from celpy import celtypes
@@ -55,7 +54,6 @@ __all__ = [
     "BudgetExceeded",
     "cel_type_name",
     "end_budget",
-    "evaluation_budget",
     "no_overload",
     "run_macro",
     "start_budget",
@@ -98,22 +96,10 @@ class _State(threading.local):
 _state = _State()
 
 
-@contextmanager
-def evaluation_budget() -> Iterator[Budget]:
-    """A fresh :class:`Budget` for the evaluation run inside the ``with`` block."""
-    budget = Budget()
-    previous, _state.budget = _state.budget, budget
-    try:
-        yield budget
-    finally:
-        _state.budget = previous
-
-
 def start_budget() -> Budget | None:
     """Give the evaluation about to run in this thread a fresh budget; returns the previous.
 
-    The backend's hot path: :func:`evaluation_budget` without a generator. Pass the
-    result to :func:`end_budget` when the evaluation ends.
+    Pass the result to :func:`end_budget` when the evaluation ends.
     """
     previous = _state.budget
     _state.budget = Budget()
