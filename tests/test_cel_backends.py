@@ -139,6 +139,7 @@ SHARED_EVALUATION_ERRORS = [
     ("9223372036854775807 + 1 > 0", "overflow"),
 ]
 
+
 # Known differences, asserted so that a change upstream is noticed.
 # (condition, celpy result or None for "evaluation error", cel-expr result)
 @pytest.fixture(params=BACKENDS)

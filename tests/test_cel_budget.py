@@ -12,7 +12,7 @@ import importlib.util
 from typing import Any
 
 import pytest
-from celpy.evaluation import NameContainer
+from celpy.evaluation import CELEvalError, NameContainer
 
 from django_steps.cel import CompiledCondition, compile_condition, convert_context, get_backend
 from django_steps.cel.backends import celpy_functions
@@ -44,7 +44,7 @@ def evaluate(expression: str, context: dict[str, Any], backend: str = "celpy") -
 def raw_error(expression: str, context: dict[str, Any]) -> Exception:
     """The error value cel-python's program itself gives, before the backend shortens it."""
     condition = compile_condition(expression)
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(CELEvalError) as caught:
         condition.program.evaluate(convert_context(context))
     return caught.value
 
@@ -139,7 +139,9 @@ def test_usual_conditions_need_no_check_at_evaluation(expression):
 def test_the_bound_grows_with_the_sizes_of_the_values_a_macro_repeats():
     bound = condition_cost(parse_tree("l.all(x, x in allowed)"))
     small = bound.work_on({"l": 80, "allowed": 80})
-    assert small < bound.work_on({"l": 800, "allowed": 80}) < bound.work_on({"l": 800, "allowed": 800})
+    assert (
+        small < bound.work_on({"l": 800, "allowed": 80}) < bound.work_on({"l": 800, "allowed": 800})
+    )
     assert bound.work_on({"l": 8000, "allowed": 8000}) > EVALUATION_MAX_WORK
 
 
@@ -214,7 +216,8 @@ def test_error_messages_use_cel_type_names(backend, expression, message):
         evaluate(expression, {"count": 1, "name": "a"}, backend)
     text = str(caught.value)
     assert message in text
-    assert "celpy" not in text and "IntType" not in text and "<class" not in text
+    for class_name in ("celpy", "IntType", "<class"):
+        assert class_name not in text
 
 
 def test_only_steps_errors_leave_for_any_condition_on_the_largest_context():
@@ -227,6 +230,6 @@ def test_only_steps_errors_leave_for_any_condition_on_the_largest_context():
         "l.filter(x, x % 2 == 0).all(x, x / 0 == 1)",
     ):
         try:
-            evaluate(expression, {"l": big})
+            assert evaluate(expression, {"l": big}) in (True, False)
         except StepsError:
-            pass
+            continue

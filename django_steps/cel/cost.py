@@ -12,10 +12,10 @@ comprehension: its body counts once per element of its list, at most one element
 8 units.
 
 If a condition's bound on the largest accepted context (every top-level value at
-``CONTEXT_MAX_BYTES``) is within ``EVALUATION_MAX_BUILT`` and
-``EVALUATION_MAX_WORK`` (:mod:`.limits`), as for almost every condition, nothing is checked at evaluation. Otherwise the bound is
-computed for each context before the condition runs (a few microseconds), and a
-context that could take the condition over either limit fails it closed with a
+``CONTEXT_MAX_BYTES``) is within ``EVALUATION_MAX_BUILT`` and ``EVALUATION_MAX_WORK``
+(:mod:`.limits`), as for almost every condition, nothing is checked at evaluation.
+Otherwise the bound is computed for each context before the condition runs (a few
+microseconds), and a context that could take the condition over either limit fails it closed with a
 ``ConditionEvaluationError`` naming the limit, on every backend alike (cel-expr
 has no way to stop an evaluation once started, and keeps every temporary value until
 it ends).
@@ -34,7 +34,6 @@ from .limits import EVALUATION_MAX_BUILT, EVALUATION_MAX_WORK
 from .safety import COMPREHENSION_MACROS, call_parts
 
 __all__ = ["CostBound", "condition_cost", "cost_bound"]
-
 
 
 #: Functions whose result is a bool, a number or a timestamp whatever their arguments.
@@ -258,7 +257,9 @@ def _literal_items(node: Tree) -> list[Tree] | None:
     """The items of a list literal (the keys of a map literal) a subtree consists of."""
     item: Any = node
     while (
-        isinstance(item, Tree) and len(item.children) == 1 and item.data not in ("list_lit", "map_lit")
+        isinstance(item, Tree)
+        and len(item.children) == 1
+        and item.data not in ("list_lit", "map_lit")
     ):
         item = item.children[0]
     if not isinstance(item, Tree) or item.data not in ("list_lit", "map_lit"):

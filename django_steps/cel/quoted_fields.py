@@ -79,7 +79,7 @@ def rewrite(expression: str) -> Rewritten:
 
 
 def _quote_at(expression: str, position: int) -> str:
-    for quote in ("\'\'\'", '"""', "'", '"'):
+    for quote in ("'''", '"""', "'", '"'):
         if expression.startswith(quote, position):
             return quote
     raise AssertionError("no quote here")  # pragma: no cover - callers check first

@@ -18,7 +18,7 @@ from django_steps.exceptions import ConditionEvaluationError, ConditionSyntaxErr
 
 from .cases import Case, load_cases
 
-__all__ = ["MESSAGE_TYPES", "Outcome", "run_case", "run_all"]
+__all__ = ["MESSAGE_TYPES", "Outcome", "run_all", "run_case"]
 
 #: Cases needing protobuf message types: a context holds plain data only.
 MESSAGE_TYPES = re.compile(

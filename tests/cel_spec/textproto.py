@@ -22,8 +22,17 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _SIMPLE_ESCAPES = {
-    "n": b"\n", "t": b"\t", "r": b"\r", "\\": b"\\", "'": b"'", '"': b'"',
-    "a": b"\a", "b": b"\b", "f": b"\f", "v": b"\v", "?": b"?",
+    "n": b"\n",
+    "t": b"\t",
+    "r": b"\r",
+    "\\": b"\\",
+    "'": b"'",
+    '"': b'"',
+    "a": b"\a",
+    "b": b"\b",
+    "f": b"\f",
+    "v": b"\v",
+    "?": b"?",
 }
 
 
@@ -86,7 +95,9 @@ def parse(text: str) -> dict[str, list[Any]]:
     return message
 
 
-def _message(tokens: list[tuple[str, Any]], i: int, closing: str | None) -> tuple[dict[str, Any], int]:
+def _message(
+    tokens: list[tuple[str, Any]], i: int, closing: str | None
+) -> tuple[dict[str, Any], int]:
     fields: dict[str, list[Any]] = {}
     while i < len(tokens):
         kind, value = tokens[i]

@@ -245,7 +245,9 @@ def _evaluation_error(expression: str, error: Exception) -> ConditionEvaluationE
 
 
 #: "found no matching overload for 'relation_lt' applied to '(<class ...>, ...)'"
-_INTERPRETER_OVERLOAD = re.compile(r"found no matching overload for '?([\w_|&?:!\[\]-]+)'? applied to '\((.*)\)'")
+_INTERPRETER_OVERLOAD = re.compile(
+    r"found no matching overload for '?([\w_|&?:!\[\]-]+)'? applied to '\((.*)\)'"
+)
 _CLASS = re.compile(r"<class 'celpy\.celtypes\.(\w+)'>")
 _REPR = re.compile(r"\b(?:Int|Uint|Double|String|Bool|Bytes)Type\(((?:[^()]|\([^()]*\))*)\)")
 _INTERPRETER_NODES = {

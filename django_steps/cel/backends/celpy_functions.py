@@ -41,7 +41,7 @@ import math
 import operator
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from celpy import celtypes
 from celpy.evaluation import CELEvalError
@@ -215,6 +215,15 @@ _SIMPLE = frozenset(
 )
 
 
+_SIMPLE_EQUALS: dict[type, Callable[[Any, Any], Any]] = {
+    celtypes.BoolType: int.__eq__,
+    celtypes.IntType: int.__eq__,
+    celtypes.UintType: int.__eq__,
+    celtypes.StringType: str.__eq__,
+    celtypes.BytesType: bytes.__eq__,
+}
+
+
 def _key(value: Any) -> Any:
     """A dict key under which CEL-equal map keys (``1``, ``1u``, ``1.0``) coincide."""
     if _is_number(value):
@@ -226,7 +235,7 @@ def _equal(left: Any, right: Any) -> bool:
     """CEL's heterogeneous equality of two values (neither an error)."""
     kind = type(left)
     if kind is type(right) and kind in _SIMPLE:
-        return bool(left.__class__.__base__.__eq__(left, right))
+        return bool(_SIMPLE_EQUALS[kind](left, right))
     if _is_number(left) and _is_number(right):
         return _compare_numbers(left, right) == 0
     if isinstance(left, celtypes.ListType) and isinstance(right, celtypes.ListType):
@@ -258,18 +267,28 @@ _MISSING = object()
 
 
 _BOOL = celtypes.BoolType
-_FAST = frozenset(
-    {celtypes.IntType, celtypes.UintType, celtypes.DoubleType, celtypes.StringType}
-)
+#: The types whose values of one type compare as their Python base values.
+_BASES: dict[type, type] = {
+    celtypes.IntType: int,
+    celtypes.UintType: int,
+    celtypes.DoubleType: float,
+    celtypes.StringType: str,
+}
+_BASE_EQUALS: dict[type, Callable[[Any, Any], Any]] = {
+    celtypes.IntType: int.__eq__,
+    celtypes.UintType: int.__eq__,
+    celtypes.DoubleType: float.__eq__,
+    celtypes.StringType: str.__eq__,
+}
 _TRUE = celtypes.BoolType(True)
 _FALSE = celtypes.BoolType(False)
 
 
 def _equals(left: Any, right: Any) -> Any:
     kind = type(left)
-    if kind is type(right) and kind in _FAST:
+    if kind is type(right) and kind in _BASE_EQUALS:
         # Two values of one of these types: their base type's equality (NaN != NaN).
-        return int.__new__(_BOOL, kind.__base__.__eq__(left, right) is True)
+        return int.__new__(_BOOL, _BASE_EQUALS[kind](left, right) is True)
     if isinstance(left, CELEvalError):
         return left
     if isinstance(right, CELEvalError):
@@ -279,8 +298,8 @@ def _equals(left: Any, right: Any) -> Any:
 
 def _not_equals(left: Any, right: Any) -> Any:
     kind = type(left)
-    if kind is type(right) and kind in _FAST:
-        return int.__new__(_BOOL, kind.__base__.__eq__(left, right) is not True)
+    if kind is type(right) and kind in _BASE_EQUALS:
+        return int.__new__(_BOOL, _BASE_EQUALS[kind](left, right) is not True)
     if isinstance(left, CELEvalError):
         return left
     if isinstance(right, CELEvalError):
@@ -297,16 +316,15 @@ _ORDERED = (
 )
 
 
-def _ordering(
-    symbol: str, test: Callable[[int], bool], same_type: Callable[[Any, Any], bool]
-) -> Callable[[Any, Any], Any]:
-    """``symbol`` as CEL orders values; ``same_type`` compares two of one type quickly."""
+def _ordering(symbol: str, test: Callable[[int], bool], name: str) -> Callable[[Any, Any], Any]:
+    """``symbol`` as CEL orders values; ``name`` is its Python method (``lt`` ...)."""
+    fast = {kind: getattr(base, f"__{name}__") for kind, base in _BASES.items()}
 
     def compare(left: Any, right: Any) -> Any:
         kind = type(left)
-        if kind is type(right) and kind in _FAST:
+        if kind is type(right) and kind in fast:
             # The base type's comparison (false for NaN, as CEL's).
-            return int.__new__(_BOOL, same_type(left, right))
+            return int.__new__(_BOOL, fast[kind](left, right) is True)
         if isinstance(left, CELEvalError):
             return left
         if isinstance(right, CELEvalError):
@@ -323,15 +341,6 @@ def _ordering(
     return compare
 
 
-def _plain(compare: Callable[[Any, Any], Any]) -> Callable[[Any, Any], bool]:
-    """``compare`` on the Python base values (int, float or str) of two CEL values."""
-
-    def plain(left: Any, right: Any) -> bool:
-        return compare(type(left).__base__(left), type(right).__base__(right)) is True
-
-    return plain
-
-
 def _contains(item: Any, container: Any) -> Any:
     """``item in container``: list membership by CEL equality, map keys likewise."""
     if isinstance(item, CELEvalError):
@@ -341,8 +350,8 @@ def _contains(item: Any, container: Any) -> Any:
     if isinstance(container, celtypes.ListType):
         _spend(len(container))
         kind = type(item)
-        if kind in _FAST:
-            same = kind.__base__.__eq__
+        same = _BASE_EQUALS.get(kind)
+        if same is not None:
             for member in container:
                 if type(member) is kind:
                     if same(item, member) is True:
@@ -460,7 +469,7 @@ def _string(value: Any) -> Any:
         return no_overload("string", value)
     if isinstance(value, celtypes.BoolType):
         return celtypes.StringType("true" if value else "false")
-    return celtypes.StringType(value)
+    return celtypes.StringType(cast(Any, value))
 
 
 # --- macros ---------------------------------------------------------------------------
@@ -524,10 +533,10 @@ def run_macro(macro: str, values: Any, each: Callable[[Any], Any]) -> Any:
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "_==_": _equals,
     "_!=_": _not_equals,
-    "_<_": _ordering("<", lambda order: order < 0, _plain(operator.lt)),
-    "_<=_": _ordering("<=", lambda order: order <= 0, _plain(operator.le)),
-    "_>_": _ordering(">", lambda order: order > 0, _plain(operator.gt)),
-    "_>=_": _ordering(">=", lambda order: order >= 0, _plain(operator.ge)),
+    "_<_": _ordering("<", lambda order: order < 0, "lt"),
+    "_<=_": _ordering("<=", lambda order: order <= 0, "le"),
+    "_>_": _ordering(">", lambda order: order > 0, "gt"),
+    "_>=_": _ordering(">=", lambda order: order >= 0, "ge"),
     "_in_": _contains,
     "_&&_": _and,
     "_||_": _or,
