@@ -111,7 +111,7 @@ def both_ways(expression: str) -> tuple[CompiledCondition, CompiledCondition]:
     "expression",
     [
         "claim.amount > 10000 && !claim.risk",
-        "count > 2.5",  # the int/double comparison passed as functions= to program()
+        "count > 2.5",  # the operators passed as functions= to transpile()
         "'vip' in tags || claim.amount < 50.0",
         "claim.lines.exists(line, line.qty > 4)",
         "has(claim.amount) ? name.startsWith('A') : false",

@@ -10,8 +10,11 @@ import unicodedata
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from django_steps.cel import CelLimits, compile_condition, convert_context
+from django_steps.cel.quoted_fields import rewrite
 from django_steps.cel.safety import (
     MAX_TREE_DEPTH,
     check_condition_safety,
@@ -386,3 +389,40 @@ def test_message_type_names_are_not_variables_but_field_values_are():
         "value",
         "other",
     }
+
+
+# --- backtick-quoted field names ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('headers.`content-type` == "application/pdf"', True),
+        ("has(headers.`content-type`) && !has(headers.`x-missing`)", True),
+        ("files.`report 2024/q1.pdf` > 3", True),
+        ('headers . `content-type`.startsWith("application")', True),
+        # Inside strings and comments, backticks stay text.
+        ('"a.`b`" == "a." + "`b`"', True),
+        ("r'.`b`'.size() == 4 // .`c`", True),
+    ],
+)
+def test_backtick_quoted_field_names(backend, text, expected):
+    context = {"headers": {"content-type": "application/pdf"}, "files": {"report 2024/q1.pdf": 4}}
+    compiled = compile_condition(text, backend=backend)
+    assert compiled.evaluate(convert_context(context, backend=backend)) is expected
+
+
+def test_a_parse_error_after_a_quoted_field_has_the_original_column():
+    error = refused("headers.`content-type` == ")
+    assert (error.line, error.column) == (1, 24)
+    assert '["content-type"]' not in str(error)
+
+
+@given(text=st.text(max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_rewriting_quoted_fields_ends_and_touches_only_them(text):
+    rewritten = rewrite(text)
+    if ".`" not in text and ". `" not in text:
+        assert rewritten.text == text
+    assert rewritten.text.count("`") <= text.count("`")

@@ -63,6 +63,8 @@ def rewrite(expression: str) -> Rewritten:
             if end < size and expression[end] in "\"'" and _PREFIX.fullmatch(prefix):
                 quote = _quote_at(expression, end)
                 end = _string_end(expression, end + len(quote), quote, "r" in prefix.lower())
+            elif end == position:  # a letter outside ASCII: not part of an identifier
+                end = position + 1
         elif char == "." and (quoted := _QUOTED.match(expression, position)):
             replacement = f'["{quoted.group(1)}"]'
             parts.append(replacement)

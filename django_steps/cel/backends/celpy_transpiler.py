@@ -8,7 +8,7 @@ As shipped it cannot be used here:
   ``celpy.evaluation`` module, and its lambdas look each other up there: two threads
   evaluating at once read each other's context;
 - it refers to functions by module and qualified name, so the functions given to
-  ``program()`` (the int/double comparisons of the celpy backend) do not compile;
+  ``program()`` (the operators of :mod:`.celpy_functions`) do not compile;
 - it reads a variable as an attribute of the ``Activation`` object, so a context key
   named ``package``, ``functions``, ``identifiers``, ``get`` or ``clone`` gives the
   activation's own attribute instead of the value;
@@ -28,10 +28,11 @@ evaluation calls that function with the activation of its context: one per conte
 (a :class:`PreparedContext` keeps it for the other conditions of the same change),
 which the code only reads.
 
-The code evaluates as cel-python's interpreter does: each operator, function, field
-selection, ``?:`` and macro turns the same Python exceptions into the same CEL error
-values, and an exception the interpreter lets out of the whole evaluation leaves the
-generated code too (wrapped in :class:`_Escape`, which cel-python's ``result()`` does
+The code evaluates as cel-python's interpreter does with the same functions (the
+operators and macros of :mod:`.celpy_functions`, which follow the CEL specification
+where cel-python's own do not): each operator, function, field selection, ``?:`` and
+macro turns the same Python exceptions into the same CEL error values, and an
+exception the interpreter lets out of the whole evaluation leaves the generated code too (wrapped in :class:`_Escape`, which cel-python's ``result()`` does
 not catch). Conditions using constructs outside that set (protobuf message literals,
 leading-dot names, cel-python's non-standard ``min`` and ``reduce``, ``has()`` or
 ``dyn()`` without exactly one argument, a macro whose variable is not a plain name)
@@ -719,9 +720,7 @@ def _conditional(
         return function(chosen, None, None)
     try:
         return left(activation) if chosen else right(activation)
-    except CELEvalError:
-        raise
-    except _Escape:
+    except (CELEvalError, _Escape):
         raise
     except Exception as error:
         raise _Escape(error) from None
