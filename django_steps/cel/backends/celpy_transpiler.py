@@ -32,10 +32,11 @@ The code evaluates as cel-python's interpreter does with the same functions (the
 operators and macros of :mod:`.celpy_functions`, which follow the CEL specification
 where cel-python's own do not): each operator, function, field selection, ``?:`` and
 macro turns the same Python exceptions into the same CEL error values, and an
-exception the interpreter lets out of the whole evaluation leaves the generated code too (wrapped in :class:`_Escape`, which cel-python's ``result()`` does
-not catch). Conditions using constructs outside that set (protobuf message literals,
-leading-dot names, cel-python's non-standard ``min`` and ``reduce``, ``has()`` or
-``dyn()`` without exactly one argument, a macro whose variable is not a plain name)
+exception the interpreter lets out of the whole evaluation leaves the generated code
+too (wrapped in :class:`_Escape`, which cel-python's ``result()`` does not catch).
+Conditions using constructs outside that set (protobuf message literals, leading-dot
+names, cel-python's non-standard ``min`` and ``reduce``, ``has()`` or ``dyn()``
+without exactly one argument, a macro whose variable is not a plain name)
 return ``None`` here and are run by the interpreter.
 """
 
