@@ -518,6 +518,27 @@ def run_latency(rounds: int, backends: list[str]) -> list[Row]:
                 cached_workflow(workflow)
             seconds = (time.perf_counter_ns() - started_ns) / loops / 1e9
             rows.append(Row(f"compiled workflow, cache hit [{backend}]", seconds, count))
+    rows.extend(worst_condition_rows(backends))
+    return rows
+
+
+#: The costliest accepted condition found (docs/cel.md, "Bounds"): 160 comparisons
+#: per element of a list as long as the cost bound accepts (415 elements).
+WORST_CONDITION = "l.all(x, " + "&&".join(["x>-1"] * 160) + ")"
+WORST_CONTEXT = {"l": list(range(415))}
+
+
+def worst_condition_rows(backends: list[str]) -> list[Row]:
+    """One evaluation of :data:`WORST_CONDITION`, the worst case of the evaluation bound."""
+    from django_steps.cel import compile_condition, convert_context
+
+    rows = []
+    for backend in backends:
+        condition = compile_condition(WORST_CONDITION, backend=backend)
+        activation = convert_context(WORST_CONTEXT, backend=backend)
+        measured = measure(lambda c=condition, a=activation: c.evaluate(a), 5)
+        label = f"CEL worst accepted condition, 160 comparisons x 415 elements [{backend}]"
+        rows.append(measured.row(label))
     return rows
 
 

@@ -149,7 +149,7 @@ _LITERALS = (
 _OPERATORS = ("+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "&&", "||", "in")
 _FUNCTIONS = ("int", "uint", "double", "string", "bytes", "size", "type", "dyn", "has")
 _METHODS = ("size()", 'contains("a")', 'startsWith("")', 'endsWith("a")', 'matches("^(a+)+$")')
-_MACROS = ("all", "exists", "exists_one", "map", "filter")
+MACROS = ("all", "exists", "exists_one", "map", "filter")
 
 _leaves = st.one_of(
     st.sampled_from(CONDITION_IDENTIFIERS),
@@ -172,7 +172,7 @@ def _extend(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         ),
         st.tuples(st.sampled_from(_FUNCTIONS), children).map(lambda t: f"{t[0]}({t[1]})"),
         st.tuples(children, st.sampled_from(_METHODS)).map(lambda t: f"{t[0]}.{t[1]}"),
-        st.tuples(children, st.sampled_from(_MACROS), children).map(
+        st.tuples(children, st.sampled_from(MACROS), children).map(
             lambda t: f"{t[0]}.{t[1]}(v, {t[2]})"
         ),
         st.tuples(children, children).map(lambda t: f"{t[0]}[{t[1]}]"),

@@ -30,7 +30,7 @@ from django_steps.cel import (
 )
 from django_steps.cel.backends import celpy as celpy_module
 from django_steps.cel.backends import celpy_transpiler as celpy_compiled
-from django_steps.cel.backends.celpy import _CROSS_TYPE_COMPARISONS, CelPythonBackend
+from django_steps.cel.backends.celpy import CelPythonBackend, _InterpretedProgram
 from django_steps.cel.backends.celpy_transpiler import (
     PreparedContext,
     TranspiledProgram,
@@ -97,7 +97,7 @@ def both_ways(expression: str) -> tuple[CompiledCondition, CompiledCondition]:
     """The condition run by cel-python's interpreter and by the transpiled code."""
     backend = celpy_backend()
     tree = backend.parse(expression)
-    interpreted = backend.environment.program(tree, functions=_CROSS_TYPE_COMPARISONS)
+    interpreted = _InterpretedProgram(backend.environment, tree)
     transpiled = backend.program(expression, tree)
     return (
         CompiledCondition(expression, interpreted, backend),
@@ -112,7 +112,7 @@ def both_ways(expression: str) -> tuple[CompiledCondition, CompiledCondition]:
     "expression",
     [
         "claim.amount > 10000 && !claim.risk",
-        "count > 2.5",  # the int/double comparison passed as functions= to program()
+        "count > 2.5",  # the operators passed as functions= to transpile()
         "'vip' in tags || claim.amount < 50.0",
         "claim.lines.exists(line, line.qty > 4)",
         "has(claim.amount) ? name.startsWith('A') : false",
@@ -188,8 +188,8 @@ def test_deepest_accepted_chains_are_transpiled():
     for expression in ("claim" + ".meta" * 190 + " == 1", "nums" + "[0]" * 190 + " == 1"):
         condition = compile_condition(expression, limits=limits)
         assert isinstance(condition.program, TranspiledProgram)
-        interpreted = celpy_backend().environment.program(
-            celpy_backend().parse(expression), functions=_CROSS_TYPE_COMPARISONS
+        interpreted = _InterpretedProgram(
+            celpy_backend().environment, celpy_backend().parse(expression)
         )
         expected = outcome(CompiledCondition(expression, interpreted, celpy_backend()))
         assert outcome(condition) == expected == "error"
@@ -210,7 +210,7 @@ def test_code_refused_by_the_source_check_is_interpreted(monkeypatch):
     ("message", "expression"),
     [
         ("undefined variable 'missing'", "missing > 1"),
-        ("no matching overload", "count + name == 'x'"),
+        ("no such overload: int \\+ string", "count + name == 'x'"),
         ("divide by zero", "count % 0 == 1"),
         ("no such member in mapping: 'nope'", "claim.nope == 1"),
         ("overflow", "9223372036854775807 + 1 > 0"),
@@ -238,7 +238,7 @@ PAYLOADS = [
     "\\\\'); celpy.INJECTED = 1 #",
     "${n}${exprlist}$$",
     "ex_1 = lambda activation: 1",
-    "é😀\ufeff",
+    "é😀",
 ]
 
 
@@ -429,7 +429,7 @@ def test_transpiling_does_not_depend_on_who_made_the_parser(monkeypatch, first_t
     assert program.evaluate(convert_context(CONTEXT)) == celpy.celtypes.BoolType(True)
     # The tree the safety checks read stays unannotated, and the interpreter can run it.
     assert getattr(tree, "transpiled", "ex_0(activation)") == "ex_0(activation)"
-    interpreted = backend.environment.program(tree, functions=_CROSS_TYPE_COMPARISONS)
+    interpreted = _InterpretedProgram(backend.environment, tree)
     assert interpreted.evaluate(convert_context(CONTEXT)) == celpy.celtypes.BoolType(True)
 
 
@@ -559,28 +559,6 @@ SAMPLE_VALUES = [
     celpy.celtypes.MapType({celpy.celtypes.StringType("a"): celpy.celtypes.IntType(1)}),
     celpy.CELEvalError("earlier", TypeError, ("x",)),
 ]
-
-
-@pytest.mark.parametrize("name", sorted(_CROSS_TYPE_COMPARISONS))
-def test_comparisons_match_cel_python_within_a_type(name):
-    ours = _CROSS_TYPE_COMPARISONS[name]
-    theirs = celpy.evaluation.base_functions[name]
-    for left in SAMPLE_VALUES:
-        for right in SAMPLE_VALUES:
-            if isinstance(left, float) != isinstance(right, float) and all(
-                isinstance(value, int | float) and not isinstance(value, bool)
-                for value in (left, right)
-            ):
-                continue  # int against double: the CEL rule, not cel-python's (issue 114)
-            assert _behaviour(ours, left, right) == _behaviour(theirs, left, right), (left, right)
-
-
-def test_operator_in_matches_cel_python():
-    for item in SAMPLE_VALUES:
-        for container in SAMPLE_VALUES:
-            assert _behaviour(celpy_compiled._operator_in, item, container) == _behaviour(
-                celpy.evaluation.operator_in, item, container
-            ), (item, container)
 
 
 class _OddKeyError(KeyError):

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
+import unicodedata
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from django_steps.cel import CelLimits, compile_condition, convert_context
+from django_steps.cel.quoted_fields import rewrite
 from django_steps.cel.safety import (
     MAX_TREE_DEPTH,
     check_condition_safety,
@@ -336,8 +341,42 @@ def test_lookalike_characters_outside_strings_do_not_parse(text):
 
 
 def test_unicode_inside_strings_is_accepted():
-    compiled = compile_condition('name == "Zoë 😀 \u200d"')
-    assert compiled.evaluate(convert_context({"name": "Zoë 😀 \u200d"})) is True
+    compiled = compile_condition('name == "Zoë 😀 中"')
+    assert compiled.evaluate(convert_context({"name": "Zoë 😀 中"})) is True
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    ("text", "code", "column"),
+    [
+        ('role != "adm\u200bin"', "U+200B (ZERO WIDTH SPACE)", 13),  # displays as "admin"
+        ('name == "a\u200db"', "U+200D (ZERO WIDTH JOINER)", 11),
+        ('name == "a\u200cb"', "U+200C (ZERO WIDTH NON-JOINER)", 11),
+        ('name == "co\u00adop"', "U+00AD (SOFT HYPHEN)", 12),
+        ('name == "x\U000e0041"', "U+E0041 (TAG LATIN CAPITAL LETTER A)", 11),
+        ('name == "\ufeffx"', "U+FEFF (ZERO WIDTH NO-BREAK SPACE)", 10),
+        ("x == 1 // a comment with \u2060", "U+2060 (WORD JOINER)", 26),
+    ],
+)
+def test_invisible_format_characters_are_refused_with_their_position(text, code, column, backend):
+    # Unicode category Cf: invisible, so the text displays as something else.
+    error = refused(text, match=re.escape(code), backend=backend)
+    assert (error.line, error.column) == (1, column)
+    assert "escape" in str(error)
+
+
+def test_every_format_character_is_refused_and_its_escape_accepted():
+    format_characters = [
+        chr(code) for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) == "Cf"
+    ]
+    assert len(format_characters) > 100
+    for char in format_characters:
+        with pytest.raises(ConditionSyntaxError, match=f"U\\+{ord(char):04X}"):
+            compile_condition(f'name == "{char}"')
+    escape = "\\u200b"
+    assert compile_condition(f'name == "a{escape}b"').evaluate(
+        convert_context({"name": "a\u200bb"})
+    )
 
 
 # --- the checks on their own ------------------------------------------------------------
@@ -366,3 +405,40 @@ def test_message_type_names_are_not_variables_but_field_values_are():
         "value",
         "other",
     }
+
+
+# --- backtick-quoted field names ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('headers.`content-type` == "application/pdf"', True),
+        ("has(headers.`content-type`) && !has(headers.`x-missing`)", True),
+        ("files.`report 2024/q1.pdf` > 3", True),
+        ('headers . `content-type`.startsWith("application")', True),
+        # Inside strings and comments, backticks stay text.
+        ('"a.`b`" == "a." + "`b`"', True),
+        ("r'.`b`'.size() == 4 // .`c`", True),
+    ],
+)
+def test_backtick_quoted_field_names(backend, text, expected):
+    context = {"headers": {"content-type": "application/pdf"}, "files": {"report 2024/q1.pdf": 4}}
+    compiled = compile_condition(text, backend=backend)
+    assert compiled.evaluate(convert_context(context, backend=backend)) is expected
+
+
+def test_a_parse_error_after_a_quoted_field_has_the_original_column():
+    error = refused("headers.`content-type` == ")
+    assert (error.line, error.column) == (1, 24)
+    assert '["content-type"]' not in str(error)
+
+
+@given(text=st.text(max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_rewriting_quoted_fields_ends_and_touches_only_them(text):
+    rewritten = rewrite(text)
+    if ".`" not in text and ". `" not in text:
+        assert rewritten.text == text
+    assert rewritten.text.count("`") <= text.count("`")

@@ -29,8 +29,12 @@ from hypothesis import strategies as st
 
 from django_steps import services
 from django_steps.cel import DEFAULT_LIMITS, CelLimits, compile_condition, convert_context
+from django_steps.cel.backends import celpy_functions
+from django_steps.cel.cost import condition_cost
+from django_steps.cel.safety import parse_tree
 from django_steps.exceptions import (
     ConditionError,
+    ConditionEvaluationError,
     ConditionSyntaxError,
     ContextError,
     DefinitionError,
@@ -41,7 +45,7 @@ from django_steps.models import WorkflowHistory
 from tests.cel_work import compile_work
 from tests.factories import create_workflow
 from tests.reliability.scale import HYPOTHESIS
-from tests.strategies import CONDITION_IDENTIFIERS, cel_like_texts, hostile_contexts
+from tests.strategies import CONDITION_IDENTIFIERS, MACROS, cel_like_texts, hostile_contexts
 from tests.testapp.models import Claim
 
 #: Generous upper bound for handling one hostile input (compile, convert, evaluate).
@@ -131,6 +135,91 @@ def test_random_expressions_evaluate_or_fail_closed(backend, text):
 )
 def test_random_expressions_with_random_numbers(backend, text, context):
     handle_condition(text, backend, context)
+
+
+# --- costly conditions: the cost bound holds, both backends agree ---------------------
+
+COSTLY_OPERANDS = ("x", "l", "s", "n", "[x, x]", "[l, l]", "'ab'", "l + l", "s + s", "x + x")
+COSTLY_TESTS = (
+    "{a} == {b}",
+    "{a} != {b}",
+    "{a} in {b}",
+    "({a} + {b}).size() > 0",
+    "size({a}) > n",
+    "string({a}) == 'a'",
+    "s.contains(string({a}))",
+    "{a} < {b}",
+)
+costly_test = st.builds(
+    lambda template, a, b: template.format(a=a, b=b),
+    st.sampled_from(COSTLY_TESTS),
+    st.sampled_from(COSTLY_OPERANDS),
+    st.sampled_from(COSTLY_OPERANDS),
+)
+costly_body = st.lists(costly_test, min_size=1, max_size=4).flatmap(
+    lambda tests: st.sampled_from((" && ", " || ")).map(lambda op: op.join(tests))
+)
+costly_condition = st.builds(
+    lambda target, macro, body, tail: f"{target}.{macro}(x, {body}){tail}",
+    st.sampled_from(("l", "[l, s, n]", "l + l", "l.filter(y, y != 0)", "s.size() > 0 ? l : [1]")),
+    st.sampled_from(MACROS),
+    costly_body,
+    st.sampled_from(("", " == true", ".size() > 0", " != [1]")),
+)
+costly_context = st.fixed_dictionaries(
+    {
+        "l": st.one_of(
+            st.lists(st.integers(-3, 3), max_size=20),
+            st.integers(0, 1500).map(lambda n: list(range(n))),
+            st.lists(
+                st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=5),
+                max_size=50,
+            ),
+        ),
+        "s": st.integers(0, 10_000).map(lambda n: "ab" * (n // 2)),
+        "n": st.integers(-2, 2),
+    }
+)
+
+
+def outcome_of(condition: Any, activation: Any) -> Any:
+    try:
+        return condition.evaluate(activation)
+    except ConditionEvaluationError as error:
+        return "over the limits" if "on this context" in str(error) else "error"
+
+
+@settings(HYPOTHESIS, max_examples=60, deadline=None)
+@given(text=costly_condition, context=costly_context)
+def test_costly_conditions_stay_within_their_bound_on_both_backends(text, context):
+    """Any accepted condition on any accepted context spends no more than its bound.
+
+    The celpy backend counts what it spends in the bound's units; it must never
+    exceed the bound (so its own budget never has to stop an evaluation the bound
+    let through), and both backends give the same outcome.
+    """
+    try:
+        condition = compile_condition(text)
+    except ConditionSyntaxError:
+        return
+    activation = convert_context(context)
+    bound = condition_cost(parse_tree(text))
+    expected = outcome_of(condition, activation)
+    if expected != "over the limits":
+        budget = celpy_functions.Budget()
+        start = budget.remaining
+        previous, celpy_functions._state.budget = celpy_functions._state.budget, budget
+        try:
+            with suppress(Exception):
+                condition.program.evaluate(activation)
+        finally:
+            celpy_functions._state.budget = previous
+        assert start - budget.remaining <= bound.built_on(activation.sizes) + bound.work_on(
+            activation.sizes
+        )
+    if HAS_CEL_EXPR:
+        fast = compile_condition(text, backend="cel-expr")
+        assert outcome_of(fast, convert_context(context, backend="cel-expr")) == expected
 
 
 HOSTILE_CONDITIONS = {

@@ -5,8 +5,10 @@ and on no Django at all, so conditions can be compiled and checked anywhere.
 
 Public modules: this package (the names in ``__all__``), :mod:`.variables` (declared
 context variables) and :mod:`.backends` (the registry, to add a backend). Internal:
-:mod:`.limits`, :mod:`.context`, :mod:`.safety`, :mod:`.conditions` and the backend
-modules themselves, each imported only when its backend is selected.
+:mod:`.limits`, :mod:`.context`, :mod:`.safety`, :mod:`.cost` (each condition's
+evaluation bound), :mod:`.quoted_fields` (backtick-quoted field names),
+:mod:`.conditions` and the backend modules themselves, each imported only when its
+backend is selected.
 """
 
 from __future__ import annotations

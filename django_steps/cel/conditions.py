@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ContextError
 from .backends import get_backend
+from .cost import CostBound, cost_bound
 from .limits import DEFAULT_LIMITS, CelLimits, check_text
 from .safety import check_condition_safety
 
@@ -37,13 +38,19 @@ class CompiledCondition:
     expression: str
     program: Any
     backend: CelBackend
+    #: What the condition may cost on a context, when that can exceed the limits
+    #: (:mod:`django_steps.cel.cost`); ``None`` for almost every condition.
+    cost: CostBound | None = None
 
     def evaluate(self, activation: Any) -> bool:
         """Evaluate against a context prepared by :meth:`CelBackend.prepare`.
 
         Returns ``True`` or ``False``; raises ``ConditionEvaluationError`` when the
-        condition fails or yields something other than a bool.
+        condition fails, yields something other than a bool, or could exceed the
+        evaluation limits on this context (checked before it runs).
         """
+        if self.cost is not None:
+            self.cost.check(self.expression, self.backend.context_sizes(activation))
         return self.backend.evaluate(self, activation)
 
 
@@ -61,8 +68,12 @@ def compile_condition(
     check_text(expression, limits)
     ast = cel.parse(expression)
     check_condition_safety(expression, ast, limits)
+    program = cel.program(expression, ast)
     return CompiledCondition(
-        expression=expression, program=cel.program(expression, ast), backend=cel
+        expression=expression,
+        program=program,
+        backend=cel,
+        cost=cost_bound(ast, limits.context_max_bytes, cel.slowness(program)),
     )
 
 

@@ -33,6 +33,8 @@ class ContextConverter:
     def __init__(self, limits: CelLimits):
         self.limits = limits
         self.size = 0
+        #: Each top-level value's size, filled by :meth:`convert_root`.
+        self.sizes: dict[str, int] = {}
         self._max_bytes = limits.context_max_bytes
         self._max_depth = limits.context_max_depth
 
@@ -62,13 +64,23 @@ class ContextConverter:
     # --- the shared walk -----------------------------------------------------------
 
     def convert_root(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        """The converted top-level values; ``sizes`` gets each one's size.
+
+        A value's size is what the limit ``context_max_bytes`` counts for it: its
+        strings' lengths and 8 per value (:mod:`django_steps.cel.cost` reads it).
+        """
         if not isinstance(context, Mapping):
             raise ContextError(
                 f"context_data must be a dict, not {type(context).__name__}.", path=""
             )
-        return {
-            self._key(key, ""): self.convert(value, str(key), 1) for key, value in context.items()
-        }
+        converted: dict[str, Any] = {}
+        sizes = self.sizes
+        for key, value in context.items():
+            name = self._key(key, "")
+            before = self.size
+            converted[name] = self.convert(value, name, 1)
+            sizes[name] = self.size - before
+        return converted
 
     def _key(self, key: Any, path: str) -> str:
         if not isinstance(key, str):

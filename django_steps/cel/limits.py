@@ -12,7 +12,23 @@ from dataclasses import dataclass
 
 from ..exceptions import ConditionSyntaxError
 
-__all__ = ["DEFAULT_LIMITS", "CelLimits", "check_text", "shorten"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "EVALUATION_MAX_BUILT",
+    "EVALUATION_MAX_WORK",
+    "CelLimits",
+    "check_text",
+    "shorten",
+]
+
+#: Units (characters, bytes, 8 per list element) the ``+`` of one evaluation may
+#: build: at most about 64 MB of memory in either backend (django_steps.cel.cost).
+EVALUATION_MAX_BUILT = 16_000_000
+
+#: Steps one evaluation may take: one per operator, function or field evaluated,
+#: plus one per element ``==``, ``in`` and the orderings compare (django_steps.cel.cost;
+#: docs/cel.md, "Bounds", has the times measured).
+EVALUATION_MAX_WORK = 400_000
 
 
 @dataclass(frozen=True)

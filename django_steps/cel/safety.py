@@ -7,8 +7,10 @@ when it is saved), after the length and bracket-depth checks of
 :func:`django_steps.cel.compile_condition`. It walks cel-python's lark
 parse tree without recursion and refuses, with line and column:
 
-- control and bidirectional-override characters (text that displays differently
-  from what is evaluated);
+- control, bidirectional-override and other invisible format characters (Unicode
+  category Cf: zero-width space and joiners, soft hyphen, tag characters), in
+  string literals too: text that displays differently from what is evaluated
+  (``role != "adm\u200bin"`` displays as ``role != "admin"``);
 - a parse tree deeper than the evaluator can handle (long ``a.b.c...`` or
   ``x[0][0]...`` chains, which the bracket count does not see);
 - a comprehension macro (``all``, ``exists``, ``exists_one``, ``map``, ``filter``)
@@ -33,6 +35,7 @@ from lark import Token, Tree
 
 from ..exceptions import ConditionSyntaxError
 from .limits import DEFAULT_LIMITS, CelLimits, shorten
+from .quoted_fields import rewrite
 
 #: Methods that CEL expands into comprehensions over a list or map.
 COMPREHENSION_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
@@ -108,14 +111,18 @@ def parse_tree(expression: str) -> Tree:
     """cel-python's parse tree of ``expression``; ``ConditionSyntaxError`` if it fails."""
     from celpy.celparser import CELParseError
 
+    rewritten = rewrite(expression)
     try:
-        return _parser().parse(expression)
+        return _parser().parse(rewritten.text)
     except CELParseError as error:
+        column = error.column
+        if error.line is not None and column is not None:
+            column = rewritten.original_column(error.line, column)
         raise ConditionSyntaxError(
-            f"Condition does not parse at line {error.line}, column {error.column}.",
+            f"Condition does not parse at line {error.line}, column {column}.",
             expression=shorten(expression),
             line=error.line,
-            column=error.column,
+            column=column,
         ) from None
 
 
@@ -174,7 +181,18 @@ def _check_characters(expression: str) -> None:
         if char == "\n":
             line, column = line + 1, 0
             continue
-        if char in _BIDI_CONTROLS or (unicodedata.category(char) == "Cc" and char not in "\t\r\f"):
+        category = unicodedata.category(char)
+        if category == "Cf" and char not in _BIDI_CONTROLS:
+            raise ConditionSyntaxError(
+                f"Condition contains the invisible format character U+{ord(char):04X} "
+                f"({unicodedata.name(char, 'unnamed')}) at line {line}, column {column}; remove "
+                f"it, or write it as the escape {_escape(char)} if it is meant (it makes "
+                "the text display differently from what is evaluated).",
+                expression=shorten(expression),
+                line=line,
+                column=column,
+            )
+        if char in _BIDI_CONTROLS or (category == "Cc" and char not in "\t\r\f"):
             raise ConditionSyntaxError(
                 f"Condition contains the invisible control character U+{ord(char):04X} at "
                 f"line {line}, column {column}; remove it (it can make the text display "
@@ -183,6 +201,11 @@ def _check_characters(expression: str) -> None:
                 line=line,
                 column=column,
             )
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def _check_tree_depth(expression: str, tree: Tree, limit: int) -> None:

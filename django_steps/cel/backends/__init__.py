@@ -42,6 +42,14 @@ class CelBackend:
     def evaluate(self, condition: CompiledCondition, activation: Any) -> bool:
         raise NotImplementedError  # pragma: no cover - interface
 
+    def slowness(self, program: Any) -> int:
+        """How many times slower per step than the fastest way this backend runs conditions."""
+        return 1
+
+    def context_sizes(self, activation: Any) -> Mapping[str, int]:
+        """The size of each top-level value of a prepared context (what the limits count)."""
+        raise NotImplementedError  # pragma: no cover - interface
+
 
 def _imported(path: str) -> Callable[[], CelBackend]:
     """A factory that imports ``module:Class`` when the backend is first selected."""

@@ -54,6 +54,16 @@ class _CelExprConverter(ContextConverter):
         return timestamp
 
 
+class _Prepared:
+    """A context prepared for cel-expr: the runtime's activation and the values' sizes."""
+
+    __slots__ = ("activation", "sizes")
+
+    def __init__(self, activation: Any, sizes: Mapping[str, int]) -> None:
+        self.activation = activation
+        self.sizes = sizes
+
+
 class CelExprBackend(CelBackend):
     """cel-expr-python: conditions compiled once by the C++ runtime, evaluated natively."""
 
@@ -103,13 +113,22 @@ class CelExprBackend(CelBackend):
             ) from None
 
     def prepare(self, context: Mapping[str, Any], limits: CelLimits = DEFAULT_LIMITS) -> Any:
-        values = _CelExprConverter(limits, self._timestamp_class).convert_root(context)
-        return self._environment.Activation(values)
+        converter = _CelExprConverter(limits, self._timestamp_class)
+        values = converter.convert_root(context)
+        return _Prepared(self._environment.Activation(values), converter.sizes)
+
+    def context_sizes(self, activation: Any) -> Mapping[str, int]:
+        return activation.sizes
 
     def evaluate(self, condition: CompiledCondition, activation: Any) -> bool:
         try:
-            result = condition.program.eval(activation)
-        except (RuntimeError, TypeError, ValueError) as error:
+            result = condition.program.eval(activation.activation)
+        except MemoryError:
+            raise ConditionEvaluationError(
+                "the condition ran out of memory", expression=condition.expression
+            ) from None
+        except (RuntimeError, TypeError, ValueError, ArithmeticError) as error:
+            # RuntimeError includes RecursionError.
             raise ConditionEvaluationError(
                 shorten(_first_line(str(error)), 300), expression=condition.expression
             ) from None
@@ -147,8 +166,22 @@ def _evaluation_message(text: str) -> str:
         return f"undefined variable {undefined.group(1)!r}"
     if message.startswith("No matching overloads found"):
         detail = message[len("No matching overloads found") :].lstrip(" :")
-        message = f"no matching overload: {detail}" if detail else "no matching overload"
+        message = f"no such overload: {_operands(detail)}" if detail else "no such overload"
     return shorten(message, 300)
+
+
+_BINARY = re.compile(r"_(\W{1,2})_\(([\w.]+), ([\w.]+)\)\Z")
+_CPP_TYPE_NAMES = {"int64": "int", "uint64": "uint"}
+
+
+def _operands(detail: str) -> str:
+    """``_+_(int64, string)`` as CEL writes it: ``int + string``."""
+    match = _BINARY.match(detail)
+    detail = re.sub(r"\b(u?int64)\b", lambda name: _CPP_TYPE_NAMES[name.group(1)], detail)
+    if match is None:
+        return detail
+    left, right = (_CPP_TYPE_NAMES.get(name, name) for name in match.group(2, 3))
+    return f"{left} {match.group(1)} {right}"
 
 
 def _type_phrase(type_name: str) -> str:

@@ -2,28 +2,46 @@
 
 Internal: selected by name through :func:`django_steps.cel.get_backend`.
 
-Comparisons between int, uint and double follow the CEL specification, which
-cel-python 0.5 does not (its issue 114); see :func:`_numeric_comparison`.
+Equality, ordering, ``in``, the logical operators and the macros follow the CEL
+specification, which cel-python 0.5 does not on several points; every evaluation
+runs on a budget. Both are in :mod:`.celpy_functions`.
 """
 
 from __future__ import annotations
 
 import datetime
-import operator
+import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import celpy
 import celpy.evaluation
 from celpy import celtypes
 from celpy.celparser import CELParseError
+from celpy.evaluation import Activation, Evaluator
 
 from ...exceptions import ConditionEvaluationError, ConditionSyntaxError
 from ..context import ContextConverter
 from ..limits import DEFAULT_LIMITS, CelLimits, shorten
+from ..quoted_fields import rewrite
 from . import CelBackend
-from .celpy_transpiler import PreparedContext, UnsafeSourceError, transpile
+from .celpy_functions import (
+    FUNCTIONS,
+    BudgetExceeded,
+    cel_type_name,
+    end_budget,
+    run_macro,
+    start_budget,
+)
+from .celpy_transpiler import (
+    _MACROS,
+    OPERATOR_SYMBOLS,
+    PreparedContext,
+    UnsafeSourceError,
+    nested_activation,
+    transpile,
+)
 
 if TYPE_CHECKING:
     from ..conditions import CompiledCondition
@@ -31,67 +49,13 @@ if TYPE_CHECKING:
 __all__ = ["CelPythonBackend"]
 
 
-_NUMBERS = (celtypes.IntType, celtypes.UintType, celtypes.DoubleType)
-_SAME_TYPE_SHORTCUT = frozenset(
-    {celtypes.IntType, celtypes.UintType, celtypes.DoubleType, celtypes.StringType}
-)
-
-
-def _numeric_comparison(compare: Callable[[Any, Any], Any]) -> Callable[..., Any]:
-    """A CEL comparison that also compares an int or uint with a double.
-
-    The CEL specification orders and equates numbers across int, uint and double;
-    cel-python 0.5 raises "no such overload" instead (its issue 114), so
-    ``claim.amount > 10000`` failed when ``amount`` came from a ``Decimal``. Python
-    compares int and float exactly, so the promotion loses nothing.
-    """
-    # Otherwise cel-python's own comparison: its bool_lt and the others build
-    # ``boolean(operator.lt)`` (copying metadata with functools.wraps) on every call,
-    # so the same wrapper is built once here.
-    original = celpy.evaluation.boolean(compare)
-
-    def comparison(left: Any, right: Any) -> Any:
-        kind = type(left)
-        if kind is type(right) and kind in _SAME_TYPE_SHORTCUT:
-            # What ``original`` gives for two values of one of these types (their
-            # operators return a bool or raise), without its checks for error values.
-            return int.__new__(celtypes.BoolType, bool(compare(left, right)))
-        if (
-            isinstance(left, _NUMBERS)
-            and isinstance(right, _NUMBERS)
-            and isinstance(left, celtypes.DoubleType) != isinstance(right, celtypes.DoubleType)
-        ):
-            return celtypes.BoolType(compare(_plain_number(left), _plain_number(right)))
-        return original(left, right)
-
-    return comparison
-
-
-def _plain_number(value: Any) -> int | float:
-    return float(value) if isinstance(value, celtypes.DoubleType) else int(value)
-
-
-_CROSS_TYPE_COMPARISONS = {
-    name: _numeric_comparison(compare)
-    for name, compare in (
-        ("_<_", operator.lt),
-        ("_<=_", operator.le),
-        ("_>_", operator.gt),
-        ("_>=_", operator.ge),
-        ("_==_", operator.eq),
-        ("_!=_", operator.ne),
-    )
-}
-
-
 class CelPythonBackend(CelBackend):
     """cel-python (``celpy``), each condition transpiled to a Python function once.
 
     :func:`~django_steps.cel.backends.celpy_transpiler.transpile` compiles a condition (and
     checks the code it generates); the few constructs it leaves out run with
-    cel-python's interpreter. Both are thread-safe and give the same results.
-    Comparisons between int, uint and double follow the CEL specification (see
-    :func:`_numeric_comparison`), as in the cel-expr backend.
+    cel-python's interpreter. Both are thread-safe, use the operators of
+    :mod:`.celpy_functions` and give the same results.
     """
 
     name = "celpy"
@@ -112,18 +76,24 @@ class CelPythonBackend(CelBackend):
 
     def parse(self, expression: str) -> Any:
         environment = self.environment
+        # Backtick-quoted field names become indexes cel-python's grammar can read.
+        rewritten = rewrite(expression)
         try:
-            ast = environment.compile(expression)
+            ast = environment.compile(rewritten.text)
         except CELParseError as error:
             message = str(error.args[0]).splitlines()[0] if error.args else "syntax error"
             where = ""
-            if error.line is not None:
-                where = f" at line {error.line}, column {error.column}"
+            column = error.column
+            if error.line is not None and column is not None:
+                column = rewritten.original_column(error.line, column)
+                where = f" at line {error.line}, column {column}"
+                if rewritten.shifts:  # cel-python shows the line it read: show the original
+                    message = expression.splitlines()[error.line - 1].strip()
             raise ConditionSyntaxError(
                 f"Condition does not parse{where}: {message}",
                 expression=shorten(expression),
                 line=error.line,
-                column=error.column,
+                column=column,
             ) from None
         except RecursionError:
             raise ConditionSyntaxError(
@@ -135,7 +105,7 @@ class CelPythonBackend(CelBackend):
         environment = self.environment
         program: Any
         try:
-            program = transpile(environment, ast, _CROSS_TYPE_COMPARISONS)
+            program = transpile(environment, ast, FUNCTIONS)
         except (
             SyntaxError,  # Python's parser nests less deeply than the condition's tree
             RecursionError,
@@ -146,26 +116,43 @@ class CelPythonBackend(CelBackend):
             # The interpreter runs it without generating code, as it always did.
             program = None
         if program is None:
-            program = environment.program(ast, functions=_CROSS_TYPE_COMPARISONS)
+            program = _InterpretedProgram(environment, ast)
         return program
 
     def prepare(self, context: Mapping[str, Any], limits: CelLimits = DEFAULT_LIMITS) -> Any:
-        return PreparedContext(_CelPyConverter(limits).convert_root(context))
+        converter = _CelPyConverter(limits)
+        return PreparedContext(converter.convert_root(context), converter.sizes)
+
+    def context_sizes(self, activation: Any) -> Mapping[str, int]:
+        return activation.sizes
+
+    def slowness(self, program: Any) -> int:
+        # cel-python's interpreter takes about 30 times as long per step (measured).
+        return 30 if isinstance(program, _InterpretedProgram) else 1
 
     def evaluate(self, condition: CompiledCondition, activation: Any) -> bool:
+        previous = start_budget()
         try:
             result = condition.program.evaluate(activation)
         except celpy.CELEvalError as error:
             raise _evaluation_error(condition.expression, error) from None
+        except BudgetExceeded as error:
+            raise ConditionEvaluationError(str(error), expression=condition.expression) from None
         except RecursionError:
             raise ConditionEvaluationError(
                 "evaluation nested too deeply", expression=condition.expression
             ) from None
+        except MemoryError:
+            raise ConditionEvaluationError(
+                "the condition ran out of memory", expression=condition.expression
+            ) from None
         except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as error:
             # cel-python lets some Python errors escape (e.g. on unusual overloads).
             raise ConditionEvaluationError(
-                f"{type(error).__name__}: {error}", expression=condition.expression
+                _readable(f"{type(error).__name__}: {error}"), expression=condition.expression
             ) from None
+        finally:
+            end_budget(previous)
         if isinstance(result, celpy.CELEvalError):
             raise _evaluation_error(condition.expression, result)
         if not isinstance(result, celtypes.BoolType):
@@ -174,6 +161,53 @@ class CelPythonBackend(CelBackend):
                 expression=condition.expression,
             )
         return bool(result)
+
+
+class _MacroEvaluator(Evaluator):
+    """cel-python's interpreter for a macro's body: each element binds its variable in a
+    child activation instead of a copy of the whole context."""
+
+    def sub_evaluator(self, ast: Any) -> Evaluator:
+        return _MacroEvaluator(ast, activation=self.activation)
+
+    def set_activation(self, values: Any) -> Evaluator:
+        ((name, value),) = values.items()
+        self.activation = nested_activation(self.base_activation, name, value)
+        return self
+
+    def member_dot_arg(self, tree: Any) -> Any:
+        name = str(tree.children[1])
+        if name not in _MACROS:
+            return super().member_dot_arg(tree)
+        # The interpreter's own body evaluator (errors as values), run as the generated
+        # code runs macros: the specification's rules, on the budget.
+        return run_macro(name, self.visit(tree.children[0]), self.build_ss_macro_eval(tree))
+
+
+class _Evaluator(_MacroEvaluator):
+    """cel-python's interpreter with the macros of :func:`run_macro`."""
+
+    def set_activation(self, values: Any) -> Evaluator:
+        return Evaluator.set_activation(self, values)
+
+    def sub_evaluator(self, ast: Any) -> Evaluator:
+        return _MacroEvaluator(ast, activation=self.activation)
+
+
+class _InterpretedProgram:
+    """A condition the transpiler leaves out, run by cel-python's interpreter."""
+
+    def __init__(self, environment: celpy.Environment, ast: Any) -> None:
+        self._environment = environment
+        self._ast = ast
+
+    def evaluate(self, context: Mapping[str, Any]) -> Any:
+        activation = Activation(
+            package=self._environment.package,
+            annotations=self._environment.annotations,
+            functions=FUNCTIONS,
+        )
+        return _Evaluator(ast=self._ast, activation=activation).evaluate(dict(context))
 
 
 def _shown(value: Any) -> str:
@@ -209,10 +243,68 @@ def _evaluation_error(expression: str, error: Exception) -> ConditionEvaluationE
     raw = str(error.args[0]) if error.args else type(error).__name__
     raw = raw.split(" (in activation", 1)[0]
     raw = raw.replace("undeclared reference to", "undefined variable")
-    if "no matching overload" in raw and len(error.args) > 2 and error.args[2]:
-        detail = str(error.args[2][0]) if isinstance(error.args[2], tuple) else str(error.args[2])
-        raw = f"no matching overload: {detail}"
-    return ConditionEvaluationError(shorten(raw, 300), expression=expression)
+    return ConditionEvaluationError(_readable(raw), expression=expression)
+
+
+#: "found no matching overload for 'relation_lt' applied to '(<class ...>, ...)'"
+_INTERPRETER_OVERLOAD = re.compile(
+    r"found no matching overload for '?([\w_|&?:!\[\]-]+)'? applied to '\((.*)\)'"
+)
+_CLASS = re.compile(r"<class 'celpy\.celtypes\.(\w+)'>")
+_REPR = re.compile(r"\b(?:Int|Uint|Double|String|Bool|Bytes)Type\(((?:[^()]|\([^()]*\))*)\)")
+_INTERPRETER_NODES = {
+    "relation_lt": "<",
+    "relation_le": "<=",
+    "relation_gt": ">",
+    "relation_ge": ">=",
+    "relation_eq": "==",
+    "relation_ne": "!=",
+    "relation_in": "in",
+    "addition_add": "+",
+    "addition_sub": "-",
+    "multiplication_mul": "*",
+    "multiplication_div": "/",
+    "multiplication_mod": "%",
+    "unary_not": "!",
+    "unary_neg": "-",
+}
+_CLASS_NAMES = {
+    getattr(celtypes, name).__name__: cel_type_name(getattr(celtypes, name)(*arguments))
+    for name, arguments in (
+        ("BoolType", (False,)),
+        ("IntType", (0,)),
+        ("UintType", (0,)),
+        ("DoubleType", (0.0,)),
+        ("StringType", ("",)),
+        ("BytesType", (b"",)),
+        ("ListType", ()),
+        ("MapType", ()),
+    )
+}
+
+
+def _readable(message: str) -> str:
+    """A message in CEL's words: operators and type names, no cel-python class names."""
+
+    def overload(match: re.Match[str]) -> str:
+        node = match.group(1)
+        symbol = _INTERPRETER_NODES.get(node) or OPERATOR_SYMBOLS.get(node, node)
+        types = [_class_name(part.strip()) for part in match.group(2).split(",") if part.strip()]
+        if len(types) == 2:
+            return f"no such overload: {types[0]} {symbol} {types[1]}"
+        return f"no such overload: {symbol}({', '.join(types)})"
+
+    message = _INTERPRETER_OVERLOAD.sub(overload, message)
+    message = _CLASS.sub(lambda match: _CLASS_NAMES.get(match.group(1), match.group(1)), message)
+    message = _REPR.sub(r"\1", message)
+    return shorten(message, 300)
+
+
+def _class_name(text: str) -> str:
+    match = _CLASS.fullmatch(text)
+    if match is None:
+        return "null_type" if text == "<class 'NoneType'>" else text
+    return _CLASS_NAMES.get(match.group(1), match.group(1))
 
 
 class _CelPyConverter(ContextConverter):

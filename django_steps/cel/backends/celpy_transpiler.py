@@ -10,7 +10,7 @@ As shipped it cannot be used here:
   ``celpy.evaluation`` module, and its lambdas look each other up there: two threads
   evaluating at once read each other's context;
 - it refers to functions by module and qualified name, so the functions given to
-  ``program()`` (the int/double comparisons of the celpy backend) do not compile;
+  ``program()`` (the operators of :mod:`.celpy_functions`) do not compile;
 - it reads a variable as an attribute of the ``Activation`` object, so a context key
   named ``package``, ``functions``, ``identifiers``, ``get`` or ``clone`` gives the
   activation's own attribute instead of the value;
@@ -30,13 +30,15 @@ evaluation calls that function with the activation of its context: one per conte
 (a :class:`PreparedContext` keeps it for the other conditions of the same change),
 which the code only reads.
 
-The code evaluates as cel-python's interpreter does: each operator, function, field
-selection, ``?:`` and macro turns the same Python exceptions into the same CEL error
-values, and an exception the interpreter lets out of the whole evaluation leaves the
-generated code too (wrapped in :class:`_Escape`, which cel-python's ``result()`` does
-not catch). Conditions using constructs outside that set (protobuf message literals,
-leading-dot names, cel-python's non-standard ``min`` and ``reduce``, ``has()`` or
-``dyn()`` without exactly one argument, a macro whose variable is not a plain name)
+The code evaluates as cel-python's interpreter does with the same functions (the
+operators and macros of :mod:`.celpy_functions`, which follow the CEL specification
+where cel-python's own do not): each operator, function, field selection, ``?:`` and
+macro turns the same Python exceptions into the same CEL error values, and an
+exception the interpreter lets out of the whole evaluation leaves the generated code
+too (wrapped in :class:`_Escape`, which cel-python's ``result()`` does not catch).
+Conditions using constructs outside that set (protobuf message literals, leading-dot
+names, cel-python's non-standard ``min`` and ``reduce``, ``has()`` or ``dyn()``
+without exactly one argument, a macro whose variable is not a plain name)
 return ``None`` here and are run by the interpreter.
 """
 
@@ -44,8 +46,7 @@ from __future__ import annotations
 
 import ast as python_ast
 import re
-from collections.abc import Callable, Iterable, Mapping
-from functools import reduce
+from collections.abc import Callable, Mapping
 from string import Template
 from textwrap import dedent
 from types import SimpleNamespace
@@ -67,6 +68,8 @@ from celpy.evaluation import (
     TranspilerTree,
 )
 
+from .celpy_functions import no_overload, run_macro
+
 #: cel-python's identifier token (its grammar's ``IDENT``).
 _IDENT = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*\Z")
 
@@ -76,24 +79,24 @@ _MACROS = frozenset({"map", "filter", "all", "exists", "exists_one"})
 #: Nodes whose code the generator below does not produce; such conditions are interpreted.
 _INTERPRETED_NODES = frozenset({"member_object", "dot_ident", "dot_ident_arg"})
 
-#: How the interpreter names each operator in its "no matching overload" messages.
-_OVERLOAD_NAMES = {
-    "_||_": "_||_",
-    "_&&_": "_&&_",
-    "_<_": "'relation_lt'",
-    "_<=_": "'relation_le'",
-    "_>_": "'relation_gt'",
-    "_>=_": "'relation_ge'",
-    "_==_": "'relation_eq'",
-    "_!=_": "'relation_ne'",
-    "_in_": "'relation_in'",
-    "_+_": "'addition_add'",
-    "_-_": "'addition_sub'",
-    "_*_": "'multiplication_mul'",
-    "_/_": "'multiplication_div'",
-    "_%_": "'multiplication_mod'",
-    "!_": "'unary_not'",
-    "-_": "'unary_neg'",
+#: Each operator's label and how CEL writes it (in "no such overload" messages).
+OPERATOR_SYMBOLS = {
+    "_||_": "||",
+    "_&&_": "&&",
+    "_<_": "<",
+    "_<=_": "<=",
+    "_>_": ">",
+    "_>=_": ">=",
+    "_==_": "==",
+    "_!=_": "!=",
+    "_in_": "in",
+    "_+_": "+",
+    "_-_": "-",
+    "_*_": "*",
+    "_/_": "/",
+    "_%_": "%",
+    "!_": "!",
+    "-_": "-",
     "_[_]": "_[_]",
 }
 
@@ -183,12 +186,14 @@ class PreparedContext(dict[str, Any]):
     one change, evaluated in one thread; the activation is not part of its value.
     """
 
-    __slots__ = ("activation",)
+    __slots__ = ("activation", "sizes")
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
+    def __init__(self, values: Mapping[str, Any], sizes: Mapping[str, int] | None = None) -> None:
         super().__init__(values)
         #: ``(environment, functions, activation)`` once a condition has built it.
         self.activation: tuple[celpy.Environment, Any, Activation] | None = None
+        #: Each top-level value's size, as the context converter counted it.
+        self.sizes: Mapping[str, int] = {} if sizes is None else sizes
 
 
 class TranspiledProgram:
@@ -447,7 +452,7 @@ class _Phase1(Phase1Transpiler):
             return self._literal(
                 CELEvalError(f"undeclared reference to {label!r}", KeyError, error.args)
             )
-        self.function_table.append(wrap(label, _EQUIVALENTS.get(function, function)))
+        self.function_table.append(wrap(label, function))
         return f"_functions[{len(self.function_table) - 1}]"
 
     def func_name(self, label: str) -> str:
@@ -678,28 +683,6 @@ def _result(activation: Activation, expression: Callable[[Activation], Any]) -> 
 _CELPY = SimpleNamespace(evaluation=SimpleNamespace(result=_result))
 
 
-def _operator_in(item: Any, container: Any) -> Any:
-    """cel-python's ``operator_in`` (``_in_``) without its logging and ``typing.cast``."""
-    if isinstance(item, CELEvalError):
-        return item
-    if isinstance(container, CELEvalError):
-        return container
-    result: Any = celtypes.BoolType(False)
-    for member in container:
-        try:
-            if member == item:
-                return celtypes.BoolType(True)
-        except TypeError as error:
-            result = CELEvalError("no such overload", error.__class__, error.args)
-    return result
-
-
-#: cel-python functions and the equivalents the generated code calls instead.
-_EQUIVALENTS: dict[Callable[..., Any], Callable[..., Any]] = {
-    celpy.evaluation.operator_in: _operator_in,
-}
-
-
 def _has(value: Any) -> Any:
     """``has()``: whether the member selection gave a value (the interpreter's rule)."""
     return celtypes.BoolType(not isinstance(value, CELEvalError))
@@ -730,23 +713,17 @@ def _conditional(
     left: Callable[[Activation], Any],
     right: Callable[[Activation], Any],
 ) -> Any:
-    """``c ? l : r``, evaluating only the branch chosen, as ``Evaluator.expr`` does."""
+    """``c ? l : r``, evaluating only the branch a bool ``c`` chooses.
+
+    ``function`` is the ``_?_:_`` of :mod:`.celpy_functions`, which gives the error
+    for a condition that is an error or not a bool.
+    """
     chosen = condition(activation)
-    when_true = when_false = celtypes.BoolType(False)
+    if not isinstance(chosen, celtypes.BoolType):
+        return function(chosen, None, None)
     try:
-        if chosen:
-            when_true = left(activation)
-        else:
-            when_false = right(activation)
-        return function(chosen, when_true, when_false)
-    except (TypeError, _Escape) as error:
-        cause = error.error if isinstance(error, _Escape) else error
-        if not isinstance(cause, TypeError):
-            raise
-        types = f"{type(chosen)}, {type(when_true)}, {type(when_false)}"
-        message = f"found no matching overload for _?_:_ applied to '({types})'"
-        return CELEvalError(message, TypeError, cause.args)
-    except CELEvalError:
+        return left(activation) if chosen else right(activation)
+    except (CELEvalError, _Escape):
         raise
     except Exception as error:
         raise _Escape(error) from None
@@ -759,57 +736,45 @@ def _comprehension(
     body: Callable[[Activation], Any],
     members: Callable[[Activation], Any],
 ) -> Any:
-    """A macro as ``Evaluator.member_dot_arg`` runs it.
+    """A macro, run by :func:`.celpy_functions.run_macro` as for the interpreter.
 
-    An error in the body ends ``map``, ``filter`` and ``exists_one`` (the interpreter
-    raises it out of the whole evaluation); ``all`` and ``exists`` combine it.
+    The body of each element sees an activation holding only the macro's variable,
+    whose parent is the enclosing one: nothing is copied per element (copying the
+    context's names cost 10 s for 2,600 top-level keys).
     """
     values = members(activation)
-    if isinstance(values, CELEvalError):
-        return values
 
     def each(value: Any) -> Any:
-        nested = _clone(activation)
-        # NameContainer.load_values({variable: value}) for a plain name (the only kind
-        # of macro variable transpiled), without its pattern matching.
-        nested.identifiers.setdefault(variable, Referent()).value = value
-        result = body(nested)
-        if isinstance(result, CELEvalError) and macro not in ("all", "exists"):
-            raise result
-        return result
+        return body(nested_activation(activation, variable, value))
 
     try:
-        if macro == "map":
-            return celtypes.ListType(map(each, cast(Iterable[Any], values)))
-        if macro == "filter":
-            return celtypes.ListType(filter(each, cast(Iterable[Any], values)))
-        if macro == "exists_one":
-            count = sum(1 for value in values if bool(each(value)))
-            return celtypes.BoolType(count == 1)
-        combine = celtypes.logical_and if macro == "all" else celtypes.logical_or
-        start = celtypes.BoolType(macro == "all")
-        return reduce(_no_such_overload(combine), map(each, values), start)
+        return run_macro(macro, values, each)
     except (CELEvalError, _Escape):
         raise
     except Exception as error:
         raise _Escape(error) from None
 
 
-def _no_such_overload(function: Callable[..., Any]) -> Callable[..., Any]:
-    """``function`` with a ``TypeError`` as an error value (the interpreter's ``eval_error``)."""
+def nested_activation(activation: Activation, variable: str, value: Any) -> Activation:
+    """A child of ``activation`` binding a macro's ``variable`` (a plain name) to ``value``.
 
-    def combined(*arguments: Any) -> Any:
-        try:
-            return function(*arguments)
-        except TypeError as error:
-            return CELEvalError("no such overload", TypeError, error.args)
-
-    return combined
+    Name look-ups walk the chain of containers, most local first, so the child holds
+    one name and shares the rest.
+    """
+    identifiers = NameContainer(parent=activation.identifiers)
+    referent = Referent()
+    referent.value = value
+    dict.__setitem__(identifiers, variable, referent)
+    child = Activation.__new__(Activation)
+    child.identifiers = identifiers
+    child.functions = activation.functions
+    child.package = activation.package
+    return child
 
 
 def _operator(label: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """An operator turning what its interpreter node catches into error values."""
-    node = _OVERLOAD_NAMES[label]
+    symbol = OPERATOR_SYMBOLS[label]
     caught = _CAUGHT[label]
 
     def operator(*arguments: Any) -> Any:
@@ -817,11 +782,8 @@ def _operator(label: str, function: Callable[..., Any]) -> Callable[..., Any]:
             return function(*arguments)
         except caught as error:
             if isinstance(error, TypeError):
-                types = ", ".join(str(type(argument)) for argument in arguments)
-                message = f"found no matching overload for {node} applied to '({types})'"
-            else:
-                message = _MESSAGES[type(error)]
-            return CELEvalError(message, type(error), error.args)
+                return no_overload(symbol, *arguments)
+            return CELEvalError(_MESSAGES[type(error)], type(error), None)
         except Exception as error:
             raise _Escape(error) from None
 
@@ -835,17 +797,13 @@ def _function_call(label: str, function: Callable[..., Any]) -> Callable[..., An
         for argument in arguments:
             if isinstance(argument, CELEvalError):
                 return argument
-        return _call(function, arguments)
+        try:
+            return function(*arguments)
+        except ValueError:
+            return CELEvalError("return error for overflow", ValueError, None)
+        except (TypeError, AttributeError):
+            return no_overload(label, *arguments)
+        except Exception as error:
+            raise _Escape(error) from None
 
     return call
-
-
-def _call(function: Callable[..., Any], arguments: tuple[Any, ...]) -> Any:
-    try:
-        return function(*arguments)
-    except ValueError as error:
-        return CELEvalError("return error for overflow", ValueError, error.args)
-    except (TypeError, AttributeError) as error:
-        return CELEvalError("no such overload", type(error), error.args)
-    except Exception as error:
-        raise _Escape(error) from None
