@@ -167,7 +167,7 @@ def test_operate_instances_with_the_actions_and_the_status_form(page, live_serve
     assert page.locator("#steps-diagram img").evaluate(
         "img => img.complete && img.naturalWidth > 0"
     )
-    assert "Senior Review -> Payment" in page.inner_text("#steps-explain .steps-unevaluated")
+    assert "Senior Review -> Payment" in page.inner_text("#steps-explain .steps-table")
     history = page.inner_text("#steps-history")
     assert "Documents complete" in history
     assert administrator.get_username() in history
