@@ -17,21 +17,44 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, models, router, transaction
 from django.utils import timezone
 
 from . import signals
+from .actors import SYSTEM, is_system
 from ._engine.cache import CachedWorkflow, cached_workflow, workflow_cache
 from ._engine.context import surroundings_for
 from ._engine.statements import STATE_FIELDS, statements_for
 from .cel import convert_context
 from .conf import current_limits, steps_settings
-from .exceptions import InstanceError, InstanceNotFound, WorkflowNotFound, WrongModel
+from .exceptions import (
+    InstanceError,
+    InstanceFinished,
+    InstanceNotFound,
+    PermissionDenied,
+    WorkflowNotFound,
+    WrongModel,
+)
 from .machines.context import Surroundings, check_reserved_keys
 from .machines.lifecycle import ChangeKind, Lifecycle
 from .machines.runner import MachineState, Outcome, WorkflowRunner
-from .models import Workflow, WorkflowInstance
+from .models import Workflow, WorkflowHistory, WorkflowInstance
+
+__all__ = [
+    "SYSTEM",
+    "assign_workflow_instance",
+    "available_statuses",
+    "cancel_workflow_instance",
+    "check_context",
+    "get_workflow_instance_for_object",
+    "resume_workflow_instance",
+    "set_workflow_on_hold",
+    "start_workflow_instance",
+    "status_options",
+    "update_workflow_step_status",
+]
 
 SIGNALS = {
     ChangeKind.STARTED: signals.workflow_started,
@@ -41,6 +64,7 @@ SIGNALS = {
     ChangeKind.RESUMED: signals.workflow_resumed,
     ChangeKind.CANCELLED: signals.workflow_cancelled,
     ChangeKind.COMPLETED: signals.workflow_completed,
+    ChangeKind.ASSIGNED: signals.workflow_assigned,
 }
 
 
@@ -160,7 +184,10 @@ def cancel_workflow_instance(
 ) -> Outcome:
     """Cancel an unfinished instance with its step's cancellation status."""
     return _change(
-        workflow_instance, lambda runner, state, _: runner.cancel(state), actor=actor, note=note
+        workflow_instance,
+        lambda runner, state, surroundings: runner.cancel(state, surroundings),
+        actor=actor,
+        note=note,
     )
 
 
@@ -169,7 +196,10 @@ def set_workflow_on_hold(
 ) -> Outcome:
     """Put a running instance on hold with its step's on-hold status."""
     return _change(
-        workflow_instance, lambda runner, state, _: runner.hold(state), actor=actor, note=note
+        workflow_instance,
+        lambda runner, state, surroundings: runner.hold(state, surroundings),
+        actor=actor,
+        note=note,
     )
 
 
@@ -178,7 +208,10 @@ def resume_workflow_instance(
 ) -> Outcome:
     """Return an on-hold instance to the status it had before it was held."""
     return _change(
-        workflow_instance, lambda runner, state, _: runner.resume(state), actor=actor, note=note
+        workflow_instance,
+        lambda runner, state, surroundings: runner.resume(state, surroundings),
+        actor=actor,
+        note=note,
     )
 
 
@@ -197,6 +230,145 @@ def get_workflow_instance_for_object(
         arguments["workflow_name"] = workflow_name
     with connection.cursor() as cursor:
         return lookup.fetch(cursor, arguments)
+
+
+def status_options(workflow_instance: WorkflowInstance, actor: Any) -> list[tuple[str, str]]:
+    """Each status of the instance's current step, in step order, with why ``actor`` cannot
+    set it now (``""``: it can). See :func:`available_statuses`."""
+    compiled = cached_workflow(workflow_instance.workflow)
+    state = compiled.state_of(workflow_instance)
+    surroundings = surroundings_for(workflow_instance, actor=actor)
+    return [
+        (status.name, reason)
+        for status, reason in compiled.runner.status_options(state, surroundings)
+    ]
+
+
+def available_statuses(workflow_instance: WorkflowInstance, actor: Any) -> list[str]:
+    """The names of the current step's statuses ``actor`` may set now, in step order.
+
+    Lifecycle rules apply (nothing when finished, only a cancellation status while on
+    hold, not the current status) and each status's ``permission`` and
+    ``actor_condition``; transition conditions are not tried. Reads the instance as
+    it is in memory; costs no query when the workflow is cached and the rules read
+    neither the actor's groups nor the object (``has_perm`` may query, as Django's
+    backends cache permissions per user object).
+    """
+    return [name for name, reason in status_options(workflow_instance, actor) if not reason]
+
+
+def assign_workflow_instance(
+    workflow_instance: WorkflowInstance, user: Any, *, actor: Any = None, note: str = ""
+) -> WorkflowInstance:
+    """Assign an unfinished instance to ``user`` (``None`` unassigns); one history row
+    (``assigned``) and the ``workflow_assigned`` signal, in one transaction.
+
+    With no actor or ``SYSTEM`` anyone may be assigned. A user acting may assign
+    themselves (claim) when the instance is unassigned or theirs and they belong to
+    the step's ``assignee_group`` (or it has none), and may unassign themselves;
+    anything else needs the permission ``django_steps.assign_workflowinstance``, else
+    :class:`~django_steps.exceptions.PermissionDenied`. Assigning the user already
+    assigned changes nothing. Raises
+    :class:`~django_steps.exceptions.InstanceFinished` for a finished instance.
+    """
+    using = router.db_for_write(WorkflowInstance, instance=workflow_instance)
+    with transaction.atomic(using=using):
+        locked = (
+            WorkflowInstance.objects.using(using)
+            .select_for_update(of=("self",))
+            .select_related("current_step", "current_step_status")
+            .filter(pk=workflow_instance.pk)
+            .first()
+        )
+        if locked is None:
+            raise InstanceNotFound(
+                f"Workflow instance {workflow_instance.pk} no longer exists.",
+                instance=workflow_instance,
+            )
+        step = locked.current_step
+        if locked.is_finished:
+            raise InstanceFinished(
+                f"Workflow instance {locked.pk} is {locked.lifecycle}; a finished instance "
+                "cannot be assigned.",
+                instance=workflow_instance,
+            )
+        user_id = getattr(user, "pk", None)
+        previous_id = locked.assignee_id
+        if user_id != previous_id:
+            _check_may_assign(locked, step, user, actor, workflow_instance)
+            locked.assignee_id = user_id
+            now = timezone.now()
+            locked.updated_at = now
+            locked.save(update_fields=["assignee", "updated_at"])
+            step_name = step.name if step is not None else ""
+            status_name = locked.current_step_status.name if locked.current_step_status else ""
+            WorkflowHistory.objects.using(using).create(
+                instance=locked,
+                event=ChangeKind.ASSIGNED.value,
+                timestamp=now,
+                from_step=step,
+                from_step_name=step_name,
+                from_status=locked.current_step_status,
+                from_status_name=status_name,
+                to_step=step,
+                to_step_name=step_name,
+                to_status=locked.current_step_status,
+                to_status_name=status_name,
+                actor_id=getattr(actor, "pk", None),
+                by_system=is_system(actor),
+                assignee_id=user_id,
+                note=note,
+            )
+            previous = (
+                get_user_model()._default_manager.using(using).filter(pk=previous_id).first()
+                if previous_id is not None
+                else None
+            )
+            signals.workflow_assigned.send(
+                sender=WorkflowInstance,
+                instance=locked,
+                assignee=user,
+                previous=previous,
+                actor=actor,
+                note=note,
+            )
+    workflow_instance.assignee_id = user_id
+    if user is not None:
+        workflow_instance.assignee = user
+    workflow_instance.updated_at = locked.updated_at
+    return workflow_instance
+
+
+def _check_may_assign(
+    instance: WorkflowInstance, step: Any, user: Any, actor: Any, caller: WorkflowInstance
+) -> None:
+    if actor is None or is_system(actor):
+        return
+    if actor.has_perm("django_steps.assign_workflowinstance"):
+        return
+    actor_id = getattr(actor, "pk", None)
+    unassigning_self = user is None and instance.assignee_id == actor_id
+    claiming = (
+        getattr(user, "pk", None) == actor_id
+        and instance.assignee_id in (None, actor_id)
+        and (
+            step is None
+            or step.assignee_group_id is None
+            or actor.groups.filter(pk=step.assignee_group_id).exists()
+        )
+    )
+    if unassigning_self or claiming:
+        return
+    raise PermissionDenied(
+        f"Workflow instance {instance.pk}: this actor may not assign it "
+        f"{'away' if user is None else 'to ' + str(user)}; a user may claim an unassigned "
+        "instance at a step of their group, or unassign themselves; other assignments need "
+        "the permission 'django_steps.assign_workflowinstance'. Nothing was changed.",
+        instance=caller,
+        step=step.name if step is not None else "",
+        rule="permission django_steps.assign_workflowinstance",
+        reason="the actor may not assign this instance",
+    )
 
 
 # --- the one write path ------------------------------------------------------------
@@ -226,10 +398,12 @@ def _change(
             locked.workflow = compiled.workflow_row(using)
             state = compiled.state_of(locked)
             now = timezone.now()
-            # Built only when the step's conditions read object, actor, instance...
+            # Built only when the step's conditions read object, actor, instance... or
+            # one of its statuses has a rule (permission, actor_condition).
+            step_name = state.step or ""
             surroundings = (
                 surroundings_for(locked, actor=actor, now=now, loaded=instance)
-                if compiled.runner.reads.get(state.step or "")
+                if compiled.runner.reads.get(step_name) or step_name in compiled.runner.guarded
                 else None
             )
             try:
@@ -238,6 +412,7 @@ def _change(
                 error.instance = instance
                 raise
             if outcome.changed:
+                _record_actor_and_assignee(locked, compiled, outcome, actor)
                 _copy_state(locked, compiled, state, now)
                 locked.updated_at = now
                 recording = _Recording(compiled, outcome, context_data, actor, note)
@@ -247,6 +422,41 @@ def _change(
                 _attach_rows(locked, compiled, state)  # so the refresh below loads nothing
     _refresh_in_place(instance, locked)  # even unchanged: the caller's object may be stale
     return outcome
+
+
+# The changes an actor makes at a step: instance.actors[step] records who made the last.
+_ACTOR_KINDS = frozenset(
+    {
+        ChangeKind.STATUS_CHANGED,
+        ChangeKind.HELD,
+        ChangeKind.RESUMED,
+        ChangeKind.CANCELLED,
+        ChangeKind.COMPLETED,
+    }
+)
+
+
+def _record_actor_and_assignee(
+    instance: WorkflowInstance, compiled: CachedWorkflow, outcome: Outcome, actor: Any
+) -> None:
+    """Keep who set a status at each step (``instance.actors``, for separation of duties)
+    and clear the assignee when the instance moves to a step that does not keep it.
+
+    Only users are recorded (by primary key); ``SYSTEM`` and no actor leave the entry
+    as it was. A step keeps the assignee when it has no ``assignee_group`` or the
+    same one as the step left.
+    """
+    actor_id = getattr(actor, "pk", None) if not is_system(actor) else None
+    actors = dict(instance.actors or {})
+    for change in outcome.changes:
+        if change.kind in _ACTOR_KINDS and actor_id is not None and change.from_step:
+            actors[change.from_step] = actor_id
+        if change.kind is ChangeKind.STEP_CHANGED and instance.assignee_id is not None:
+            left, entered = compiled.step_row(change.from_step), compiled.step_row(change.to_step)
+            group = getattr(entered, "assignee_group_id", None)
+            if group is not None and group != getattr(left, "assignee_group_id", None):
+                instance.assignee = None
+    instance.actors = actors
 
 
 def _attach_rows(instance: WorkflowInstance, compiled: CachedWorkflow, state: MachineState) -> None:
@@ -293,6 +503,7 @@ class _Recording:
         compiled, outcome = self.compiled, self.outcome
         stored_context = dict(self.context_data) if self.context_data is not None else None
         actor_id = getattr(self.actor, "pk", None)
+        by_system = is_system(self.actor)
         rows = []
         for change in outcome.changes:
             from_step = compiled.step_row(change.from_step)
@@ -319,6 +530,8 @@ class _Recording:
                         else []
                     ),
                     "actor_id": actor_id,
+                    "by_system": by_system,
+                    "assignee_id": None,
                     "note": self.note,
                 }
             )

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
@@ -27,7 +28,7 @@ from .cel.variables import declaration_errors
 from .conf import current_limits, readable_object_fields, steps_settings
 from .exceptions import StepsError
 from .machines.lifecycle import ChangeKind, Lifecycle
-from .machines.validation import ConditionIssue, condition_issues
+from .machines.validation import ConditionIssue, condition_issues, is_permission_name
 
 LIFECYCLE_CHOICES = [(item.value, item.label) for item in Lifecycle]
 EVENT_CHOICES = [(item.value, item.label) for item in ChangeKind]
@@ -235,6 +236,18 @@ class WorkflowStep(models.Model):
     order = models.PositiveIntegerField(_("order"))
     is_initial_step = models.BooleanField(_("initial step"), default=False)
     is_final_step = models.BooleanField(_("final step"), default=False)
+    assignee_group = models.ForeignKey(
+        "auth.Group",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("assignee group"),
+        help_text=_(
+            "Optional: the group responsible for instances at this step. Its members see "
+            "the unassigned instances here in WorkflowInstance.objects.awaiting(user)."
+        ),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -320,6 +333,25 @@ class WorkflowStepStatus(models.Model):
     is_completion_status = models.BooleanField(_("completion status"), default=False)
     is_cancellation_status = models.BooleanField(_("cancellation status"), default=False)
     is_on_hold_status = models.BooleanField(_("on-hold status"), default=False)
+    permission = models.CharField(
+        _("permission"),
+        max_length=255,
+        blank=True,
+        help_text=_(
+            "Optional: the Django permission (app_label.codename) an actor needs to set this "
+            "status, checked with actor.has_perm(permission) or "
+            "actor.has_perm(permission, object)."
+        ),
+    )
+    actor_condition = models.TextField(
+        _("actor condition"),
+        blank=True,
+        help_text=_(
+            "Optional: a CEL expression that must be true for the actor to set this status, "
+            "over the names transition conditions see (actor, object, instance, status, now "
+            'and the context variables), e.g. actor.id != instance.actors["Draft"].'
+        ),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -403,6 +435,60 @@ class WorkflowStepStatus(models.Model):
                         % {"step": self.step.name, "status": other.name}
                     }
                 )
+        errors: dict[str, Any] = {}
+        permission_error = permission_problem(self.permission)
+        if permission_error:
+            errors["permission"] = permission_error
+        condition_errors = self.actor_condition_errors()
+        if condition_errors:
+            errors["actor_condition"] = condition_errors
+        if errors:
+            raise ValidationError(errors)
+
+    def actor_condition_errors(self) -> list[str]:
+        """Why ``actor_condition`` would be refused, with line and column, as the validator says."""
+        if not self.actor_condition.strip():
+            return []
+        workflow = self.step.workflow if self.step_id else None
+        return [
+            issue.message
+            for issue in _condition_issues(
+                self.actor_condition,
+                workflow.context_variables if workflow is not None else None,
+                object_fields=workflow.object_fields() if workflow is not None else None,
+                statuses=[self.name],
+            )
+        ]
+
+
+def permission_problem(permission: str) -> str:
+    """Why ``permission`` cannot guard a status (``""``: it can, or there is none).
+
+    It must be ``"app_label.codename"`` naming a permission that exists (one query).
+    """
+    if not permission:
+        return ""
+    app_label, dot, codename = permission.partition(".")
+    if not is_permission_name(permission):
+        return str(
+            _(
+                "“%(permission)s” is not a permission name: write it as app_label.codename, "
+                "e.g. purchasing.approve_order."
+            )
+            % {"permission": permission}
+        )
+    if not Permission.objects.filter(
+        content_type__app_label=app_label, codename=codename
+    ).exists():
+        return str(
+            _(
+                "Permission “%(permission)s” does not exist: no permission with codename "
+                "“%(codename)s” in app “%(app_label)s”. Create it (Meta.permissions) or fix "
+                "the name."
+            )
+            % {"permission": permission, "codename": codename, "app_label": app_label}
+        )
+    return ""
 
 
 class WorkflowTransitionManager(models.Manager["WorkflowTransition"]):
@@ -594,6 +680,23 @@ class WorkflowInstanceQuerySet(models.QuerySet["WorkflowInstance"]):
             unfinished, models.F("started_at").desc(nulls_last=True), "-updated_at"
         )
 
+    def awaiting(self, user: Any) -> WorkflowInstanceQuerySet:
+        """Running instances waiting for ``user``: assigned to them, or unassigned at a
+        step whose ``assignee_group`` they belong to.
+
+        One query when evaluated (the user's groups are a subquery), served by the
+        indexes ``django_steps_assignee`` and ``django_steps_unassigned``.
+        An anonymous user or ``None`` awaits nothing.
+        """
+        if user is None or not getattr(user, "is_authenticated", False) or user.pk is None:
+            return self.none()
+        groups = user.groups.through.objects.filter(user_id=user.pk).values("group_id")
+        steps = WorkflowStep.objects.filter(assignee_group__in=groups).values("pk")
+        return self.filter(
+            Q(assignee_id=user.pk) | Q(assignee__isnull=True, current_step__in=steps),
+            lifecycle=Lifecycle.RUNNING.value,
+        )
+
     def for_workflow(self, workflow: Workflow | str) -> WorkflowInstanceQuerySet:
         """Instances of a workflow, given as an object or by name."""
         if isinstance(workflow, str):
@@ -657,6 +760,29 @@ class WorkflowInstance(models.Model):
         related_name="+",
         verbose_name=_("status before hold"),
     )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_workflow_instances",
+        db_index=False,  # the first column of django_steps_assignee
+        verbose_name=_("assignee"),
+        help_text=_(
+            "The user the instance waits for; set with assign_workflow_instance, cleared "
+            "when the instance leaves the step unless the next step keeps it."
+        ),
+    )
+    actors = models.JSONField(
+        _("actors"),
+        default=dict,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text=_(
+            "Who last set a status at each step: step name -> user id (conditions: "
+            "instance.actors). Written by the services with each change."
+        ),
+    )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     objects = WorkflowInstanceManager()
@@ -685,12 +811,21 @@ class WorkflowInstance(models.Model):
                 fields=["content_type", "object_id", "workflow"],
                 name="django_steps_instance_object",
             ),
+            # awaiting(user): the user's assignments, and the unassigned running
+            # instances at the steps of their groups.
+            models.Index(fields=["assignee", "lifecycle"], name="django_steps_assignee"),
+            models.Index(
+                fields=["current_step"],
+                condition=Q(assignee__isnull=True, lifecycle=Lifecycle.RUNNING.value),
+                name="django_steps_unassigned",
+            ),
         ]
         permissions = [
             ("hold_workflowinstance", "Can put workflow instances on hold"),
             ("resume_workflowinstance", "Can resume workflow instances"),
             ("cancel_workflowinstance", "Can cancel workflow instances"),
             ("set_status_workflowinstance", "Can set the status of workflow instances"),
+            ("assign_workflowinstance", "Can assign workflow instances to anyone"),
         ]
 
     def __str__(self) -> str:
@@ -753,6 +888,21 @@ class WorkflowHistory(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         verbose_name=_("actor"),
+    )
+    by_system = models.BooleanField(
+        _("by the system"),
+        default=False,
+        help_text=_("The change was made with actor=SYSTEM (background code), not by a user."),
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+        verbose_name=_("assignee"),
+        help_text=_("For an assigned event: the user assigned (empty: unassigned)."),
     )
     note = models.TextField(_("note"), blank=True)
 

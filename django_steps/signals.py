@@ -17,6 +17,10 @@ Every signal is sent with ``sender=WorkflowInstance`` and the same keyword argum
 ``note``
     the note given to the service (``""`` when none).
 
+``workflow_assigned`` is sent with ``sender=WorkflowInstance``, ``instance``,
+``assignee`` (the user now assigned, ``None`` when unassigned), ``previous`` (the
+user assigned before, or ``None``), ``actor`` and ``note``.
+
 Receivers run inside the change's transaction: a receiver that raises rolls the
 whole change back, and the service refuses it. Treat the step and status objects as
 read-only: they are shared by the process's cache of compiled workflows.
@@ -40,3 +44,5 @@ workflow_resumed = Signal()
 workflow_cancelled = Signal()
 #: The instance completed its workflow.
 workflow_completed = Signal()
+#: The instance was assigned to a user, or unassigned (see ``assign_workflow_instance``).
+workflow_assigned = Signal()

@@ -38,6 +38,8 @@ STATE_FIELDS = (
     "status_before_hold",
     "completed_at",
     "cancelled_at",
+    "assignee",
+    "actors",
     "updated_at",
 )
 """The instance fields a state change writes."""

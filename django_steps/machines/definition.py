@@ -27,6 +27,15 @@ class StatusDefinition:
     is_on_hold: bool = False
     description: str = ""
     id: Any = None
+    #: The Django permission (``"app_label.codename"``) an actor needs to set it.
+    permission: str = ""
+    #: A CEL expression the actor must satisfy to set it.
+    actor_condition: str = ""
+
+    @property
+    def has_rule(self) -> bool:
+        """Whether setting this status needs an actor allowed by a permission or condition."""
+        return bool(self.permission or self.actor_condition.strip())
 
     @property
     def kind(self) -> str:
@@ -51,6 +60,8 @@ class StepDefinition:
     statuses: tuple[StatusDefinition, ...] = ()
     description: str = ""
     id: Any = None
+    #: The name of the auth group responsible for instances at this step (``""``: none).
+    assignee_group: str = ""
 
     def status(self, name: str) -> StatusDefinition | None:
         """The status called ``name``, or ``None``."""
@@ -168,6 +179,7 @@ class WorkflowDefinition:
                     "order": step.order,
                     "initial": step.is_initial,
                     "final": step.is_final,
+                    **({"assignee_group": step.assignee_group} if step.assignee_group else {}),
                     "statuses": [
                         {
                             "name": status.name,
@@ -176,6 +188,12 @@ class WorkflowDefinition:
                             "completion": status.is_completion,
                             "cancellation": status.is_cancellation,
                             "on_hold": status.is_on_hold,
+                            **({"permission": status.permission} if status.permission else {}),
+                            **(
+                                {"actor_condition": status.actor_condition}
+                                if status.actor_condition
+                                else {}
+                            ),
                         }
                         for status in step.statuses
                     ],
@@ -243,8 +261,17 @@ _WORKFLOW_KEYS = {
     "transitions",
     "version",
 }
-_STEP_KEYS = {"name", "description", "order", "initial", "final", "statuses"}
-_STATUS_KEYS = {"name", "description", "default", "completion", "cancellation", "on_hold"}
+_STEP_KEYS = {"name", "description", "order", "initial", "final", "assignee_group", "statuses"}
+_STATUS_KEYS = {
+    "name",
+    "description",
+    "default",
+    "completion",
+    "cancellation",
+    "on_hold",
+    "permission",
+    "actor_condition",
+}
 _TRANSITION_KEYS = {"name", "from", "to", "condition", "priority", "description"}
 
 
@@ -308,6 +335,7 @@ def _step_from_dict(data: Mapping[str, Any], where: str) -> StepDefinition:
         order=_int(data, "order", where, 0),
         is_initial=_bool(data, "initial", where),
         is_final=_bool(data, "final", where),
+        assignee_group=_optional_str(data, "assignee_group", where),
         statuses=statuses,
     )
 
@@ -323,6 +351,8 @@ def _status_from_dict(data: Mapping[str, Any], where: str) -> StatusDefinition:
         is_completion=_bool(data, "completion", where),
         is_cancellation=_bool(data, "cancellation", where),
         is_on_hold=_bool(data, "on_hold", where),
+        permission=_optional_str(data, "permission", where),
+        actor_condition=_optional_str(data, "actor_condition", where),
     )
 
 
