@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from django.contrib.auth.models import Group
+
 from django_steps.models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
 
 CLAIMS: dict[str, Any] = {
@@ -108,6 +110,11 @@ def create_workflow(data: dict[str, Any]) -> Workflow:
             order=step_data.get("order", 0),
             is_initial_step=step_data.get("initial", False),
             is_final_step=step_data.get("final", False),
+            assignee_group=(
+                Group.objects.get_or_create(name=step_data["assignee_group"])[0]
+                if step_data.get("assignee_group")
+                else None
+            ),
         )
         steps[step.name] = step
         for status_data in step_data.get("statuses", []):
@@ -118,6 +125,8 @@ def create_workflow(data: dict[str, Any]) -> Workflow:
                 is_completion_status=status_data.get("completion", False),
                 is_cancellation_status=status_data.get("cancellation", False),
                 is_on_hold_status=status_data.get("on_hold", False),
+                permission=status_data.get("permission", ""),
+                actor_condition=status_data.get("actor_condition", ""),
             )
     for transition_data in data.get("transitions", []):
         WorkflowTransition.objects.create(

@@ -59,3 +59,10 @@ STATIC_URL = "/static/"
 DJANGO_STEPS = {"OBJECT_FIELDS": {"testapp.PurchaseOrder": ["amount", "is_high_risk"]}}
 
 DATABASES = databases_from_environment("DJANGO_STEPS_TEST_DB", "DJANGO_STEPS_SQLITE_NAME")
+
+# ModelBackend, and an object-permission backend like django-guardian's for the tests
+# of status permissions granted per object.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "tests.object_permissions.ObjectPermissionBackend",
+]
