@@ -38,7 +38,7 @@ from .exceptions import (
     WrongModel,
 )
 from .machines.context import Surroundings, check_reserved_keys
-from .machines.lifecycle import ChangeKind, Lifecycle
+from .machines.lifecycle import ACTOR_CHANGES, ChangeKind, Lifecycle
 from .machines.runner import MachineState, Outcome, WorkflowRunner
 from .models import Workflow, WorkflowHistory, WorkflowInstance
 
@@ -424,18 +424,6 @@ def _change(
     return outcome
 
 
-# The changes an actor makes at a step: instance.actors[step] records who made the last.
-_ACTOR_KINDS = frozenset(
-    {
-        ChangeKind.STATUS_CHANGED,
-        ChangeKind.HELD,
-        ChangeKind.RESUMED,
-        ChangeKind.CANCELLED,
-        ChangeKind.COMPLETED,
-    }
-)
-
-
 def _record_actor_and_assignee(
     instance: WorkflowInstance, compiled: CachedWorkflow, outcome: Outcome, actor: Any
 ) -> None:
@@ -449,7 +437,7 @@ def _record_actor_and_assignee(
     actor_id = getattr(actor, "pk", None) if not is_system(actor) else None
     actors = dict(instance.actors or {})
     for change in outcome.changes:
-        if change.kind in _ACTOR_KINDS and actor_id is not None and change.from_step:
+        if change.kind in ACTOR_CHANGES and actor_id is not None and change.from_step:
             actors[change.from_step] = actor_id
         if change.kind is ChangeKind.STEP_CHANGED and instance.assignee_id is not None:
             left, entered = compiled.step_row(change.from_step), compiled.step_row(change.to_step)

@@ -18,6 +18,17 @@ Conditions see ``object``, ``actor`` and ``now`` as the plain values given here
 (``drive(orders, ["Approved"], object={"amount": 25000.0}, actor={...})``), ``status``
 as the status being set and ``instance`` as the scenario's own (``id`` is ``None``).
 
+Status rules (``permission``, ``actor_condition``) apply as in the services. An actor
+is plain values: ``{"id": 7, "username": "mia", "groups": ["managers"],
+"permissions": ["purchasing.approve_order"]}`` holds exactly the permissions listed;
+:data:`~django_steps.actors.SYSTEM` passes every rule, and no actor passes none.
+Switch actor with :meth:`WorkflowScenario.acting_as`; ``instance.actors`` records the
+``id`` of who set a status at each step, as the services do::
+
+    run = WorkflowScenario(orders, actor=clerk).set_status("Submitted")
+    run.acting_as(manager).set_status("Approved")
+    assert run.available() == []
+
 The same :class:`~django_steps.machines.WorkflowRunner` as the services applies the
 rules, so a definition behaves here as it does in the database. This module imports
 only the database-free :mod:`django_steps.machines` package.
@@ -33,18 +44,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Union
 
+from .actors import SYSTEM, SystemActor, is_system
 from .cel import DEFAULT_LIMITS, CelLimits
 from .exceptions import DefinitionError
 from .machines.context import Surroundings
 from .machines.definition import WorkflowDefinition
 from .machines.describe import StateDescription, describe_state
 from .machines.explain import Explanation, explain_status
-from .machines.lifecycle import ChangeKind, Lifecycle
+from .machines.lifecycle import ACTOR_CHANGES, ChangeKind, Lifecycle
 from .machines.runner import Change, MachineState, Outcome, WorkflowRunner
 from .machines.serialization import definitions_from_data, read_definitions
 
 __all__ = [
     "CANCEL",
+    "SYSTEM",
     "HOLD",
     "RESUME",
     "Operation",
@@ -162,15 +175,18 @@ class WorkflowScenario:
     Refused operations raise the same :class:`~django_steps.exceptions.StepsError`
     subclasses as the services, and leave the scenario unchanged. Conditions see
     ``object`` and ``actor`` as given (``{}`` and ``None`` by default), ``now`` as
-    given (default: the current time) and ``instance`` with ``id`` ``None``.
+    given (default: the current time) and ``instance`` with ``id`` ``None``. The
+    actor holds the permissions its ``"permissions"`` list names (``SYSTEM``: all);
+    ``actors`` maps each step to the ``id`` of the actor who last set a status there.
     """
 
     definition: DefinitionSource
     backend: str = "celpy"
     limits: CelLimits = DEFAULT_LIMITS
     object: Mapping[str, Any] | None = None
-    actor: Mapping[str, Any] | None = None
+    actor: Mapping[str, Any] | SystemActor | None = None
     now: datetime.datetime | None = None
+    actors: dict[str, Any] = field(init=False, default_factory=dict)
     runner: WorkflowRunner = field(init=False)
     state: MachineState = field(init=False)
     history: list[Change] = field(init=False, default_factory=list)
@@ -189,19 +205,49 @@ class WorkflowScenario:
 
     def surroundings(self) -> Surroundings:
         """What the scenario's conditions see as ``object``, ``actor``, ``instance``, ``now``."""
+        actor = self.actor
+        system = is_system(actor)
+        permissions = (
+            frozenset(actor.get("permissions") or ()) if isinstance(actor, Mapping) else frozenset()
+        )
         return Surroundings(
             object=dict(self.object or {}),
-            actor=self.actor,
+            actor=(
+                {"id": None, "username": "SYSTEM", "groups": [], "is_staff": False,
+                 "is_superuser": False}
+                if system
+                else actor
+            ),
             instance={
                 "id": None,
                 "started_at": self.started_at,
                 "step_entered_at": self.step_entered_at,
+                "actors": dict(self.actors),
             },
             now=self._now(),
+            has_perm=permissions.__contains__ if isinstance(actor, Mapping) else None,
+            system=system,
         )
+
+    def acting_as(self, actor: Mapping[str, Any] | SystemActor | None) -> WorkflowScenario:
+        """Make the next operations as ``actor`` (plain values, ``SYSTEM`` or ``None``)."""
+        self.actor = actor
+        return self
+
+    def available(self) -> list[str]:
+        """The statuses the current actor may set now, as ``get_available_statuses`` says."""
+        return [
+            status.name
+            for status, reason in self.runner.status_options(self.state, self.surroundings())
+            if not reason
+        ]
 
     def _apply(self, outcome: Outcome) -> WorkflowScenario:
         self.history.extend(outcome.changes)
+        actor_id = self.actor.get("id") if isinstance(self.actor, Mapping) else None
+        for change in outcome.changes:
+            if actor_id is not None and change.from_step and change.kind in ACTOR_CHANGES:
+                self.actors[change.from_step] = actor_id
         if any(change.kind is ChangeKind.STEP_CHANGED for change in outcome.changes):
             self.step_entered_at = self._now()
         return self
@@ -211,13 +257,13 @@ class WorkflowScenario:
         return self._apply(self.runner.set_status(self.state, status, context, self.surroundings()))
 
     def hold(self) -> WorkflowScenario:
-        return self._apply(self.runner.hold(self.state))
+        return self._apply(self.runner.hold(self.state, self.surroundings()))
 
     def resume(self) -> WorkflowScenario:
-        return self._apply(self.runner.resume(self.state))
+        return self._apply(self.runner.resume(self.state, self.surroundings()))
 
     def cancel(self) -> WorkflowScenario:
-        return self._apply(self.runner.cancel(self.state))
+        return self._apply(self.runner.cancel(self.state, self.surroundings()))
 
     def perform(self, action: Action) -> WorkflowScenario:
         """One :func:`drive` action: a status, ``(status, context)`` or an :class:`Operation`."""
@@ -249,7 +295,7 @@ class WorkflowScenario:
 
     def options(self) -> StateDescription:
         """What the scenario's instance may do now (statuses, hold, resume, cancel)."""
-        return describe_state(self.runner, self.state)
+        return describe_state(self.runner, self.state, self.surroundings())
 
     def explain(
         self, context: Mapping[str, Any] | None = None, status: str | None = None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from django.apps import apps
+from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Model, Q
@@ -144,6 +145,7 @@ def check_importable(definitions: Sequence[WorkflowDefinition]) -> dict[str, lis
         problems += errors
         messages += [str(problem) for problem in errors]  # each names its workflow
         messages += _transition_name_clashes(definition)
+        messages += _unknown_groups(definition)
     if messages:
         raise DefinitionError(
             "Nothing was imported; the definitions have problems:\n"
@@ -152,6 +154,22 @@ def check_importable(definitions: Sequence[WorkflowDefinition]) -> dict[str, lis
             problems=problems,
         )
     return warnings
+
+
+def _unknown_groups(definition: WorkflowDefinition) -> list[str]:
+    """A message for each step whose ``assignee_group`` names no auth group (one query)."""
+    wanted = {step.name: step.assignee_group for step in definition.steps if step.assignee_group}
+    if not wanted:
+        return []
+    existing = set(
+        Group.objects.filter(name__in=set(wanted.values())).values_list("name", flat=True)
+    )
+    return [
+        f"Workflow {definition.name!r}: step {step!r} has assignee_group {group!r}, and no "
+        "group has that name; create the group first or fix the name."
+        for step, group in wanted.items()
+        if group not in existing
+    ]
 
 
 def _transition_name_clashes(definition: WorkflowDefinition) -> list[str]:
@@ -197,6 +215,11 @@ def _step_values(step: StepDefinition) -> dict[str, Any]:
         "order": step.order,
         "is_initial_step": step.is_initial,
         "is_final_step": step.is_final,
+        "assignee_group_id": (
+            Group.objects.values_list("pk", flat=True).get(name=step.assignee_group)
+            if step.assignee_group
+            else None
+        ),
     }
 
 
@@ -207,6 +230,8 @@ def _status_values(status: StatusDefinition) -> dict[str, Any]:
         "is_completion_status": status.is_completion,
         "is_cancellation_status": status.is_cancellation,
         "is_on_hold_status": status.is_on_hold,
+        "permission": status.permission,
+        "actor_condition": status.actor_condition,
     }
 
 

@@ -26,7 +26,7 @@ from django_steps.actors import SYSTEM, SystemActor
 from django_steps.introspection import describe_instance, explain
 from django_steps.exceptions import InstanceFinished, PermissionDenied, StepsError
 from django_steps.machines.definition import WorkflowDefinition
-from django_steps.models import WorkflowHistory, WorkflowInstance, WorkflowStepStatus
+from django_steps.models import Workflow, WorkflowHistory, WorkflowInstance, WorkflowStepStatus
 from django_steps.services import (
     aget_available_statuses,
     assign_workflow_instance,
@@ -464,3 +464,67 @@ def test_awaiting_returns_the_groups_and_the_assigned_instances_in_one_query(
         manager_inbox = {instance.pk for instance in WorkflowInstance.objects.awaiting(manager)}
     assert manager_inbox == {at_approval_unassigned.pk, assigned_to_manager_at_draft.pk}
     assert not WorkflowInstance.objects.awaiting(None).exists()
+
+
+def test_export_and_import_carry_the_rules_and_old_files_still_load(workflow):
+    from django_steps.machines.serialization import dump_definitions, parse_definitions
+    from django_steps.transfer import export_definitions, import_definitions
+
+    text = export_definitions(["Orders"])
+    assert "assignee_group: managers" in text and f"permission: {CHECK}" in text
+    WorkflowStepStatus.objects.filter(name="Checked").update(permission="")
+    import_definitions(parse_definitions(text, format="yaml"))
+    assert WorkflowStepStatus.objects.get(name="Checked").permission == CHECK
+    assert export_definitions(["Orders"]) == text
+
+    old = copy.deepcopy(ORDERS)
+    old["name"] = "Old orders"
+    for transition in old["transitions"]:
+        transition["name"] = f"{transition['from']} -> {transition['to']}"
+    for step in old["steps"]:
+        step.pop("assignee_group", None)
+        for status in step["statuses"]:
+            status.pop("permission", None)
+            status.pop("actor_condition", None)
+    old_text = dump_definitions([WorkflowDefinition.from_dict(old)], format="yaml")
+    import_definitions(parse_definitions(old_text, format="yaml"))
+    assert export_definitions(["Old orders"]) == old_text
+
+
+def test_import_refuses_an_unknown_group_and_writes_nothing(workflow):
+    from django_steps.transfer import import_definitions
+
+    data = copy.deepcopy(ORDERS)
+    data["name"] = "Elsewhere"
+    data["steps"][0]["assignee_group"] = "nobody-has-this"
+    with pytest.raises(StepsError, match="nobody-has-this"):
+        import_definitions([WorkflowDefinition.from_dict(data)])
+    assert not Workflow.objects.filter(name="Elsewhere").exists()
+
+
+# --- the testing helpers drive a definition as a given actor -----------------------
+
+
+def test_a_scenario_acts_as_plain_actors_with_the_services_rules():
+    from django_steps.testing import WorkflowScenario
+
+    clerk = {"id": 1, "username": "clara", "groups": ["clerks"], "permissions": []}
+    manager = {"id": 2, "username": "max", "groups": ["managers"], "permissions": [CHECK]}
+    run = WorkflowScenario(copy.deepcopy(ORDERS), actor=clerk)
+    assert run.available() == ["Submitted"]
+    with pytest.raises(PermissionDenied):
+        run.hold()
+    run.set_status("Submitted")
+    assert run.actors == {"Draft": 1}
+    assert run.available() == ["Rejected"]
+    with pytest.raises(PermissionDenied, match="actor condition is false"):
+        run.set_status("Approved")
+    run.acting_as(manager)
+    assert run.available() == ["Checked", "Approved", "Rejected"]
+    run.set_status("Checked").set_status("Approved")
+    assert run.lifecycle.value == "completed"
+    assert WorkflowScenario(copy.deepcopy(ORDERS), actor=SYSTEM).hold().lifecycle.value == (
+        "on_hold"
+    )
+    with pytest.raises(PermissionDenied, match="no actor was given"):
+        WorkflowScenario(copy.deepcopy(ORDERS)).cancel()
