@@ -528,3 +528,14 @@ def test_a_scenario_acts_as_plain_actors_with_the_services_rules():
     )
     with pytest.raises(PermissionDenied, match="no actor was given"):
         WorkflowScenario(copy.deepcopy(ORDERS)).cancel()
+
+
+def test_the_diagram_shows_groups_and_guarded_statuses():
+    from django_steps.machines.diagram import render_diagram
+    from django_steps.machines.runner import WorkflowRunner
+
+    runner = WorkflowRunner(WorkflowDefinition.from_dict(copy.deepcopy(ORDERS)))
+    dot = render_diagram(runner, format="dot")
+    assert "group: managers" in dot and "\N{LOCK} Checked, Approved" in dot
+    assert "\N{LOCK} Withdrawn, Paused" in dot
+    assert "\N{LOCK}" in render_diagram(runner, format="mermaid")

@@ -3,7 +3,8 @@
 The structure comes from python-statemachine's diagram extractor
 (:func:`statemachine.contrib.diagram.extract.extract`) run on the compiled machine
 class, or on a machine bound to an instance's state so the current step is
-highlighted. Transitions are relabelled with their CEL condition, their position in
+highlighted. A step's node also names its assignee group and, after a lock mark,
+its statuses guarded by a permission or an actor condition. Transitions are relabelled with their CEL condition, their position in
 the order tried and their priority; the ``hold``/``resume``/``cancel``
 self-transitions are left out (they exist on most steps and would hide the flow).
 
@@ -25,7 +26,7 @@ from statemachine.contrib.diagram.model import DiagramGraph, DiagramTransition, 
 from statemachine.contrib.diagram.renderers.mermaid import MermaidRenderer
 
 from ..exceptions import DiagramError
-from .definition import TransitionDefinition
+from .definition import StepDefinition, TransitionDefinition
 from .lifecycle import Lifecycle
 from .runner import MachineState, WorkflowRunner
 
@@ -88,6 +89,9 @@ def diagram_graph(runner: WorkflowRunner, state: MachineState | None = None) -> 
     states = []
     for item in graph.states:
         name = item.name
+        step = definition.step(names.get(item.id, ""))
+        if step is not None:
+            name += "".join(f"\n{line}" for line in rule_lines(step))
         if item.is_active and state is not None:
             details = [state.status or ""]
             lifecycle = state.lifecycle.value.replace("_", " ")
@@ -96,6 +100,18 @@ def diagram_graph(runner: WorkflowRunner, state: MachineState | None = None) -> 
             name = f"{name}\n({', '.join(details)})"
         states.append(replace(item, name=name, actions=[]))
     return replace(graph, name=definition.name, states=states, transitions=transitions)
+
+
+def rule_lines(step: StepDefinition) -> list[str]:
+    """The lines a step's node carries about who acts there: its assignee group and its
+    statuses with a rule, after a lock mark (``"🔒 Approved, Checked"``)."""
+    lines = []
+    if step.assignee_group:
+        lines.append(f"group: {step.assignee_group}")
+    guarded = [status.name for status in step.statuses if status.has_rule]
+    if guarded:
+        lines.append(f"\N{LOCK} {', '.join(guarded)}")
+    return lines
 
 
 def transition_label(transition: TransitionDefinition, position: int, count: int) -> str:
