@@ -38,6 +38,8 @@ from .exceptions import (
     WrongModel,
 )
 from .machines.context import Surroundings, check_reserved_keys
+from .machines.explain import RuleCheck
+from .machines.explain import rule_checks as explained_rule_checks
 from .machines.lifecycle import ACTOR_CHANGES, ChangeKind, Lifecycle
 from .machines.runner import MachineState, Outcome, WorkflowRunner
 from .models import Workflow, WorkflowHistory, WorkflowInstance
@@ -50,6 +52,7 @@ __all__ = [
     "check_context",
     "get_workflow_instance_for_object",
     "resume_workflow_instance",
+    "rule_checks",
     "set_workflow_on_hold",
     "start_workflow_instance",
     "status_options",
@@ -242,6 +245,15 @@ def status_options(workflow_instance: WorkflowInstance, actor: Any) -> list[tupl
         (status.name, reason)
         for status, reason in compiled.runner.status_options(state, surroundings)
     ]
+
+
+def rule_checks(workflow_instance: WorkflowInstance, actor: Any) -> tuple[RuleCheck, ...]:
+    """For each status of the current step, whether ``actor`` passes its rule and why not."""
+    compiled = cached_workflow(workflow_instance.workflow)
+    state = compiled.state_of(workflow_instance)
+    return explained_rule_checks(
+        compiled.runner, state, surroundings_for(workflow_instance, actor=actor)
+    )
 
 
 def available_statuses(workflow_instance: WorkflowInstance, actor: Any) -> list[str]:

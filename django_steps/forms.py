@@ -22,6 +22,7 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 from .cel.variables import check_declared_context, parse_declarations
+from . import engine
 from .engine import check_context
 from .exceptions import ContextError, DefinitionError
 from .models import WorkflowInstance, WorkflowStep, WorkflowStepStatus, WorkflowTransition
@@ -190,12 +191,21 @@ class SetStatusForm(forms.Form):
         help_text=_("Recorded in the history with your name."),
     )
 
-    def __init__(self, *args: Any, instance: WorkflowInstance, **kwargs: Any):
+    def __init__(
+        self, *args: Any, instance: WorkflowInstance, actor: Any = None, **kwargs: Any
+    ):
         super().__init__(*args, **kwargs)
         self.instance = instance
         statuses: list[WorkflowStepStatus] = (
             list(instance.current_step.possible_statuses.all()) if instance.current_step else []
         )
+        if actor is not None and statuses:
+            # Offer only the statuses whose rule (permission, actor_condition) lets the
+            # actor through; the engine checks again when the form is submitted.
+            refused = {
+                check.status for check in engine.rule_checks(instance, actor) if not check.allowed
+            }
+            statuses = [status for status in statuses if status.name not in refused]
         field = self.fields["status"]
         assert isinstance(field, forms.ChoiceField)
         field.choices = [(status.name, status_label(status)) for status in statuses]

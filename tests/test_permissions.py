@@ -539,3 +539,78 @@ def test_the_diagram_shows_groups_and_guarded_statuses():
     assert "group: managers" in dot and "\N{LOCK} Checked, Approved" in dot
     assert "\N{LOCK} Withdrawn, Paused" in dot
     assert "\N{LOCK}" in render_diagram(runner, format="mermaid")
+
+
+# --- the admin ---------------------------------------------------------------------
+
+
+def _staff(user: User, *codenames: str) -> User:
+    user.is_staff = True
+    user.save()
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="django_steps",
+            codename__in=["view_workflowinstance", *codenames],
+        )
+    )
+    return user
+
+
+def test_admin_awaiting_me_filter_and_claim(client, workflow, users):
+    from django.urls import reverse
+
+    clerk = _staff(users["clerk"])
+    mine = start_workflow_instance("Orders", Claim.objects.create(title="mine"))
+    elsewhere = start_workflow_instance("Orders", Claim.objects.create(title="elsewhere"))
+    update_workflow_step_status(elsewhere, "Submitted", actor=SYSTEM)
+    client.force_login(clerk)
+    changelist = reverse("admin:django_steps_workflowinstance_changelist")
+    response = client.get(changelist, {"awaiting": "me"})
+    shown = {instance.pk for instance in response.context["cl"].result_list}
+    assert shown == {mine.pk}
+
+    page = reverse("admin:django_steps_workflowinstance_change", args=[mine.pk])
+    assert "Claim" in client.get(page).content.decode()
+    client.post(page, {"_steps_claim": "1"})
+    assert WorkflowInstance.objects.get(pk=mine.pk).assignee_id == clerk.pk
+    other_page = reverse("admin:django_steps_workflowinstance_change", args=[elsewhere.pk])
+    client.post(other_page, {"_steps_claim": "1"})  # not a manager: refused
+    assert WorkflowInstance.objects.get(pk=elsewhere.pk).assignee_id is None
+
+
+def test_admin_set_status_form_offers_only_what_the_user_may_set(client, workflow, users):
+    from django.urls import reverse
+
+    clerk = _staff(users["clerk"], "set_status_workflowinstance")
+    instance = at_approval(workflow, clerk)
+    client.force_login(clerk)
+    page = reverse("admin:django_steps_workflowinstance_change", args=[instance.pk])
+    form = client.get(page).context["steps_status_form"]
+    assert [name for name, _ in form.fields["status"].choices] == ["Pending", "Rejected"]
+    # Posting a status the form does not offer is refused by the form and the engine.
+    client.post(page, {"steps-status": "Approved", "_steps_set_status": "1"})
+    assert WorkflowInstance.objects.get(pk=instance.pk).current_step_status.name == "Pending"
+
+
+def test_admin_status_page_reports_rule_errors_at_line_and_column(admin_client, workflow):
+    import re
+
+    from django.urls import reverse
+
+    status = WorkflowStepStatus.objects.get(step__name="Approval", name="Approved")
+    url = reverse("admin:django_steps_workflowstepstatus_change", args=[status.pk])
+    response = admin_client.post(
+        url,
+        {
+            "name": "Approved",
+            "is_completion_status": "on",
+            "permission": "testapp.nope_claim",
+            "actor_condition": "actor.id !=",
+            "description": "",
+        },
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "testapp.nope_claim" in " ".join(errors["permission"])
+    assert re.search(r"line 1, column \d+", " ".join(errors["actor_condition"]))
+    assert WorkflowStepStatus.objects.get(pk=status.pk).actor_condition == NOT_SUBMITTER

@@ -239,6 +239,8 @@ class StatusInline(admin.TabularInline):
         "is_completion_status",
         "is_cancellation_status",
         "is_on_hold_status",
+        "permission",
+        "actor_condition",
         "description",
     ]
     extra = 1
@@ -256,7 +258,15 @@ class WorkflowStepAdmin(admin.ModelAdmin):
     list_filter = ["workflow"]
     list_select_related = ["workflow"]
     search_fields = ["name", "workflow__name"]
-    fields = ["workflow", "name", "order", "is_initial_step", "is_final_step", "description"]
+    fields = [
+        "workflow",
+        "name",
+        "order",
+        "is_initial_step",
+        "is_final_step",
+        "assignee_group",
+        "description",
+    ]
     inlines = [StatusInline]
 
     @property
@@ -290,6 +300,8 @@ class WorkflowStepStatusAdmin(admin.ModelAdmin):
         "is_completion_status",
         "is_cancellation_status",
         "is_on_hold_status",
+        "permission",
+        "actor_condition",
         "description",
     ]
 
