@@ -23,10 +23,10 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, models, router, transact
 from django.utils import timezone
 
 from . import signals
-from .actors import SYSTEM, is_system
 from ._engine.cache import CachedWorkflow, cached_workflow, workflow_cache
 from ._engine.context import surroundings_for
 from ._engine.statements import STATE_FIELDS, statements_for
+from .actors import SYSTEM, is_system
 from .cel import convert_context
 from .conf import current_limits, steps_settings
 from .exceptions import (

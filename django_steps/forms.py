@@ -21,8 +21,8 @@ from django.forms.models import BaseInlineFormSet
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
-from .cel.variables import check_declared_context, parse_declarations
 from . import engine
+from .cel.variables import check_declared_context, parse_declarations
 from .engine import check_context
 from .exceptions import ContextError, DefinitionError
 from .models import WorkflowInstance, WorkflowStep, WorkflowStepStatus, WorkflowTransition
@@ -191,9 +191,7 @@ class SetStatusForm(forms.Form):
         help_text=_("Recorded in the history with your name."),
     )
 
-    def __init__(
-        self, *args: Any, instance: WorkflowInstance, actor: Any = None, **kwargs: Any
-    ):
+    def __init__(self, *args: Any, instance: WorkflowInstance, actor: Any = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.instance = instance
         statuses: list[WorkflowStepStatus] = (

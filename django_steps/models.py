@@ -468,7 +468,7 @@ def permission_problem(permission: str) -> str:
     """
     if not permission:
         return ""
-    app_label, dot, codename = permission.partition(".")
+    app_label, _dot, codename = permission.partition(".")
     if not is_permission_name(permission):
         return str(
             _(
@@ -477,9 +477,7 @@ def permission_problem(permission: str) -> str:
             )
             % {"permission": permission}
         )
-    if not Permission.objects.filter(
-        content_type__app_label=app_label, codename=codename
-    ).exists():
+    if not Permission.objects.filter(content_type__app_label=app_label, codename=codename).exists():
         return str(
             _(
                 "Permission “%(permission)s” does not exist: no permission with codename "

@@ -57,9 +57,9 @@ from .machines.serialization import definitions_from_data, read_definitions
 
 __all__ = [
     "CANCEL",
-    "SYSTEM",
     "HOLD",
     "RESUME",
+    "SYSTEM",
     "Operation",
     "ScenarioResult",
     "WorkflowScenario",
@@ -213,8 +213,13 @@ class WorkflowScenario:
         return Surroundings(
             object=dict(self.object or {}),
             actor=(
-                {"id": None, "username": "SYSTEM", "groups": [], "is_staff": False,
-                 "is_superuser": False}
+                {
+                    "id": None,
+                    "username": "SYSTEM",
+                    "groups": [],
+                    "is_staff": False,
+                    "is_superuser": False,
+                }
                 if system
                 else actor
             ),

@@ -69,7 +69,9 @@ def validate_workflow(
         problems, object_fields = _model_of(workflow)
         return (
             problems
-            + validate_definition(workflow, **_options(backend, limits), object_fields=object_fields)
+            + validate_definition(
+                workflow, **_options(backend, limits), object_fields=object_fields
+            )
             + missing_permissions(workflow)
         )
     return validate_rows(load_workflow_rows(workflow), backend=backend, limits=limits)

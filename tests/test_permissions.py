@@ -23,10 +23,11 @@ from django.db import connection
 
 from django_steps import engine, signals
 from django_steps.actors import SYSTEM, SystemActor
-from django_steps.introspection import describe_instance, explain
 from django_steps.exceptions import InstanceFinished, PermissionDenied, StepsError
+from django_steps.introspection import describe_instance, explain
 from django_steps.machines.definition import WorkflowDefinition
 from django_steps.models import Workflow, WorkflowHistory, WorkflowInstance, WorkflowStepStatus
+from django_steps.services import SYSTEM as SERVICES_SYSTEM
 from django_steps.services import (
     aget_available_statuses,
     assign_workflow_instance,
@@ -37,7 +38,6 @@ from django_steps.services import (
     start_workflow_instance,
     update_workflow_step_status,
 )
-from django_steps.services import SYSTEM as SERVICES_SYSTEM
 from django_steps.validation import validate_workflow
 from tests import object_permissions
 from tests.factories import create_workflow
@@ -146,9 +146,11 @@ def test_permission_refuses_a_user_without_it_and_writes_nothing(workflow, users
     assert not update_workflow_step_status(instance, "Checked", actor=users["nobody"])
     refusal = instance.refusal
     assert isinstance(refusal, PermissionDenied)
-    assert refusal.status == "Checked" and refusal.step == "Approval"
+    assert refusal.status == "Checked"
+    assert refusal.step == "Approval"
     assert refusal.rule == f"permission {CHECK}"
-    assert "'Checked'" in str(refusal) and CHECK in str(refusal)
+    assert "'Checked'" in str(refusal)
+    assert CHECK in str(refusal)
     assert snapshot(instance) == before
     assert instance.current_step_status.name == "Pending"
 
@@ -175,7 +177,8 @@ def test_permission_accepts_a_user_holding_it(workflow, users):
     assert update_workflow_step_status(instance, "Checked", actor=users["checker"])
     assert instance.current_step_status.name == "Checked"
     row = WorkflowHistory.objects.filter(instance=instance).last()
-    assert row.actor == users["checker"] and not row.by_system
+    assert row.actor == users["checker"]
+    assert not row.by_system
 
 
 def test_permission_granted_per_object_by_an_object_level_backend(workflow, users):
@@ -191,7 +194,8 @@ def test_permission_granted_per_object_by_an_object_level_backend(workflow, user
 
 def test_system_passes_every_rule_and_is_recorded_as_such(workflow, users):
     assert SERVICES_SYSTEM is SYSTEM
-    assert repr(SYSTEM) == "SYSTEM" and isinstance(SYSTEM, SystemActor)
+    assert repr(SYSTEM) == "SYSTEM"
+    assert isinstance(SYSTEM, SystemActor)
     instance = at_approval(workflow, users["clerk"])
     assert update_workflow_step_status(instance, "Checked", actor=SYSTEM)
     assert update_workflow_step_status(instance, "Approved", actor=SYSTEM)
@@ -310,12 +314,14 @@ def test_aget_available_statuses(workflow):
 def test_explain_and_describe_report_each_status_rule(workflow, users):
     instance = at_approval(workflow, users["clerk"])
     report = explain(instance, status="Approved", actor=users["clerk"])
-    assert not report.allowed and report.refused_by is PermissionDenied
+    assert not report.allowed
+    assert report.refused_by is PermissionDenied
     rules = {check.status: check for check in report.rules}
     assert rules["Approved"].rule == f"actor_condition {NOT_SUBMITTER}"
     assert not rules["Approved"].allowed
     assert rules["Approved"].reason == "the actor condition is false for this actor"
-    assert rules["Rejected"].allowed and rules["Rejected"].rule == ""
+    assert rules["Rejected"].allowed
+    assert rules["Rejected"].rule == ""
     assert "Approved: actor_condition" in str(report)
 
     described = describe_instance(instance, actor=users["manager"])
@@ -367,7 +373,9 @@ def test_an_actor_condition_is_checked_with_line_and_column(workflow):
     assert "name" in str(caught.value.message_dict["actor_condition"])
     status.save()
     problems = [p for p in validate_workflow(workflow) if p.field == "actor_condition"]
-    assert problems and problems[0].line == 1 and problems[0].column is not None
+    assert problems
+    assert problems[0].line == 1
+    assert problems[0].column is not None
 
 
 # --- import and export -------------------------------------------------------------
@@ -388,9 +396,7 @@ def test_definitions_carry_the_rules_and_round_trip_identically(workflow):
 # --- assignment and the inbox ------------------------------------------------------
 
 
-def test_assignment_writes_history_sends_the_signal_and_clears_on_another_group(
-    workflow, users
-):
+def test_assignment_writes_history_sends_the_signal_and_clears_on_another_group(workflow, users):
     clerk, manager = users["clerk"], users["manager"]
     instance = start_workflow_instance("Orders", Claim.objects.create(title="c"))
     received = []
@@ -406,7 +412,9 @@ def test_assignment_writes_history_sends_the_signal_and_clears_on_another_group(
         signals.workflow_assigned.disconnect(receiver)
     assert received == [(clerk, None, clerk)]
     row = WorkflowHistory.objects.filter(instance=instance, event="assigned").get()
-    assert row.assignee == clerk and row.actor == clerk and row.to_step_name == "Draft"
+    assert row.assignee == clerk
+    assert row.actor == clerk
+    assert row.to_step_name == "Draft"
     assert WorkflowInstance.objects.get(pk=instance.pk).assignee == clerk
 
     assert update_workflow_step_status(instance, "Submitted", actor=clerk)
@@ -471,7 +479,8 @@ def test_export_and_import_carry_the_rules_and_old_files_still_load(workflow):
     from django_steps.transfer import export_definitions, import_definitions
 
     text = export_definitions(["Orders"])
-    assert "assignee_group: managers" in text and f"permission: {CHECK}" in text
+    assert "assignee_group: managers" in text
+    assert f"permission: {CHECK}" in text
     WorkflowStepStatus.objects.filter(name="Checked").update(permission="")
     import_definitions(parse_definitions(text, format="yaml"))
     assert WorkflowStepStatus.objects.get(name="Checked").permission == CHECK
@@ -536,7 +545,8 @@ def test_the_diagram_shows_groups_and_guarded_statuses():
 
     runner = WorkflowRunner(WorkflowDefinition.from_dict(copy.deepcopy(ORDERS)))
     dot = render_diagram(runner, format="dot")
-    assert "group: managers" in dot and "\N{LOCK} Checked, Approved" in dot
+    assert "group: managers" in dot
+    assert "\N{LOCK} Checked, Approved" in dot
     assert "\N{LOCK} Withdrawn, Paused" in dot
     assert "\N{LOCK}" in render_diagram(runner, format="mermaid")
 

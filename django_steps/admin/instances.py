@@ -17,9 +17,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
@@ -73,7 +73,7 @@ class CurrentStepFilter(admin.SimpleListFilter):
 
 
 class AwaitingFilter(admin.SimpleListFilter):
-    """"Awaiting me": the running instances assigned to the logged-in user, or unassigned
+    """ "Awaiting me": the running instances assigned to the logged-in user, or unassigned
     at a step of one of their groups (``WorkflowInstance.objects.awaiting``)."""
 
     title = gettext_lazy("awaiting")
@@ -84,7 +84,7 @@ class AwaitingFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value() == "me":
-            return queryset.awaiting(request.user)
+            return queryset & WorkflowInstance.objects.awaiting(request.user)
         return queryset
 
 
@@ -443,11 +443,14 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
         elif UNASSIGN_SUBMIT in request.POST:
             user = None
         else:
-            user = (
-                get_user_model()
-                ._default_manager.filter(pk=request.POST.get("assignee") or None)
-                .first()
-            )
+            try:
+                user = (
+                    get_user_model()
+                    ._default_manager.filter(pk=request.POST.get("assignee", ""))
+                    .first()
+                )
+            except (ValueError, ValidationError):  # not a key of the user model
+                user = None
             if user is None:
                 self.message_user(request, _("Choose a user to assign."), messages.ERROR)
                 return

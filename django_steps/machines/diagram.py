@@ -4,8 +4,9 @@ The structure comes from python-statemachine's diagram extractor
 (:func:`statemachine.contrib.diagram.extract.extract`) run on the compiled machine
 class, or on a machine bound to an instance's state so the current step is
 highlighted. A step's node also names its assignee group and, after a lock mark,
-its statuses guarded by a permission or an actor condition. Transitions are relabelled with their CEL condition, their position in
-the order tried and their priority; the ``hold``/``resume``/``cancel``
+its statuses guarded by a permission or an actor condition. Transitions are
+relabelled with their CEL condition, their position in the order tried and their
+priority; the ``hold``/``resume``/``cancel``
 self-transitions are left out (they exist on most steps and would hide the flow).
 
 Mermaid text comes from python-statemachine's Mermaid renderer. DOT text is written

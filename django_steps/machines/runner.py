@@ -22,11 +22,11 @@ from ..cel import DEFAULT_LIMITS, CelLimits, CompiledCondition, compile_conditio
 from ..cel.variables import RESERVED_NAMES, check_declared_context, reserved_names_read
 from ..exceptions import (
     ConditionEvaluationError,
+    ContextError,
     DefinitionError,
     InstanceFinished,
     InvalidStatus,
     NoTransitionAvailable,
-    ContextError,
     OperationNotAllowed,
     PermissionDenied,
     TransitionConditionError,
