@@ -13,6 +13,7 @@ user's group and assignments in one query. Every refusal writes nothing.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -624,3 +625,28 @@ def test_admin_status_page_reports_rule_errors_at_line_and_column(admin_client, 
     assert "testapp.nope_claim" in " ".join(errors["permission"])
     assert re.search(r"line 1, column \d+", " ".join(errors["actor_condition"]))
     assert WorkflowStepStatus.objects.get(pk=status.pk).actor_condition == NOT_SUBMITTER
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL")
+def test_awaiting_is_served_by_the_indexes_on_postgresql(workflow, users):
+    clerk = users["clerk"]
+    for index in range(20):
+        instance = start_workflow_instance("Orders", Claim.objects.create(title=str(index)))
+        if index % 2:
+            assign_workflow_instance(instance, clerk)
+    with connection.cursor() as cursor:
+        # On a table this small a sequential scan is cheapest; forbid it to see which
+        # indexes the plan can use (bench/run.py times it among 100,000 instances).
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("ANALYZE django_steps_workflowinstance")
+    plan = WorkflowInstance.objects.awaiting(clerk).explain()
+    # Both branches of the union and the outer look-up read instances by an index;
+    # none scans the table.
+    assert "Seq Scan on django_steps_workflowinstance" not in plan
+    scans = re.findall(r"Index (?:Only )?Scan using (\w+) on django_steps_workflowinstance", plan)
+    assert len(scans) == 3, plan
+    assert set(scans) <= {
+        "django_steps_assignee",
+        "django_steps_unassigned",
+        "django_steps_workflowinstance_pkey",
+    }, plan
