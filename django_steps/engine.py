@@ -455,7 +455,7 @@ def _record_actor_and_assignee(
             left, entered = compiled.step_row(change.from_step), compiled.step_row(change.to_step)
             group = getattr(entered, "assignee_group_id", None)
             if group is not None and group != getattr(left, "assignee_group_id", None):
-                instance.assignee = None
+                instance.assignee_id = None
     instance.actors = actors
 
 
@@ -485,7 +485,10 @@ def _refresh_in_place(target: WorkflowInstance, source: WorkflowInstance) -> Non
     """Update the caller's Python object with the saved state (no query)."""
     target.workflow = source.workflow
     for name in STATE_FIELDS:
-        setattr(target, name, getattr(source, name))
+        if name == "assignee":  # by key: the user row is not loaded for this
+            target.assignee_id = source.assignee_id
+        else:
+            setattr(target, name, getattr(source, name))
 
 
 @dataclass(frozen=True)

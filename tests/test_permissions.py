@@ -270,9 +270,12 @@ def test_reading_instance_actors_costs_no_query_beyond_an_update(
     # instance.actors is a column of the locked row: the same statements as any state
     # change (savepoint, lock, update, history insert, release; PostgreSQL combines
     # the update and the insert). The actor's groups are prefetched.
+    assert assign_workflow_instance(instance, manager)
+    instance = WorkflowInstance.objects.get(pk=instance.pk)  # the assignee is not loaded
     state_change = 4 if connection.vendor == "postgresql" else 5
     with django_assert_num_queries(state_change):
         assert update_workflow_step_status(instance, "Approved", actor=manager)
+    assert instance.assignee_id == manager.pk
 
 
 # --- what may this user do now -----------------------------------------------------
