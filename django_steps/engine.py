@@ -40,7 +40,7 @@ from .exceptions import (
 from .machines.context import Surroundings, check_reserved_keys
 from .machines.explain import RuleCheck
 from .machines.explain import rule_checks as explained_rule_checks
-from .machines.lifecycle import ACTOR_CHANGES, ChangeKind, Lifecycle
+from .machines.lifecycle import ChangeKind, Lifecycle
 from .machines.runner import MachineState, Outcome, WorkflowRunner
 from .models import Workflow, WorkflowHistory, WorkflowInstance
 
@@ -447,16 +447,14 @@ def _record_actor_and_assignee(
     same one as the step left.
     """
     actor_id = getattr(actor, "pk", None) if not is_system(actor) else None
-    actors = dict(instance.actors or {})
+    if actor_id is not None and outcome.acted_at is not None:
+        instance.actors = {**(instance.actors or {}), outcome.acted_at: actor_id}
     for change in outcome.changes:
-        if change.kind in ACTOR_CHANGES and actor_id is not None and change.from_step:
-            actors[change.from_step] = actor_id
         if change.kind is ChangeKind.STEP_CHANGED and instance.assignee_id is not None:
             left, entered = compiled.step_row(change.from_step), compiled.step_row(change.to_step)
             group = getattr(entered, "assignee_group_id", None)
             if group is not None and group != getattr(left, "assignee_group_id", None):
                 instance.assignee_id = None
-    instance.actors = actors
 
 
 def _attach_rows(instance: WorkflowInstance, compiled: CachedWorkflow, state: MachineState) -> None:

@@ -51,7 +51,7 @@ from .machines.context import Surroundings
 from .machines.definition import WorkflowDefinition
 from .machines.describe import StateDescription, describe_state
 from .machines.explain import Explanation, explain_status
-from .machines.lifecycle import ACTOR_CHANGES, ChangeKind, Lifecycle
+from .machines.lifecycle import ChangeKind, Lifecycle
 from .machines.runner import Change, MachineState, Outcome, WorkflowRunner
 from .machines.serialization import definitions_from_data, read_definitions
 
@@ -250,9 +250,8 @@ class WorkflowScenario:
     def _apply(self, outcome: Outcome) -> WorkflowScenario:
         self.history.extend(outcome.changes)
         actor_id = self.actor.get("id") if isinstance(self.actor, Mapping) else None
-        for change in outcome.changes:
-            if actor_id is not None and change.from_step and change.kind in ACTOR_CHANGES:
-                self.actors[change.from_step] = actor_id
+        if actor_id is not None and outcome.acted_at is not None:
+            self.actors[outcome.acted_at] = actor_id
         if any(change.kind is ChangeKind.STEP_CHANGED for change in outcome.changes):
             self.step_entered_at = self._now()
         return self

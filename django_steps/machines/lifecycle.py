@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ACTOR_CHANGES", "ChangeKind", "Lifecycle"]
+__all__ = ["ChangeKind", "Lifecycle"]
 
 
 class Lifecycle(str, enum.Enum):
@@ -43,16 +43,3 @@ class ChangeKind(str, enum.Enum):
     @property
     def label(self) -> str:
         return self.value.replace("_", " ").capitalize()
-
-
-#: The changes an actor makes at a step, so ``instance.actors[step]`` records who made
-#: the last one (a step change's default status and a start are the engine's own).
-ACTOR_CHANGES = frozenset(
-    {
-        ChangeKind.STATUS_CHANGED,
-        ChangeKind.HELD,
-        ChangeKind.RESUMED,
-        ChangeKind.CANCELLED,
-        ChangeKind.COMPLETED,
-    }
-)

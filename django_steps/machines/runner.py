@@ -94,6 +94,15 @@ class Outcome:
     def kinds(self) -> list[ChangeKind]:
         return [change.kind for change in self.changes]
 
+    @property
+    def acted_at(self) -> str | None:
+        """The step the operation was made at (``None`` for a start or no change): where
+        ``instance.actors`` records the actor. The step a transition enters, and its
+        completion when it is final, are the engine's doing, not the actor's."""
+        if not self.changes or self.changes[0].kind is ChangeKind.STARTED:
+            return None
+        return self.changes[0].from_step
+
 
 class WorkflowRunner:
     """Apply the workflow rules of one definition to machine states.
