@@ -167,6 +167,36 @@ class ScenarioResult:
         return "\n".join(lines)
 
 
+#: What conditions see as ``actor`` when ``SYSTEM`` acts (as the engine gives them).
+SYSTEM_VALUES: Mapping[str, Any] = {
+    "id": None,
+    "username": "SYSTEM",
+    "groups": [],
+    "is_staff": False,
+    "is_superuser": False,
+}
+
+
+def plain_surroundings(
+    object: Mapping[str, Any] | None,
+    actor: Mapping[str, Any] | SystemActor | None,
+    instance: Mapping[str, Any],
+    now: datetime.datetime,
+) -> Surroundings:
+    """The surroundings of plain values: ``actor`` holds the permissions its
+    ``"permissions"`` list names, ``SYSTEM`` passes every rule, ``None`` none."""
+    if is_system(actor):
+        return Surroundings(
+            object=dict(object or {}), actor=SYSTEM_VALUES, instance=instance, now=now, system=True
+        )
+    has_perm = None
+    if isinstance(actor, Mapping):
+        has_perm = frozenset(actor.get("permissions") or ()).__contains__
+    return Surroundings(
+        object=dict(object or {}), actor=actor, instance=instance, now=now, has_perm=has_perm
+    )
+
+
 @dataclass
 class WorkflowScenario:
     """A workflow instance with no database, started at creation; calls chain.
@@ -205,33 +235,16 @@ class WorkflowScenario:
 
     def surroundings(self) -> Surroundings:
         """What the scenario's conditions see as ``object``, ``actor``, ``instance``, ``now``."""
-        actor = self.actor
-        system = is_system(actor)
-        permissions = (
-            frozenset(actor.get("permissions") or ()) if isinstance(actor, Mapping) else frozenset()
-        )
-        return Surroundings(
-            object=dict(self.object or {}),
-            actor=(
-                {
-                    "id": None,
-                    "username": "SYSTEM",
-                    "groups": [],
-                    "is_staff": False,
-                    "is_superuser": False,
-                }
-                if system
-                else actor
-            ),
-            instance={
+        return plain_surroundings(
+            self.object,
+            self.actor,
+            {
                 "id": None,
                 "started_at": self.started_at,
                 "step_entered_at": self.step_entered_at,
                 "actors": dict(self.actors),
             },
-            now=self._now(),
-            has_perm=permissions.__contains__ if isinstance(actor, Mapping) else None,
-            system=system,
+            self._now(),
         )
 
     def acting_as(self, actor: Mapping[str, Any] | SystemActor | None) -> WorkflowScenario:
@@ -322,7 +335,7 @@ def drive(
     actions: Iterable[Action],
     *,
     object: Mapping[str, Any] | None = None,
-    actor: Mapping[str, Any] | None = None,
+    actor: Mapping[str, Any] | SystemActor | None = None,
     now: datetime.datetime | None = None,
     backend: str = "celpy",
     limits: CelLimits = DEFAULT_LIMITS,
@@ -353,7 +366,7 @@ def explain_definition(
     step: str | None = None,
     status: str | None = None,
     object: Mapping[str, Any] | None = None,
-    actor: Mapping[str, Any] | None = None,
+    actor: Mapping[str, Any] | SystemActor | None = None,
     now: datetime.datetime | None = None,
     backend: str = "celpy",
     limits: CelLimits = DEFAULT_LIMITS,
@@ -369,11 +382,8 @@ def explain_definition(
         step_definition = runner.definition.get_step(step)
         state = MachineState(step=step, status=runner.default_status(step_definition).name)
     when = now or datetime.datetime.now(datetime.timezone.utc)
-    surroundings = Surroundings(
-        object=dict(object or {}),
-        actor=actor,
-        instance={"id": None, "started_at": when, "step_entered_at": when},
-        now=when,
+    surroundings = plain_surroundings(
+        object, actor, {"id": None, "started_at": when, "step_entered_at": when}, when
     )
     return explain_status(runner, replace(state), context, status, surroundings)
 
@@ -386,7 +396,7 @@ def assert_transition(
     context: Mapping[str, Any] | None = None,
     status: str | None = None,
     object: Mapping[str, Any] | None = None,
-    actor: Mapping[str, Any] | None = None,
+    actor: Mapping[str, Any] | SystemActor | None = None,
     now: datetime.datetime | None = None,
     backend: str = "celpy",
     limits: CelLimits = DEFAULT_LIMITS,

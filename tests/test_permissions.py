@@ -653,3 +653,15 @@ def test_awaiting_is_served_by_the_indexes_on_postgresql(workflow, users):
         "django_steps_unassigned",
         "django_steps_workflowinstance_pkey",
     }, plan
+
+
+def test_explain_definition_and_assert_transition_take_plain_actors():
+    from django_steps.testing import assert_transition, explain_definition
+
+    data = copy.deepcopy(ORDERS)
+    checker = {"id": 3, "username": "c", "groups": [], "permissions": [CHECK]}
+    assert explain_definition(data, step="Approval", status="Checked", actor=checker).allowed
+    refused = explain_definition(data, step="Approval", status="Checked", actor={"id": 4})
+    assert refused.refused_by is PermissionDenied
+    assert explain_definition(data, step="Approval", status="Checked", actor=SYSTEM).allowed
+    assert_transition(data, from_step="Draft", status="Submitted", to_step="Approval")
