@@ -578,6 +578,8 @@ def test_admin_awaiting_me_filter_and_claim(client, workflow, users):
     elsewhere = start_workflow_instance("Orders", Claim.objects.create(title="elsewhere"))
     update_workflow_step_status(elsewhere, "Submitted", actor=SYSTEM)
     client.force_login(clerk)
+    elsewhere_page = reverse("admin:django_steps_workflowinstance_change", args=[elsewhere.pk])
+    assert "<td>SYSTEM</td>" in client.get(elsewhere_page).content.decode()
     changelist = reverse("admin:django_steps_workflowinstance_changelist")
     response = client.get(changelist, {"awaiting": "me"})
     shown = {instance.pk for instance in response.context["cl"].result_list}
@@ -587,6 +589,7 @@ def test_admin_awaiting_me_filter_and_claim(client, workflow, users):
     assert "Claim" in client.get(page).content.decode()
     client.post(page, {"_steps_claim": "1"})
     assert WorkflowInstance.objects.get(pk=mine.pk).assignee_id == clerk.pk
+    assert "assigned to clerk" in client.get(page).content.decode()
     other_page = reverse("admin:django_steps_workflowinstance_change", args=[elsewhere.pk])
     client.post(other_page, {"_steps_claim": "1"})  # not a manager: refused
     assert WorkflowInstance.objects.get(pk=elsewhere.pk).assignee_id is None

@@ -387,7 +387,7 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
     ) -> dict[str, Any]:
         history = list(
             WorkflowHistory.objects.filter(instance=instance)
-            .select_related("actor")
+            .select_related("actor", "assignee")
             .order_by("timestamp", "id")
         )
         can_set_status = self.has_set_status_permission(request) and not instance.is_finished
