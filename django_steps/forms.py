@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from . import engine
 from .cel.variables import check_declared_context, parse_declarations
 from .engine import check_context
-from .exceptions import ContextError, DefinitionError
+from .exceptions import ContextError, DefinitionError, StepsError
 from .models import WorkflowInstance, WorkflowStep, WorkflowStepStatus, WorkflowTransition
 
 CODE_ATTRS = {"class": "steps-code", "spellcheck": "false", "autocomplete": "off"}
@@ -200,9 +200,13 @@ class SetStatusForm(forms.Form):
         if actor is not None and statuses:
             # Offer only the statuses whose rule (permission, actor_condition) lets the
             # actor through; the engine checks again when the form is submitted.
-            refused = {
-                check.status for check in engine.rule_checks(instance, actor) if not check.allowed
-            }
+            try:
+                checks = engine.rule_checks(instance, actor)
+            except StepsError:
+                # The definition cannot be used: the engine refuses every status anyway,
+                # and says why when the form is sent.
+                checks = ()
+            refused = {check.status for check in checks if not check.allowed}
             statuses = [status for status in statuses if status.name not in refused]
         field = self.fields["status"]
         assert isinstance(field, forms.ChoiceField)
