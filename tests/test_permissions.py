@@ -668,3 +668,25 @@ def test_explain_definition_and_assert_transition_take_plain_actors():
     assert refused.refused_by is PermissionDenied
     assert explain_definition(data, step="Approval", status="Checked", actor=SYSTEM).allowed
     assert_transition(data, from_step="Draft", status="Submitted", to_step="Approval")
+
+
+def test_import_refuses_an_unknown_permission_naming_it(workflow):
+    from django_steps.transfer import import_definitions
+
+    data = copy.deepcopy(ORDERS)
+    data["name"] = "Misspelt"
+    data["steps"][1]["statuses"][1]["permission"] = "testapp.chnage_claim"
+    with pytest.raises(StepsError, match="'testapp.chnage_claim' does not exist"):
+        import_definitions([WorkflowDefinition.from_dict(data)])
+    assert not Workflow.objects.filter(name="Misspelt").exists()
+
+
+def test_aassign_workflow_instance(workflow, users):
+    from asgiref.sync import async_to_sync
+
+    from django_steps.services import aassign_workflow_instance
+
+    instance = start_workflow_instance("Orders", Claim.objects.create(title="c"))
+    assert async_to_sync(aassign_workflow_instance)(instance, users["clerk"], actor=SYSTEM)
+    row = WorkflowHistory.objects.get(instance=instance, event="assigned")
+    assert row.by_system and row.assignee == users["clerk"]
