@@ -691,3 +691,14 @@ def test_aassign_workflow_instance(workflow, users):
     row = WorkflowHistory.objects.get(instance=instance, event="assigned")
     assert row.by_system
     assert row.assignee == users["clerk"]
+
+
+def test_a_permission_rule_reads_no_groups_for_the_actor(
+    workflow, users, django_assert_num_queries
+):
+    instance = at_approval(workflow, users["clerk"])
+    checker = fresh(users["checker"])
+    assert checker.has_perm(CHECK)  # Django caches the user's permissions on the object
+    state_change = 4 if connection.vendor == "postgresql" else 5
+    with django_assert_num_queries(state_change):
+        assert update_workflow_step_status(instance, "Checked", actor=checker)

@@ -45,9 +45,9 @@ class Surroundings:
     is then called when a condition first reads the name, and only once. ``now`` is
     the time of the change (default: the time the context is built).
 
-    ``has_perm`` answers whether the actor holds a Django permission (``None``: holds
-    none) and ``system`` says the actor is :data:`~django_steps.actors.SYSTEM`, which
-    passes every status rule.
+    ``has_perm`` answers whether the actor holds a Django permission; ``None`` means
+    there is no actor, so every status rule refuses. ``system`` says the actor is
+    :data:`~django_steps.actors.SYSTEM`, which passes every status rule.
     """
 
     __slots__ = ("_built", "_given", "has_perm", "now", "system")

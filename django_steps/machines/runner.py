@@ -247,8 +247,9 @@ class WorkflowRunner:
             if status.permission
             else f"actor_condition {status.actor_condition}"
         )
-        actor = surroundings.value("actor") if surroundings is not None else None
-        if surroundings is None or actor is None:
+        # An actor comes with a way to ask for its permissions; checking for one builds
+        # nothing (the actor's values, and their groups query, only for a condition).
+        if surroundings is None or surroundings.has_perm is None:
             return first_rule, "no actor was given, and the status has a rule"
         if status.permission and not surroundings.permits(status.permission):
             return first_rule, f"the actor does not have the permission {status.permission!r}"
