@@ -702,3 +702,12 @@ def test_a_permission_rule_reads_no_groups_for_the_actor(
     state_change = 4 if connection.vendor == "postgresql" else 5
     with django_assert_num_queries(state_change):
         assert update_workflow_step_status(instance, "Checked", actor=checker)
+
+
+def test_describe_workflow_shows_the_rules(workflow):
+    from django_steps.introspection import describe_workflow
+
+    text = str(describe_workflow("Orders"))
+    assert "Approval (group managers)" in text
+    assert f"status Checked [permission {CHECK}]" in text
+    assert f"status Approved [completion, actor condition {NOT_SUBMITTER}]" in text

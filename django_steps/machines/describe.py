@@ -48,11 +48,17 @@ class StepDescription:
             for flag, on in (("initial", self.step.is_initial), ("final", self.step.is_final))
             if on
         ]
+        if self.step.assignee_group:
+            flags.append(f"group {self.step.assignee_group}")
         lines = [f"{self.name}" + (f" ({', '.join(flags)})" if flags else "")]
         for status in self.statuses:
             marks = ["default"] if status.is_default else []
             if status.kind != "plain":
                 marks.append(status.kind.replace("_", "-"))
+            if status.permission:
+                marks.append(f"permission {status.permission}")
+            if status.actor_condition.strip():
+                marks.append(f"actor condition {' '.join(status.actor_condition.split())}")
             lines.append(f"  status {status.name}" + (f" [{', '.join(marks)}]" if marks else ""))
         for position, transition in enumerate(self.transitions, start=1):
             condition = transition.condition.strip() or "(always)"
