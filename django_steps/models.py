@@ -688,13 +688,15 @@ class WorkflowInstanceQuerySet(models.QuerySet["WorkflowInstance"]):
         """
         if user is None or not getattr(user, "is_authenticated", False) or user.pk is None:
             return self.none()
-        groups = user.groups.through.objects.filter(user_id=user.pk).values("group_id")
-        steps = WorkflowStep.objects.filter(assignee_group__in=groups).values("pk")
         running = WorkflowInstance.objects.filter(lifecycle=Lifecycle.RUNNING.value)
+        assigned = running.filter(assignee_id=user.pk).order_by().values("pk")
+        if not hasattr(user, "groups"):  # a user model without PermissionsMixin
+            return self.filter(pk__in=assigned)
+        groups = user.groups.order_by().values("pk")  # any user model with PermissionsMixin
+        steps = WorkflowStep.objects.filter(assignee_group__in=groups).values("pk")
         # A UNION of the two sets of keys, not an OR: each branch is then served by
         # its own index (an OR with a subquery makes PostgreSQL scan every running
         # instance).
-        assigned = running.filter(assignee_id=user.pk).order_by().values("pk")
         unassigned = (
             running.filter(assignee__isnull=True, current_step__in=steps).order_by().values("pk")
         )
