@@ -574,6 +574,8 @@ def run_hostile_conditions(rounds: int, backends: list[str]) -> list[Row]:
         label = f"compile and evaluate a 490-element list literal [{backend}]"
         rows.append(measure(action, few).row(label))
     return rows
+
+
 def measure_awaiting(workflow: Any, rounds: int) -> Row:
     """``awaiting(user)`` among the 100,000 instances: 100 assigned to the user and 100
     unassigned at a step of the user's group; the first page of 50 is fetched."""

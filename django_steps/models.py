@@ -704,6 +704,12 @@ class WorkflowStepStatus(models.Model):
             )
         ]
 
+    def _definition(self) -> StatusDefinition:
+        """This row's fields as a plain status, for the rules."""
+        return StatusDefinition(
+            id=self.pk, name=self.name, **definition_values(STATUS_FIELDS, self)
+        )
+
 
 def permission_problem(permission: str) -> str:
     """Why ``permission`` cannot guard a status (``""``: it can, or there is none).
@@ -731,12 +737,6 @@ def permission_problem(permission: str) -> str:
             % {"permission": permission, "codename": codename, "app_label": app_label}
         )
     return ""
-
-    def _definition(self) -> StatusDefinition:
-        """This row's fields as a plain status, for the rules."""
-        return StatusDefinition(
-            id=self.pk, name=self.name, **definition_values(STATUS_FIELDS, self)
-        )
 
 
 #: How the form messages name the kinds of :func:`~.machines.validation.status_kinds`.

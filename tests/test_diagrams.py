@@ -213,9 +213,7 @@ def test_a_graphviz_that_takes_too_long_is_stopped(definition, monkeypatch, tmp_
 
 
 @pytest.mark.django_db
-def test_workflow_diagram_uses_the_diagram_timeout_setting(
-    workflow, monkeypatch, settings, tmp_path
-):
+def test_workflow_diagram_uses_the_diagram_timeout_setting(claims, monkeypatch, settings, tmp_path):
     monkeypatch.setenv("PATH", str(slow_dot(tmp_path)))
     settings.DJANGO_STEPS = {"DIAGRAM_TIMEOUT": 0.2}
     with pytest.raises(DiagramError, match=r"longer than 0\.2 s"):

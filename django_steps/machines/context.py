@@ -50,8 +50,9 @@ class Surroundings:
     ``object`` is a mapping of the object's declared fields, ``actor`` a mapping with
     :data:`ACTOR_KEYS` or ``None``, ``instance`` a mapping of the instance's stored
     values (``id``, ``started_at``, ``step_entered_at``, ``due_at``, ``actors``,
-    ``assignee``; the step and status come from the machine state). Each may instead be a function of no arguments building it: it
-    is then called when a condition first reads the name, and only once. ``now`` is
+    ``assignee``; the step and status come from the machine state). Each may instead be
+    a function of no arguments building it: it is then called when a condition first
+    reads the name, and only once. ``now`` is
     the time of the change (default: the time the context is built).
 
     ``has_perm`` answers whether the actor holds a Django permission; ``None`` means
