@@ -106,7 +106,18 @@ class AwaitingFilter(admin.SimpleListFilter):
 
 
 class InstanceChangeList(ChangeList):
-    """Loads the objects of the listed instances with one query per content type."""
+    """Loads the objects of the listed instances with one query per content type.
+
+    A filter value with a NUL character is refused as incorrect (the admin's "?e=1"
+    page): PostgreSQL cannot compare text with it (``?lifecycle__exact=%00``).
+    """
+
+    def get_filters_params(self, params: Any = None) -> Any:
+        lookup_params = super().get_filters_params(params)
+        for values in lookup_params.values():
+            if any("\x00" in value for value in (values if isinstance(values, list) else [values])):
+                raise IncorrectLookupParameters("A filter value contains a NUL character.")
+        return lookup_params
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
