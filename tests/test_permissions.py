@@ -649,7 +649,13 @@ def test_awaiting_is_served_by_the_indexes_on_postgresql(workflow, users):
     # Both branches of the union and the outer look-up read instances by an index;
     # none scans the table.
     assert "Seq Scan on django_steps_workflowinstance" not in plan
-    scans = re.findall(r"Index (?:Only )?Scan using (\w+) on django_steps_workflowinstance", plan)
+    # An index is read by an index scan, or by a bitmap index scan (the planner's choice
+    # once other tests have filled the auth tables).
+    found = re.findall(r"(?:Index (?:Only )?Scan using|Bitmap Index Scan on) (\w+)", plan)
+    instance_indexes = {index.name for index in WorkflowInstance._meta.indexes} | {
+        "django_steps_workflowinstance_pkey"
+    }
+    scans = [name for name in found if name in instance_indexes]
     assert len(scans) == 3, plan
     assert set(scans) <= {
         "django_steps_assignee",
