@@ -491,6 +491,8 @@ def run_latency(rounds: int, backends: list[str]) -> list[Row]:
         ).row(label)
     )
 
+    rows.append(measure_awaiting(guarded[2], rounds))
+
     for backend in backends:
         with cel_backend(backend):
             for size, compile_rounds in ((10, max(5, rounds // 10)), (100, 5)):
@@ -593,6 +595,46 @@ def run_hostile_conditions(rounds: int, backends: list[str]) -> list[Row]:
         label = f"compile and evaluate a 490-element list literal [{backend}]"
         rows.append(measure(action, few).row(label))
     return rows
+
+
+def measure_awaiting(workflow: Any, rounds: int) -> Row:
+    """``awaiting(user)`` among the 100,000 instances: 100 assigned to the user and 100
+    unassigned at a step of the user's group; the first page of 50 is fetched."""
+    from django.contrib.auth.models import Group, User
+    from django.db import connection
+
+    from django_steps.models import WorkflowInstance
+
+    user = User.objects.create_user("bench-inbox")
+    team = Group.objects.create(name="bench-team")
+    user.groups.add(team)
+    escalated = workflow.steps.get(name="Escalated")
+    escalated.assignee_group = team
+    escalated.save()
+    ids = list(
+        WorkflowInstance.objects.filter(workflow=workflow, lifecycle="running")
+        .order_by("pk")
+        .values_list("pk", flat=True)[:200]
+    )
+    WorkflowInstance.objects.filter(pk__in=ids[:100]).update(assignee=user)
+    WorkflowInstance.objects.filter(pk__in=ids[100:]).update(
+        current_step=escalated,
+        current_step_status=escalated.possible_statuses.get(is_default_status=True),
+    )
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+
+    assert WorkflowInstance.objects.awaiting(user).count() == 200
+
+    def inbox() -> None:
+        # The first page, as an inbox shows it (newest first).
+        found = list(WorkflowInstance.objects.awaiting(user)[:50])
+        assert len(found) == 50, len(found)
+
+    return measure(inbox, rounds).row(
+        f"awaiting(user), first 50 of 200 among {POPULATION:,} instances"
+    )
 
 
 # --- throughput --------------------------------------------------------------------------

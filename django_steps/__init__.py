@@ -9,6 +9,8 @@ section describes them):
 - :mod:`django_steps.models`: workflow definitions, instances and history;
 - :mod:`django_steps.exceptions`: :class:`~django_steps.exceptions.StepsError` and its
   subclasses;
+- :mod:`django_steps.actors`: the :data:`~django_steps.actors.SYSTEM` actor of code
+  acting for the system;
 - :mod:`django_steps.signals`: the signals sent after each change;
 - :mod:`django_steps.conf`: the ``DJANGO_STEPS`` settings; :mod:`django_steps.checks`:
   their system checks;

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db import DatabaseError, IntegrityError, connections, models, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -32,6 +33,7 @@ from . import signals
 from ._engine.cache import CachedWorkflow, cached_workflow, workflow_cache
 from ._engine.context import surroundings_for
 from ._engine.statements import STATE_FIELDS, statements_for
+from .actors import SYSTEM, is_system
 from .cel import convert_context
 from .conf import current_limits, steps_settings
 from .exceptions import (
@@ -41,23 +43,30 @@ from .exceptions import (
     InstanceNotFound,
     InvalidObject,
     OperationNotAllowed,
+    PermissionDenied,
     WorkflowNotFound,
     WrongModel,
 )
-from .machines.actors import SYSTEM
 from .machines.context import Surroundings, check_reserved_keys
 from .machines.deadlines import Deadline, next_deadline
+from .machines.explain import RuleCheck
+from .machines.explain import rule_checks as explained_rule_checks
 from .machines.lifecycle import ChangeKind, Lifecycle
 from .machines.runner import MachineState, Outcome, WorkflowRunner
-from .models import Workflow, WorkflowInstance
+from .models import Workflow, WorkflowHistory, WorkflowInstance
 
 __all__ = [
+    "SYSTEM",
+    "assign_workflow_instance",
+    "available_statuses",
     "cancel_workflow_instance",
     "check_context",
     "get_workflow_instance_for_object",
     "resume_workflow_instance",
+    "rule_checks",
     "set_workflow_on_hold",
     "start_workflow_instance",
+    "status_options",
     "update_workflow_step_status",
 ]
 
@@ -69,6 +78,7 @@ SIGNALS = {
     ChangeKind.RESUMED: signals.workflow_resumed,
     ChangeKind.CANCELLED: signals.workflow_cancelled,
     ChangeKind.COMPLETED: signals.workflow_completed,
+    ChangeKind.ASSIGNED: signals.workflow_assigned,
 }
 
 
@@ -223,7 +233,10 @@ def cancel_workflow_instance(
 ) -> Outcome:
     """Cancel an unfinished instance with its step's cancellation status."""
     return _change(
-        workflow_instance, lambda runner, state, _: runner.cancel(state), actor=actor, note=note
+        workflow_instance,
+        lambda runner, state, surroundings: runner.cancel(state, surroundings),
+        actor=actor,
+        note=note,
     )
 
 
@@ -232,7 +245,10 @@ def set_workflow_on_hold(
 ) -> Outcome:
     """Put a running instance on hold with its step's on-hold status."""
     return _change(
-        workflow_instance, lambda runner, state, _: runner.hold(state), actor=actor, note=note
+        workflow_instance,
+        lambda runner, state, surroundings: runner.hold(state, surroundings),
+        actor=actor,
+        note=note,
     )
 
 
@@ -241,7 +257,10 @@ def resume_workflow_instance(
 ) -> Outcome:
     """Return an on-hold instance to the status it had before it was held."""
     return _change(
-        workflow_instance, lambda runner, state, _: runner.resume(state), actor=actor, note=note
+        workflow_instance,
+        lambda runner, state, surroundings: runner.resume(state, surroundings),
+        actor=actor,
+        note=note,
     )
 
 
@@ -448,6 +467,154 @@ def _seed_watched(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -
 connection_created.connect(_seed_watched, dispatch_uid="django_steps.watch_deletions")
 
 
+def status_options(workflow_instance: WorkflowInstance, actor: Any) -> list[tuple[str, str]]:
+    """Each status of the instance's current step, in step order, with why ``actor`` cannot
+    set it now (``""``: it can). See :func:`available_statuses`."""
+    compiled = cached_workflow(workflow_instance.workflow)
+    state = compiled.state_of(workflow_instance)
+    surroundings = surroundings_for(workflow_instance, actor=actor)
+    return [
+        (status.name, reason)
+        for status, reason in compiled.runner.status_options(state, surroundings)
+    ]
+
+
+def rule_checks(workflow_instance: WorkflowInstance, actor: Any) -> tuple[RuleCheck, ...]:
+    """For each status of the current step, whether ``actor`` passes its rule and why not."""
+    compiled = cached_workflow(workflow_instance.workflow)
+    state = compiled.state_of(workflow_instance)
+    return explained_rule_checks(
+        compiled.runner, state, surroundings_for(workflow_instance, actor=actor)
+    )
+
+
+def available_statuses(workflow_instance: WorkflowInstance, actor: Any) -> list[str]:
+    """The names of the current step's statuses ``actor`` may set now, in step order.
+
+    Lifecycle rules apply (nothing when finished, only a cancellation status while on
+    hold, not the current status) and each status's ``permission`` and
+    ``actor_condition``; transition conditions are not tried. Reads the instance as
+    it is in memory; costs no query when the workflow is cached and the rules read
+    neither the actor's groups nor the object (``has_perm`` may query, as Django's
+    backends cache permissions per user object).
+    """
+    return [name for name, reason in status_options(workflow_instance, actor) if not reason]
+
+
+def assign_workflow_instance(
+    workflow_instance: WorkflowInstance, user: Any, *, actor: Any = None, note: str = ""
+) -> WorkflowInstance:
+    """Assign an unfinished instance to ``user`` (``None`` unassigns); one history row
+    (``assigned``) and the ``workflow_assigned`` signal, in one transaction.
+
+    With no actor or ``SYSTEM`` anyone may be assigned. A user acting may assign
+    themselves (claim) when the instance is unassigned or theirs and they belong to
+    the step's ``assignee_group`` (or it has none), and may unassign themselves;
+    anything else needs the permission ``django_steps.assign_workflowinstance``, else
+    :class:`~django_steps.exceptions.PermissionDenied`. Assigning the user already
+    assigned changes nothing. Raises
+    :class:`~django_steps.exceptions.InstanceFinished` for a finished instance.
+    """
+    using = router.db_for_write(WorkflowInstance, instance=workflow_instance)
+    with transaction.atomic(using=using):
+        locked = (
+            WorkflowInstance.objects.using(using)
+            .select_for_update(of=("self",))
+            .select_related("current_step", "current_step_status")
+            .filter(pk=workflow_instance.pk)
+            .first()
+        )
+        if locked is None:
+            raise InstanceNotFound(
+                f"Workflow instance {workflow_instance.pk} no longer exists.",
+                instance=workflow_instance,
+            )
+        step = locked.current_step
+        if locked.is_finished:
+            raise InstanceFinished(
+                f"Workflow instance {locked.pk} is {locked.lifecycle}; a finished instance "
+                "cannot be assigned.",
+                instance=workflow_instance,
+            )
+        user_id = getattr(user, "pk", None)
+        previous_id = locked.assignee_id
+        if user_id != previous_id:
+            _check_may_assign(locked, step, user, actor, workflow_instance)
+            locked.assignee_id = user_id
+            now = timezone.now()
+            locked.updated_at = now
+            locked.save(update_fields=["assignee", "updated_at"])
+            step_name = step.name if step is not None else ""
+            status_name = locked.current_step_status.name if locked.current_step_status else ""
+            WorkflowHistory.objects.using(using).create(
+                instance=locked,
+                event=ChangeKind.ASSIGNED.value,
+                timestamp=now,
+                from_step=step,
+                from_step_name=step_name,
+                from_status=locked.current_step_status,
+                from_status_name=status_name,
+                to_step=step,
+                to_step_name=step_name,
+                to_status=locked.current_step_status,
+                to_status_name=status_name,
+                actor_id=getattr(actor, "pk", None),
+                by_system=is_system(actor),
+                assignee_id=user_id,
+                note=note,
+            )
+            previous = (
+                get_user_model()._default_manager.using(using).filter(pk=previous_id).first()
+                if previous_id is not None
+                else None
+            )
+            signals.workflow_assigned.send(
+                sender=WorkflowInstance,
+                instance=locked,
+                assignee=user,
+                previous=previous,
+                actor=actor,
+                note=note,
+            )
+    workflow_instance.assignee_id = user_id
+    if user is not None:
+        workflow_instance.assignee = user
+    workflow_instance.updated_at = locked.updated_at
+    return workflow_instance
+
+
+def _check_may_assign(
+    instance: WorkflowInstance, step: Any, user: Any, actor: Any, caller: WorkflowInstance
+) -> None:
+    if actor is None or is_system(actor):
+        return
+    if actor.has_perm("django_steps.assign_workflowinstance"):
+        return
+    actor_id = getattr(actor, "pk", None)
+    unassigning_self = user is None and instance.assignee_id == actor_id
+    claiming = (
+        getattr(user, "pk", None) == actor_id
+        and instance.assignee_id in (None, actor_id)
+        and (
+            step is None
+            or step.assignee_group_id is None
+            or actor.groups.filter(pk=step.assignee_group_id).exists()
+        )
+    )
+    if unassigning_self or claiming:
+        return
+    raise PermissionDenied(
+        f"Workflow instance {instance.pk}: this actor may not assign it "
+        f"{'away' if user is None else 'to ' + str(user)}; a user may claim an unassigned "
+        "instance at a step of their group, or unassign themselves; other assignments need "
+        "the permission 'django_steps.assign_workflowinstance'. Nothing was changed.",
+        instance=caller,
+        step=step.name if step is not None else "",
+        rule="permission django_steps.assign_workflowinstance",
+        reason="the actor may not assign this instance",
+    )
+
+
 # --- the one write path ------------------------------------------------------------
 
 
@@ -511,10 +678,12 @@ def _change_locked(
             note = note or _timeout_note(locked)
             if not _announce_due(locked, compiled, state, now, instance):
                 operation = _no_change
-        # Built only when the step's conditions read object, actor, instance...
+        # Built only when the step's conditions read object, actor, instance... or
+        # one of its statuses has a rule (permission, actor_condition).
+        step_name = state.step or ""
         surroundings = (
             surroundings_for(locked, actor=actor, now=now, loaded=instance)
-            if compiled.runner.reads.get(state.step or "")
+            if compiled.runner.reads.get(step_name) or step_name in compiled.runner.guarded
             else None
         )
         try:
@@ -527,6 +696,7 @@ def _change_locked(
             error.instance = instance
             raise
         if outcome.changed:
+            _record_actor_and_assignee(locked, compiled, outcome, actor)
             _copy_state(locked, compiled, state, now)
             _move_deadline(locked, compiled, state, outcome, now, timed_out=timing_out)
             locked.updated_at = now
@@ -548,6 +718,27 @@ def _change_locked(
                 locked.due_at = None
                 WorkflowInstance.objects.using(using).filter(pk=locked.pk).update(due_at=None)
     return locked, outcome
+
+
+def _record_actor_and_assignee(
+    instance: WorkflowInstance, compiled: CachedWorkflow, outcome: Outcome, actor: Any
+) -> None:
+    """Keep who set a status at each step (``instance.actors``, for separation of duties)
+    and clear the assignee when the instance moves to a step that does not keep it.
+
+    Only users are recorded (by primary key); ``SYSTEM`` and no actor leave the entry
+    as it was. A step keeps the assignee when it has no ``assignee_group`` or the
+    same one as the step left.
+    """
+    actor_id = getattr(actor, "pk", None) if not is_system(actor) else None
+    if actor_id is not None and outcome.acted_at is not None:
+        instance.actors = {**(instance.actors or {}), outcome.acted_at: actor_id}
+    for change in outcome.changes:
+        if change.kind is ChangeKind.STEP_CHANGED and instance.assignee_id is not None:
+            left, entered = compiled.step_row(change.from_step), compiled.step_row(change.to_step)
+            group = getattr(entered, "assignee_group_id", None)
+            if group is not None and group != getattr(left, "assignee_group_id", None):
+                instance.assignee_id = None
 
 
 def _attach_rows(instance: WorkflowInstance, compiled: CachedWorkflow, state: MachineState) -> None:
@@ -641,7 +832,10 @@ def _refresh_in_place(target: WorkflowInstance, source: WorkflowInstance) -> Non
     """Update the caller's Python object with the saved state (no query)."""
     target.workflow = source.workflow
     for name in STATE_FIELDS:
-        setattr(target, name, getattr(source, name))
+        if name == "assignee":  # by key: the user row is not loaded for this
+            target.assignee_id = source.assignee_id
+        else:
+            setattr(target, name, getattr(source, name))
 
 
 @dataclass(frozen=True)
@@ -660,6 +854,7 @@ class _Recording:
         compiled, outcome = self.compiled, self.outcome
         stored_context = dict(self.context_data) if self.context_data is not None else None
         actor_id = getattr(self.actor, "pk", None)
+        by_system = is_system(self.actor)
         rows = []
         for change in outcome.changes:
             from_step = compiled.step_row(change.from_step)
@@ -686,8 +881,9 @@ class _Recording:
                         else []
                     ),
                     "actor_id": actor_id,
-                    "by_system": self.actor is SYSTEM,
+                    "by_system": by_system,
                     "timed_out": self.timed_out,
+                    "assignee_id": None,
                     "note": self.note,
                 }
             )

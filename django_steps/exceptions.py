@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 
 __all__ = [
     "ConditionError",
@@ -196,6 +197,33 @@ class OperationNotAllowed(InstanceError, ValueError):
     def __init__(self, message: str, *, instance: Any = None, operation: str = ""):
         super().__init__(message, instance=instance)
         self.operation = operation
+
+
+class PermissionDenied(InstanceError, DjangoPermissionDenied):
+    """The actor may not set the status: its ``permission`` or ``actor_condition`` refuses.
+
+    Also raised when the status has a rule and no actor was given, and when its
+    ``actor_condition`` cannot be evaluated (fail closed). ``step`` and ``status`` name
+    the status, ``rule`` the rule that refused (``"permission app.codename"`` or
+    ``"actor_condition <text>"``) and ``reason`` why. Being a
+    ``django.core.exceptions.PermissionDenied``, a view that lets it through answers 403.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        instance: Any = None,
+        step: str = "",
+        status: str = "",
+        rule: str = "",
+        reason: str = "",
+    ):
+        super().__init__(message, instance=instance)
+        self.step = step
+        self.status = status
+        self.rule = rule
+        self.reason = reason
 
 
 class NoTransitionAvailable(InstanceError, ValueError):

@@ -21,9 +21,10 @@ from django.forms.models import BaseInlineFormSet
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
+from . import engine
 from .cel.variables import check_declared_context, parse_declarations
 from .engine import check_context
-from .exceptions import ContextError, DefinitionError
+from .exceptions import ContextError, DefinitionError, StepsError
 from .models import WorkflowInstance, WorkflowStep, WorkflowStepStatus, WorkflowTransition
 
 __all__ = [
@@ -199,12 +200,23 @@ class SetStatusForm(forms.Form):
         help_text=_("Recorded in the history with your name."),
     )
 
-    def __init__(self, *args: Any, instance: WorkflowInstance, **kwargs: Any):
+    def __init__(self, *args: Any, instance: WorkflowInstance, actor: Any = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.instance = instance
         statuses: list[WorkflowStepStatus] = (
             list(instance.current_step.possible_statuses.all()) if instance.current_step else []
         )
+        if actor is not None and statuses:
+            # Offer only the statuses whose rule (permission, actor_condition) lets the
+            # actor through; the engine checks again when the form is submitted.
+            try:
+                checks = engine.rule_checks(instance, actor)
+            except StepsError:
+                # The definition cannot be used: the engine refuses every status anyway,
+                # and says why when the form is sent.
+                checks = ()
+            refused = {check.status for check in checks if not check.allowed}
+            statuses = [status for status in statuses if status.name not in refused]
         field = self.fields["status"]
         assert isinstance(field, forms.ChoiceField)
         field.choices = [(status.name, status_label(status)) for status in statuses]

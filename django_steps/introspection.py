@@ -16,6 +16,7 @@ from typing import Any
 
 from ._engine.cache import cached_workflow
 from ._engine.context import actor_values, surroundings_for
+from .actors import is_system
 from .conf import current_limits, steps_settings
 from .exceptions import WorkflowNotFound
 from .machines.context import Surroundings
@@ -115,7 +116,12 @@ def explain(
     else:
         runner = workflow_runner(subject)
         state = _state_at(runner, step)
-        surroundings = Surroundings(actor=actor_values(actor), now=now)
+        surroundings = Surroundings(
+            actor=actor_values(actor),
+            now=now,
+            has_perm=getattr(actor, "has_perm", None),
+            system=is_system(actor),
+        )
     return explain_status(runner, state, context_data, status, surroundings)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import django
 from django.conf import settings
+from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
@@ -44,6 +45,7 @@ from .machines.validation import (
     conflicting_kinds,
     default_status_ends_step,
     final_step_transitions,
+    is_permission_name,
 )
 
 __all__ = [
@@ -423,6 +425,18 @@ class WorkflowStep(models.Model):
             "status parks it, a plain one (say “Escalated”) marks it. Set with due after."
         ),
     )
+    assignee_group = models.ForeignKey(
+        "auth.Group",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("assignee group"),
+        help_text=_(
+            "Optional: the group responsible for instances at this step. Its members see "
+            "the unassigned instances here in WorkflowInstance.objects.awaiting(user)."
+        ),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -556,6 +570,25 @@ class WorkflowStepStatus(models.Model):
     is_completion_status = models.BooleanField(_("completion status"), default=False)
     is_cancellation_status = models.BooleanField(_("cancellation status"), default=False)
     is_on_hold_status = models.BooleanField(_("on-hold status"), default=False)
+    permission = models.CharField(
+        _("permission"),
+        max_length=255,
+        blank=True,
+        help_text=_(
+            "Optional: the Django permission (app_label.codename) an actor needs to set this "
+            "status, checked with actor.has_perm(permission) or "
+            "actor.has_perm(permission, object)."
+        ),
+    )
+    actor_condition = models.TextField(
+        _("actor condition"),
+        blank=True,
+        help_text=_(
+            "Optional: a CEL expression that must be true for the actor to set this status, "
+            "over the names transition conditions see (actor, object, instance, status, now "
+            'and the context variables), e.g. actor.id != instance.actors["Draft"].'
+        ),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -646,12 +679,64 @@ class WorkflowStepStatus(models.Model):
                         % {"step": self.step.name, "status": other.name}
                     }
                 )
+        errors: dict[str, Any] = {}
+        permission_error = permission_problem(self.permission)
+        if permission_error:
+            errors["permission"] = permission_error
+        condition_errors = self.actor_condition_errors()
+        if condition_errors:
+            errors["actor_condition"] = condition_errors
+        if errors:
+            raise ValidationError(errors)
+
+    def actor_condition_errors(self) -> list[str]:
+        """Why ``actor_condition`` would be refused, with line and column, as the validator says."""
+        if not self.actor_condition.strip():
+            return []
+        workflow = self.step.workflow if self.step_id else None
+        return [
+            issue.message
+            for issue in _condition_issues(
+                self.actor_condition,
+                workflow.context_variables if workflow is not None else None,
+                object_fields=workflow.object_fields() if workflow is not None else None,
+                statuses=[self.name],
+            )
+        ]
 
     def _definition(self) -> StatusDefinition:
         """This row's fields as a plain status, for the rules."""
         return StatusDefinition(
             id=self.pk, name=self.name, **definition_values(STATUS_FIELDS, self)
         )
+
+
+def permission_problem(permission: str) -> str:
+    """Why ``permission`` cannot guard a status (``""``: it can, or there is none).
+
+    It must be ``"app_label.codename"`` naming a permission that exists (one query).
+    """
+    if not permission:
+        return ""
+    app_label, _dot, codename = permission.partition(".")
+    if not is_permission_name(permission):
+        return str(
+            _(
+                "“%(permission)s” is not a permission name: write it as app_label.codename, "
+                "e.g. purchasing.approve_order."
+            )
+            % {"permission": permission}
+        )
+    if not Permission.objects.filter(content_type__app_label=app_label, codename=codename).exists():
+        return str(
+            _(
+                "Permission “%(permission)s” does not exist: no permission with codename "
+                "“%(codename)s” in app “%(app_label)s”. Create it (Meta.permissions) or fix "
+                "the name."
+            )
+            % {"permission": permission, "codename": codename, "app_label": app_label}
+        )
+    return ""
 
 
 #: How the form messages name the kinds of :func:`~.machines.validation.status_kinds`.
@@ -880,6 +965,30 @@ class WorkflowInstanceQuerySet(models.QuerySet["WorkflowInstance"]):
             unfinished, models.F("started_at").desc(nulls_last=True), "-updated_at"
         )
 
+    def awaiting(self, user: Any) -> WorkflowInstanceQuerySet:
+        """Running instances waiting for ``user``: assigned to them, or unassigned at a
+        step whose ``assignee_group`` they belong to.
+
+        One query when evaluated (the user's groups are a subquery), served by the
+        indexes ``django_steps_assignee`` and ``django_steps_unassigned``.
+        An anonymous user or ``None`` awaits nothing.
+        """
+        if user is None or not getattr(user, "is_authenticated", False) or user.pk is None:
+            return self.none()
+        running = WorkflowInstance.objects.filter(lifecycle=Lifecycle.RUNNING.value)
+        assigned = running.filter(assignee_id=user.pk).order_by().values("pk")
+        if not hasattr(user, "groups"):  # a user model without PermissionsMixin
+            return self.filter(pk__in=assigned)
+        groups = user.groups.order_by().values("pk")  # any user model with PermissionsMixin
+        steps = WorkflowStep.objects.filter(assignee_group__in=groups).values("pk")
+        # A UNION of the two sets of keys, not an OR: each branch is then served by
+        # its own index (an OR with a subquery makes PostgreSQL scan every running
+        # instance).
+        unassigned = (
+            running.filter(assignee__isnull=True, current_step__in=steps).order_by().values("pk")
+        )
+        return self.filter(pk__in=assigned.union(unassigned, all=True))
+
     def for_workflow(self, workflow: Workflow | str) -> WorkflowInstanceQuerySet:
         """Instances of a workflow, given as an object or by name."""
         if isinstance(workflow, str):
@@ -959,6 +1068,29 @@ class WorkflowInstance(models.Model):
             "Since when the instance is on hold; resuming moves the due time on by as much."
         ),
     )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_workflow_instances",
+        db_index=False,  # the first column of django_steps_assignee
+        verbose_name=_("assignee"),
+        help_text=_(
+            "The user the instance waits for; set with assign_workflow_instance, cleared "
+            "when the instance leaves the step unless the next step keeps it."
+        ),
+    )
+    actors = models.JSONField(
+        _("actors"),
+        default=dict,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text=_(
+            "Who last set a status at each step: step name -> user id (conditions: "
+            "instance.actors). Written by the services with each change."
+        ),
+    )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     objects = WorkflowInstanceManager()
@@ -998,12 +1130,21 @@ class WorkflowInstance(models.Model):
                 condition=Q(due_at__isnull=False),
                 name="django_steps_instance_due",
             ),
+            # awaiting(user): the user's assignments, and the unassigned running
+            # instances at the steps of their groups.
+            models.Index(fields=["assignee", "lifecycle"], name="django_steps_assignee"),
+            models.Index(
+                fields=["current_step"],
+                condition=Q(assignee__isnull=True, lifecycle=Lifecycle.RUNNING.value),
+                name="django_steps_unassigned",
+            ),
         ]
         permissions = [
             ("hold_workflowinstance", "Can put workflow instances on hold"),
             ("resume_workflowinstance", "Can resume workflow instances"),
             ("cancel_workflowinstance", "Can cancel workflow instances"),
             ("set_status_workflowinstance", "Can set the status of workflow instances"),
+            ("assign_workflowinstance", "Can assign workflow instances to anyone"),
         ]
 
     def __str__(self) -> str:
@@ -1076,6 +1217,16 @@ class WorkflowHistory(models.Model):
         _("timed out"),
         default=False,
         help_text=_("Made by the timer sweep: the instance was due at its step."),
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+        verbose_name=_("assignee"),
+        help_text=_("For an assigned event: the user assigned (empty: unassigned)."),
     )
     note = models.TextField(_("note"), blank=True)
 

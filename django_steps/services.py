@@ -14,9 +14,12 @@ that is not a model instance (:class:`~django_steps.exceptions.InvalidObject`, a
 
 State-changing functions accept keyword-only ``actor`` (a user, recorded in the
 history, or :data:`SYSTEM` for background code acting for the system: recorded as
-``by_system``) and ``note``. Each has an async counterpart prefixed with ``a``; the
-instances the async ones return have their workflow, step, statuses, content type
-and object loaded, so async code can read them without a query.
+``by_system``) and ``note``. A status with a ``permission`` or ``actor_condition`` is
+refused (``False``, the refusal a :class:`~django_steps.exceptions.PermissionDenied`)
+when the actor fails the rule or no actor is given; ``SYSTEM`` passes every rule.
+Each has an async counterpart prefixed with ``a``; the instances the async ones
+return have their workflow, step, statuses, content type and object loaded, so async
+code can read them without a query.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from asgiref.sync import sync_to_async
 from django.db import models
 
 from . import engine
+from .actors import SYSTEM
 from .exceptions import ContextError, InvalidObject, StepsError
-from .machines.actors import SYSTEM
 from .models import WorkflowInstance
 
 # A child of Django's own logger: its default configuration prints INFO records of
@@ -133,6 +136,35 @@ def get_workflow_instance_for_object(
     return engine.get_workflow_instance_for_object(content_object, workflow_name)
 
 
+def get_available_statuses(workflow_instance: WorkflowInstance, actor: Any) -> list[str]:
+    """The names of the current step's statuses ``actor`` may set now, in step order.
+
+    Lifecycle rules included: nothing for a finished instance, only a cancellation
+    status while on hold, never the current status; each status's ``permission`` and
+    ``actor_condition`` are checked as the services check them (``None`` as actor
+    passes no rule, ``SYSTEM`` every rule). Transition conditions are not tried, so a
+    completion status listed may still be refused when no transition passes.
+    """
+    return engine.available_statuses(workflow_instance, actor)
+
+
+def assign_workflow_instance(
+    workflow_instance: WorkflowInstance, user: Any, *, actor: Any = None, note: str = ""
+) -> bool:
+    """Assign an unfinished instance to ``user``; ``None`` unassigns.
+
+    Returns ``False`` (with ``workflow_instance.refusal``) for a finished instance or
+    when ``actor`` may not make this assignment: a user may claim an unassigned
+    instance at a step of their group (or a step with no group) and unassign
+    themselves; other assignments need ``django_steps.assign_workflowinstance``. With
+    no actor or ``SYSTEM``, any assignment is made. Records an ``assigned`` history
+    row and sends ``workflow_assigned``.
+    """
+    return _attempt(
+        "assign", engine.assign_workflow_instance, workflow_instance, user, actor=actor, note=note
+    )
+
+
 def _attempt(
     action: str, function: Any, instance: WorkflowInstance, *args: Any, **kwargs: Any
 ) -> bool:
@@ -167,16 +199,22 @@ acancel_workflow_instance = sync_to_async(cancel_workflow_instance)
 aset_workflow_on_hold = sync_to_async(set_workflow_on_hold)
 aresume_workflow_instance = sync_to_async(resume_workflow_instance)
 aget_workflow_instance_for_object = _for_async_code(get_workflow_instance_for_object)
+aget_available_statuses = sync_to_async(get_available_statuses)
+aassign_workflow_instance = sync_to_async(assign_workflow_instance)
 
 __all__ = [
     "SYSTEM",
+    "aassign_workflow_instance",
     "acancel_workflow_instance",
+    "aget_available_statuses",
     "aget_workflow_instance_for_object",
     "aresume_workflow_instance",
     "aset_workflow_on_hold",
+    "assign_workflow_instance",
     "astart_workflow_instance",
     "aupdate_workflow_step_status",
     "cancel_workflow_instance",
+    "get_available_statuses",
     "get_workflow_instance_for_object",
     "resume_workflow_instance",
     "set_workflow_on_hold",

@@ -17,6 +17,10 @@ Every signal is sent with ``sender=WorkflowInstance`` and the same keyword argum
 ``note``
     the note given to the service (``""`` when none).
 
+``workflow_assigned`` is sent with ``sender=WorkflowInstance``, ``instance``,
+``assignee`` (the user now assigned, ``None`` when unassigned), ``previous`` (the
+user assigned before, or ``None``), ``actor`` and ``note``.
+
 Receivers run inside the change's transaction: a receiver that raises rolls the
 whole change back, and the service refuses it.
 
@@ -71,3 +75,5 @@ workflow_cancelled = Signal()
 workflow_completed = Signal()
 #: The instance is due at its step; its timeout status is set next (see above).
 workflow_due = Signal()
+#: The instance was assigned to a user, or unassigned (see ``assign_workflow_instance``).
+workflow_assigned = Signal()

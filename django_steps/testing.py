@@ -25,6 +25,17 @@ moves it on, firing each timeout at its due time as the timer sweep would::
     run = drive(claims, ["Accepted", timedelta(days=3)])
     assert run.status == "Escalated"
 
+Status rules (``permission``, ``actor_condition``) apply as in the services. An actor
+is plain values: ``{"id": 7, "username": "mia", "groups": ["managers"],
+"permissions": ["purchasing.approve_order"]}`` holds exactly the permissions listed;
+:data:`~django_steps.actors.SYSTEM` passes every rule, and no actor passes none.
+Switch actor with :meth:`WorkflowScenario.acting_as`; ``instance.actors`` records the
+``id`` of who set a status at each step, as the services do::
+
+    run = WorkflowScenario(orders, actor=clerk).set_status("Submitted")
+    run.acting_as(manager).set_status("Approved")
+    assert run.available() == []
+
 The same :class:`~django_steps.machines.WorkflowRunner` as the services applies the
 rules, so a definition behaves here as it does in the database. This module imports
 only the database-free :mod:`django_steps.machines` package.
@@ -40,6 +51,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Union
 
+from .actors import SYSTEM, SystemActor, is_system
 from .cel import DEFAULT_LIMITS, CelLimits
 from .exceptions import DefinitionError
 from .machines.context import Surroundings
@@ -56,6 +68,7 @@ __all__ = [
     "HOLD",
     "RESUME",
     "START_TIME",
+    "SYSTEM",
     "Operation",
     "ScenarioResult",
     "WorkflowScenario",
@@ -173,6 +186,36 @@ class ScenarioResult:
         return "\n".join(lines)
 
 
+#: What conditions see as ``actor`` when ``SYSTEM`` acts (as the engine gives them).
+SYSTEM_VALUES: Mapping[str, Any] = {
+    "id": None,
+    "username": "SYSTEM",
+    "groups": [],
+    "is_staff": False,
+    "is_superuser": False,
+}
+
+
+def plain_surroundings(
+    object: Mapping[str, Any] | None,
+    actor: Mapping[str, Any] | SystemActor | None,
+    instance: Mapping[str, Any],
+    now: datetime,
+) -> Surroundings:
+    """The surroundings of plain values: ``actor`` holds the permissions its
+    ``"permissions"`` list names, ``SYSTEM`` passes every rule, ``None`` none."""
+    if is_system(actor):
+        return Surroundings(
+            object=dict(object or {}), actor=SYSTEM_VALUES, instance=instance, now=now, system=True
+        )
+    has_perm = None
+    if isinstance(actor, Mapping):
+        has_perm = frozenset(actor.get("permissions") or ()).__contains__
+    return Surroundings(
+        object=dict(object or {}), actor=actor, instance=instance, now=now, has_perm=has_perm
+    )
+
+
 @dataclass
 class WorkflowScenario:
     """A workflow instance with no database, started at creation; calls chain.
@@ -181,19 +224,23 @@ class WorkflowScenario:
     Refused operations raise the same :class:`~django_steps.exceptions.StepsError`
     subclasses as the services, and leave the scenario unchanged. Conditions see
     ``object`` and ``actor`` as given (``{}`` and ``None`` by default), ``now`` as the
-    scenario's clock and ``instance`` with ``id`` ``None``.
+    scenario's clock and ``instance`` with ``id`` ``None``. The
+    actor holds the permissions its ``"permissions"`` list names (``SYSTEM``: all);
+    ``actors`` maps each step to the ``id`` of the actor who last set a status there.
 
     The scenario has a clock, ``now`` (:data:`START_TIME` unless given), which only
     :meth:`advance` moves; ``due_at`` follows the same rules as an instance's in the
-    database, and ``timeouts`` lists when each timeout fired.
+    database, and ``timeouts`` lists when each timeout fired (as ``SYSTEM``, like the
+    timer sweep).
     """
 
     definition: DefinitionSource
     backend: str = "celpy"
     limits: CelLimits = DEFAULT_LIMITS
     object: Mapping[str, Any] | None = None
-    actor: Mapping[str, Any] | None = None
+    actor: Mapping[str, Any] | SystemActor | None = None
     now: datetime = START_TIME
+    actors: dict[str, Any] = field(init=False, default_factory=dict)
     runner: WorkflowRunner = field(init=False)
     state: MachineState = field(init=False)
     history: list[Change] = field(init=False, default_factory=list)
@@ -212,20 +259,40 @@ class WorkflowScenario:
 
     def surroundings(self) -> Surroundings:
         """What the scenario's conditions see as ``object``, ``actor``, ``instance``, ``now``."""
-        return Surroundings(
-            object=dict(self.object or {}),
-            actor=self.actor,
-            instance={
+        return self._surroundings(self.actor)
+
+    def _surroundings(self, actor: Mapping[str, Any] | SystemActor | None) -> Surroundings:
+        return plain_surroundings(
+            self.object,
+            actor,
+            {
                 "id": None,
                 "started_at": self.started_at,
                 "step_entered_at": self.step_entered_at,
                 "due_at": self.deadline.due_at,
+                "actors": dict(self.actors),
             },
             now=self.now,
         )
 
+    def acting_as(self, actor: Mapping[str, Any] | SystemActor | None) -> WorkflowScenario:
+        """Make the next operations as ``actor`` (plain values, ``SYSTEM`` or ``None``)."""
+        self.actor = actor
+        return self
+
+    def available(self) -> list[str]:
+        """The statuses the current actor may set now, as ``get_available_statuses`` says."""
+        return [
+            status.name
+            for status, reason in self.runner.status_options(self.state, self.surroundings())
+            if not reason
+        ]
+
     def _apply(self, outcome: Outcome, *, timed_out: bool = False) -> WorkflowScenario:
         self.history.extend(outcome.changes)
+        actor_id = self.actor.get("id") if isinstance(self.actor, Mapping) else None
+        if not timed_out and actor_id is not None and outcome.acted_at is not None:
+            self.actors[outcome.acted_at] = actor_id
         if any(change.kind is ChangeKind.STEP_CHANGED for change in outcome.changes):
             self.step_entered_at = self.now
         self.deadline = next_deadline(
@@ -254,7 +321,7 @@ class WorkflowScenario:
         target = self.now + (duration if duration is not None else timedelta(**units))
         while self.deadline.due_at is not None and self.deadline.is_due(target):
             self.now = max(self.now, self.deadline.due_at)
-            outcome = self.runner.time_out(self.state, self.surroundings())
+            outcome = self.runner.time_out(self.state, self._surroundings(SYSTEM))
             self._apply(outcome, timed_out=True)
             if not outcome.changed:  # already at the timeout status: the deadline is spent
                 self.deadline = Deadline(None, self.deadline.held_at)
@@ -267,13 +334,13 @@ class WorkflowScenario:
         return self._apply(self.runner.set_status(self.state, status, context, self.surroundings()))
 
     def hold(self) -> WorkflowScenario:
-        return self._apply(self.runner.hold(self.state))
+        return self._apply(self.runner.hold(self.state, self.surroundings()))
 
     def resume(self) -> WorkflowScenario:
-        return self._apply(self.runner.resume(self.state))
+        return self._apply(self.runner.resume(self.state, self.surroundings()))
 
     def cancel(self) -> WorkflowScenario:
-        return self._apply(self.runner.cancel(self.state))
+        return self._apply(self.runner.cancel(self.state, self.surroundings()))
 
     def perform(self, action: Action) -> WorkflowScenario:
         """One :func:`drive` action: a status, ``(status, context)``, an :class:`Operation`
@@ -308,7 +375,7 @@ class WorkflowScenario:
 
     def options(self) -> StateDescription:
         """What the scenario's instance may do now (statuses, hold, resume, cancel)."""
-        return describe_state(self.runner, self.state)
+        return describe_state(self.runner, self.state, self.surroundings())
 
     def explain(
         self, context: Mapping[str, Any] | None = None, status: str | None = None
@@ -333,7 +400,7 @@ def drive(
     actions: Iterable[Action],
     *,
     object: Mapping[str, Any] | None = None,
-    actor: Mapping[str, Any] | None = None,
+    actor: Mapping[str, Any] | SystemActor | None = None,
     now: datetime | None = None,
     backend: str = "celpy",
     limits: CelLimits = DEFAULT_LIMITS,
@@ -371,7 +438,7 @@ def explain_definition(
     step: str | None = None,
     status: str | None = None,
     object: Mapping[str, Any] | None = None,
-    actor: Mapping[str, Any] | None = None,
+    actor: Mapping[str, Any] | SystemActor | None = None,
     now: datetime | None = None,
     backend: str = "celpy",
     limits: CelLimits = DEFAULT_LIMITS,
@@ -387,11 +454,8 @@ def explain_definition(
         step_definition = runner.definition.get_step(step)
         state = MachineState(step=step, status=runner.default_status(step_definition).name)
     when = now or START_TIME
-    surroundings = Surroundings(
-        object=dict(object or {}),
-        actor=actor,
-        instance={"id": None, "started_at": when, "step_entered_at": when},
-        now=when,
+    surroundings = plain_surroundings(
+        object, actor, {"id": None, "started_at": when, "step_entered_at": when}, when
     )
     return explain_status(runner, replace(state), context, status, surroundings)
 
@@ -404,7 +468,7 @@ def assert_transition(
     context: Mapping[str, Any] | None = None,
     status: str | None = None,
     object: Mapping[str, Any] | None = None,
-    actor: Mapping[str, Any] | None = None,
+    actor: Mapping[str, Any] | SystemActor | None = None,
     now: datetime | None = None,
     backend: str = "celpy",
     limits: CelLimits = DEFAULT_LIMITS,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from django.apps import apps
+from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -163,6 +164,7 @@ def check_importable(definitions: Sequence[WorkflowDefinition]) -> dict[str, lis
         messages += [str(problem) for problem in errors]  # each names its workflow
         messages += _transition_name_clashes(definition)
         messages += _database_limit_problems(definition)
+        messages += _unknown_groups(definition)
     if messages:
         raise DefinitionError(
             "Nothing was imported; the definitions have problems:\n"
@@ -171,6 +173,22 @@ def check_importable(definitions: Sequence[WorkflowDefinition]) -> dict[str, lis
             problems=problems,
         )
     return warnings
+
+
+def _unknown_groups(definition: WorkflowDefinition) -> list[str]:
+    """A message for each step whose ``assignee_group`` names no auth group (one query)."""
+    wanted = {step.name: step.assignee_group for step in definition.steps if step.assignee_group}
+    if not wanted:
+        return []
+    existing = set(
+        Group.objects.filter(name__in=set(wanted.values())).values_list("name", flat=True)
+    )
+    return [
+        f"Workflow {definition.name!r}: step {step!r} has assignee_group {group!r}, and no "
+        "group has that name; create the group first or fix the name."
+        for step, group in wanted.items()
+        if group not in existing
+    ]
 
 
 def _transition_name_clashes(definition: WorkflowDefinition) -> list[str]:
@@ -256,6 +274,13 @@ def _update(row: Model, values: dict[str, Any]) -> list[str]:
     for name in changed:
         setattr(row, name, values[name])
     return changed
+
+
+def _assignee_group_id(step: StepDefinition) -> Any:
+    """The key of the auth group named by the step's ``assignee_group`` (checked to exist)."""
+    if not step.assignee_group:
+        return None
+    return Group.objects.values_list("pk", flat=True).get(name=step.assignee_group)
 
 
 def _import_workflow(definition: WorkflowDefinition, warnings: list[Problem]) -> WorkflowImport:
@@ -452,7 +477,10 @@ class _WorkflowRows:
                 row.is_initial_step = False
                 row.save(update_fields=["is_initial_step", "updated_at"])
         for step in self.definition.steps:
-            values = model_values(STEP_FIELDS, step)
+            values = {
+                **model_values(STEP_FIELDS, step),
+                "assignee_group_id": _assignee_group_id(step),
+            }
             row = self.steps.get(step.name)
             if row is None:
                 self.steps[step.name] = WorkflowStep.objects.create(

@@ -18,7 +18,7 @@ from typing import Any
 from django.apps import apps
 
 from ._engine import loading
-from ._engine.loading import WorkflowRows, load_workflow_rows
+from ._engine.loading import WorkflowRows, load_workflow_rows, missing_permissions
 from .cel import CelLimits
 from .conf import current_limits, readable_object_fields, steps_settings
 from .exceptions import WorkflowNotFound
@@ -68,8 +68,12 @@ def validate_workflow(
     """
     if isinstance(workflow, WorkflowDefinition):
         problems, object_fields = _model_of(workflow)
-        return problems + validate_definition(
-            workflow, **_options(backend, limits), object_fields=object_fields
+        return (
+            problems
+            + validate_definition(
+                workflow, **_options(backend, limits), object_fields=object_fields
+            )
+            + missing_permissions(workflow)
         )
     return validate_rows(load_workflow_rows(workflow), backend=backend, limits=limits)
 

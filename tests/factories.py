@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from django.contrib.auth.models import Group
+
 from django_steps.machines.definition import (
     STATUS_FIELDS,
     STEP_FIELDS,
@@ -114,7 +116,14 @@ def create_workflow(data: dict[str, Any]) -> Workflow:
     steps = {}
     for step_data in data["steps"]:
         step = WorkflowStep.objects.create(
-            workflow=workflow, name=step_data["name"], **values_from_data(STEP_FIELDS, step_data)
+            workflow=workflow,
+            name=step_data["name"],
+            assignee_group=(
+                Group.objects.get_or_create(name=step_data["assignee_group"])[0]
+                if step_data.get("assignee_group")
+                else None
+            ),
+            **values_from_data(STEP_FIELDS, step_data),
         )
         steps[step.name] = step
         for status_data in step_data.get("statuses", []):

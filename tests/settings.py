@@ -78,3 +78,10 @@ DATABASES["other"] = {
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
     else {},
 }
+
+# ModelBackend, and an object-permission backend like django-guardian's for the tests
+# of status permissions granted per object.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "tests.object_permissions.ObjectPermissionBackend",
+]

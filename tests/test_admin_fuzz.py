@@ -134,3 +134,11 @@ def test_deeply_nested_context_data_is_refused_on_the_form(admin_client, instanc
     )
     instance.refresh_from_db()
     assert instance.current_step.name == "Review"
+
+
+def test_a_nul_character_in_a_text_filter_is_an_incorrect_lookup(admin_client, instance):
+    # PostgreSQL refuses to compare text with NUL: it was a server error there.
+    url = reverse("admin:django_steps_workflowinstance_changelist")
+    response = admin_client.get(url, {"lifecycle__exact": "\x00"})
+    assert response.status_code == 302
+    assert response["Location"].endswith("?e=1")

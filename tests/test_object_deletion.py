@@ -13,7 +13,8 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.db.models.signals import post_delete
 from django.test.utils import CaptureQueriesContext
@@ -106,26 +107,31 @@ def test_a_refused_delete_changes_no_instance(workflow):
 
 
 def test_deleting_objects_of_a_model_without_instances_costs_no_query(workflow):
-    # Groups never have instances. With a delete receiver for every model, Django could
-    # not fast-delete anything: it would SELECT each group's related rows before
+    # Permissions never have instances (groups are the steps' assignee groups, so
+    # deleting one updates steps). With a delete receiver for every model, Django could
+    # not fast-delete anything: it would SELECT each permission's related rows before
     # deleting them, and django-steps would look for instances.
     start_workflow_instance(workflow.name, Claim.objects.create(title="Claims have instances"))
-    groups = [Group.objects.create(name=f"Group {n}") for n in range(3)]
+    content_type = ContentType.objects.get_for_model(Claim)
+    permissions = [
+        Permission.objects.create(codename=f"p{n}", name=f"P {n}", content_type=content_type)
+        for n in range(3)
+    ]
     with CaptureQueriesContext(connection) as one:
-        groups[0].delete()
+        permissions[0].delete()
     with CaptureQueriesContext(connection) as many:
-        Group.objects.filter(pk__in=[group.pk for group in groups[1:]]).delete()
+        Permission.objects.filter(pk__in=[p.pk for p in permissions[1:]]).delete()
     for captured in (one, many):
         statements = [query["sql"] for query in captured.captured_queries]
         assert not [sql for sql in statements if "django_steps" in sql]
-        # Django's fast deletes: the two relation tables, then the groups, none read.
-        assert [sql.split()[2] for sql in statements if sql.startswith("DELETE")] == [
+        # Django's fast deletes: the two relation tables, then the permissions, none read.
+        assert sorted(sql.split()[2] for sql in statements if sql.startswith("DELETE")) == [
             '"auth_group_permissions"',
-            '"auth_user_groups"',
-            '"auth_group"',
+            '"auth_permission"',
+            '"auth_user_user_permissions"',
         ]
         selects = [sql for sql in statements if sql.startswith("SELECT")]
-        assert all(sql.startswith('SELECT "auth_group"') for sql in selects)
+        assert all(sql.startswith('SELECT "auth_permission"') for sql in selects)
 
 
 def test_models_with_instances_are_watched_from_the_first_connection(workflow):

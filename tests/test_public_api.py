@@ -18,6 +18,7 @@ PUBLIC = [
     "django_steps.admin",
     "django_steps.admin.definitions",
     "django_steps.admin.instances",
+    "django_steps.actors",
     "django_steps.cel",
     "django_steps.cel.backends",
     "django_steps.cel.variables",

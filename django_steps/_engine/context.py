@@ -13,11 +13,12 @@ Internal (see :mod:`django_steps._engine`).
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.db import models
 
+from ..actors import is_system
 from ..conf import object_fields_for
 from ..exceptions import ContextError
 from ..machines.context import Surroundings
@@ -76,6 +77,8 @@ def instance_values(instance: WorkflowInstance) -> dict[str, Any]:
         "started_at": instance.started_at,
         "step_entered_at": instance.step_entered_at,
         "due_at": instance.due_at,
+        "actors": instance.actors or {},
+        "assignee": instance.assignee_id,
     }
 
 
@@ -119,4 +122,28 @@ def surroundings_for(
         actor=lambda: actor_values(actor),
         instance=lambda: instance_values(instance),
         now=now,
+        has_perm=(
+            None
+            if actor is None or not getattr(actor, "is_authenticated", True)
+            else lambda permission: actor_may(
+                actor, permission, lambda: content_object_of(instance, *others)
+            )
+        ),
+        system=is_system(actor),
     )
+
+
+def actor_may(actor: Any, permission: str, content_object: Callable[[], Any]) -> bool:
+    """``actor.has_perm(permission)``, else ``actor.has_perm(permission, content_object())``.
+
+    The object is loaded (one query, unless already loaded) only when the model-wide
+    check fails, so object-level backends (django-guardian, django-rules) are asked
+    with it.
+    """
+    has_perm = getattr(actor, "has_perm", None)
+    if not callable(has_perm):
+        return False
+    if has_perm(permission):
+        return True
+    obj = content_object()
+    return obj is not None and bool(has_perm(permission, obj))

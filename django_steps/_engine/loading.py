@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Prefetch
+from django.contrib.auth.models import Permission
+from django.db.models import Prefetch, Q
 
 from ..cel import CelLimits
 from ..machines.definition import (
@@ -24,7 +25,7 @@ from ..machines.definition import (
     WorkflowDefinition,
     definition_values,
 )
-from ..machines.validation import ERROR, Problem, validate_definition
+from ..machines.validation import ERROR, Problem, is_permission_name, validate_definition
 from ..models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
 
 
@@ -38,12 +39,14 @@ class WorkflowRows:
 
 
 def load_workflow_rows(workflow: Workflow) -> WorkflowRows:
-    """Load a workflow's steps (with statuses) and transitions: three queries.
+    """Load a workflow's steps (with statuses and groups) and transitions: three queries.
 
     They are read from the database the workflow row came from.
     """
     steps = list(
-        workflow.steps.order_by("order", "pk").prefetch_related(
+        workflow.steps.order_by("order", "pk")
+        .select_related("assignee_group")
+        .prefetch_related(
             Prefetch("possible_statuses", queryset=WorkflowStepStatus.objects.order_by("pk"))
         )
     )
@@ -72,6 +75,7 @@ def definition_from_rows(rows: WorkflowRows) -> WorkflowDefinition:
                 name=step.name,
                 due_after=step.due_after,
                 timeout_status=_timeout_status_name(step),
+                assignee_group=step.assignee_group.name if step.assignee_group else "",
                 statuses=tuple(
                     StatusDefinition(
                         id=status.pk,
@@ -194,7 +198,52 @@ def checked_definition(
         # said better by timeout_status_other_step
         if not (problem.code == "unknown_timeout_status" and problem.name in foreign_timeouts)
     )
+    problems.extend(missing_permissions(definition))
     return definition, [_with_row(problem, rows) for problem in problems]
+
+
+def missing_permissions(definition: WorkflowDefinition) -> list[Problem]:
+    """An error for each status whose ``permission`` names no existing permission.
+
+    One query, none when no status has a well-formed permission.
+    """
+    wanted = {
+        (step, status): status.permission
+        for step in definition.steps
+        for status in step.statuses
+        if is_permission_name(status.permission)
+    }
+    if not wanted:
+        return []
+    query = Q()
+    for permission in set(wanted.values()):
+        app_label, _, codename = permission.partition(".")
+        query |= Q(content_type__app_label=app_label, codename=codename)
+    existing = {
+        f"{app_label}.{codename}"
+        for app_label, codename in Permission.objects.filter(query).values_list(
+            "content_type__app_label", "codename"
+        )
+    }
+    return [
+        Problem(
+            severity=ERROR,
+            code="unknown_permission",
+            message=(
+                f"Workflow {definition.name!r}: step {step.name!r}, status {status.name!r}: "
+                f"permission {permission!r} does not exist. Create it (Meta.permissions of a "
+                "model of that app) or fix the name."
+            ),
+            workflow=definition.name,
+            kind="status",
+            name=status.name,
+            step=step.name,
+            field="permission",
+            id=status.id,
+        )
+        for (step, status), permission in wanted.items()
+        if permission not in existing
+    ]
 
 
 def _with_row(problem: Problem, rows: WorkflowRows) -> Problem:

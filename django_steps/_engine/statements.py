@@ -41,6 +41,8 @@ STATE_FIELDS = (
     "cancelled_at",
     "due_at",
     "held_at",
+    "assignee",
+    "actors",
     "updated_at",
 )
 """The instance fields a state change writes."""

@@ -249,6 +249,8 @@ class StatusInline(admin.TabularInline):
         "is_completion_status",
         "is_cancellation_status",
         "is_on_hold_status",
+        "permission",
+        "actor_condition",
         "description",
     ]
     extra = 1
@@ -269,7 +271,16 @@ class WorkflowStepAdmin(admin.ModelAdmin):
     fieldsets = [
         (
             None,
-            {"fields": ["workflow", "name", "order", "is_initial_step", "is_final_step"]},
+            {
+                "fields": [
+                    "workflow",
+                    "name",
+                    "order",
+                    "is_initial_step",
+                    "is_final_step",
+                    "assignee_group",
+                ]
+            },
         ),
         (None, {"fields": ["description"]}),
         (
@@ -333,6 +344,8 @@ class WorkflowStepStatusAdmin(admin.ModelAdmin):
         "is_completion_status",
         "is_cancellation_status",
         "is_on_hold_status",
+        "permission",
+        "actor_condition",
         "description",
     ]
 

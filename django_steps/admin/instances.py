@@ -20,7 +20,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
-from django.contrib.auth import get_permission_codename
+from django.contrib.auth import get_permission_codename, get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
@@ -47,6 +47,9 @@ __all__ = [
 ]
 
 SET_STATUS_SUBMIT = "_steps_set_status"
+CLAIM_SUBMIT = "_steps_claim"
+UNASSIGN_SUBMIT = "_steps_unassign"
+ASSIGN_SUBMIT = "_steps_assign"
 EXPLAIN_SUBMIT = "_steps_explain"
 SET_STATUS_PREFIX = "steps"
 MAX_LISTED_REFUSALS = 20
@@ -86,8 +89,35 @@ def primary_key(value: str) -> int | None:
     return int(value)
 
 
+class AwaitingFilter(admin.SimpleListFilter):
+    """ "Awaiting me": the running instances assigned to the logged-in user, or unassigned
+    at a step of one of their groups (``WorkflowInstance.objects.awaiting``)."""
+
+    title = gettext_lazy("awaiting")
+    parameter_name = "awaiting"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("me", _("Awaiting me"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "me":
+            return queryset & WorkflowInstance.objects.awaiting(request.user)
+        return queryset
+
+
 class InstanceChangeList(ChangeList):
-    """Loads the objects of the listed instances with one query per content type."""
+    """Loads the objects of the listed instances with one query per content type.
+
+    A filter value with a NUL character is refused as incorrect (the admin's "?e=1"
+    page): PostgreSQL cannot compare text with it (``?lifecycle__exact=%00``).
+    """
+
+    def get_filters_params(self, params: Any = None) -> Any:
+        lookup_params = super().get_filters_params(params)
+        for values in lookup_params.values():
+            if any("\x00" in value for value in (values if isinstance(values, list) else [values])):
+                raise IncorrectLookupParameters("A filter value contains a NUL character.")
+        return lookup_params
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
@@ -177,12 +207,19 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
         "current_step_name",
         "status_name",
         "lifecycle_badge",
+        "assignee",
         "started",
         "completed",
     ]
     list_display_links = ["instance"]
-    list_filter = ["workflow", CurrentStepFilter, "lifecycle"]
-    list_select_related = ["workflow", "current_step", "current_step_status", "content_type"]
+    list_filter = [AwaitingFilter, "workflow", CurrentStepFilter, "lifecycle"]
+    list_select_related = [
+        "workflow",
+        "current_step",
+        "current_step_status",
+        "content_type",
+        "assignee",
+    ]
     search_fields = ["=object_id"]
     search_help_text = gettext_lazy("Search by the object's id (exact).")
     actions = ["hold_instances", "resume_instances", "cancel_instances"]
@@ -196,6 +233,7 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
                     "status_name",
                     "lifecycle_badge",
                     "status_before_hold",
+                    "assignee",
                 ]
             },
         ),
@@ -221,6 +259,7 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
         "status_name",
         "lifecycle_badge",
         "status_before_hold",
+        "assignee",
         "started_at",
         "due_at",
         "held_at",
@@ -397,11 +436,18 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
             return super().change_view(request, object_id, form_url, extra_context)
         status_form = None
         asked = None
+        if request.method == "POST" and {CLAIM_SUBMIT, UNASSIGN_SUBMIT, ASSIGN_SUBMIT} & set(
+            request.POST
+        ):
+            self._assign(request, instance)
+            return HttpResponseRedirect(request.path)
         submitted = {SET_STATUS_SUBMIT, EXPLAIN_SUBMIT} & set(request.POST)
         if request.method == "POST" and submitted:
             if not self.has_set_status_permission(request):
                 raise PermissionDenied
-            status_form = SetStatusForm(request.POST, instance=instance, prefix=SET_STATUS_PREFIX)
+            status_form = SetStatusForm(
+                request.POST, instance=instance, actor=request.user, prefix=SET_STATUS_PREFIX
+            )
             if status_form.is_valid():
                 if SET_STATUS_SUBMIT in submitted:
                     self._set_status(request, instance, status_form)
@@ -424,13 +470,15 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
     ) -> dict[str, Any]:
         history = list(
             WorkflowHistory.objects.filter(instance=instance)
-            .select_related("actor")
+            .select_related("actor", "assignee")
             .order_by("timestamp", "id")
         )
         can_set_status = self.has_set_status_permission(request) and not instance.is_finished
         show_context = can_view_context(request.user)
         if can_set_status and status_form is None:
-            status_form = SetStatusForm(instance=instance, prefix=SET_STATUS_PREFIX)
+            status_form = SetStatusForm(
+                instance=instance, actor=request.user, prefix=SET_STATUS_PREFIX
+            )
         return {
             "steps_status_form": status_form if can_set_status else None,
             "steps_set_status_submit": SET_STATUS_SUBMIT,
@@ -443,7 +491,65 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
             "steps_history": [
                 timeline_entry(row, with_context=show_context) for row in reversed(history)
             ],
+            "steps_assignment": self._assignment_panel(request, instance),
         }
+
+    def _assignment_panel(
+        self, request: HttpRequest, instance: WorkflowInstance
+    ) -> dict[str, Any] | None:
+        """The assignee with the controls the user may use: claim, unassign, assign."""
+        if instance.is_finished:
+            return None
+        user = request.user
+        may_assign = user.has_perm("django_steps.assign_workflowinstance")
+        group_id = instance.current_step.assignee_group_id if instance.current_step else None
+        in_group = group_id is None or user.groups.filter(pk=group_id).exists()
+        mine = instance.assignee_id == user.pk
+        candidates: list[Any] = []
+        if may_assign:
+            users = get_user_model()._default_manager.filter(is_active=True)
+            if group_id is not None:
+                users = users.filter(groups=group_id)
+            candidates = list(users.order_by(get_user_model().USERNAME_FIELD)[:200])
+        return {
+            "assignee": instance.assignee,
+            "can_claim": not mine and (may_assign or (instance.assignee_id is None and in_group)),
+            "can_unassign": instance.assignee_id is not None and (mine or may_assign),
+            "candidates": candidates,
+            "claim_name": CLAIM_SUBMIT,
+            "unassign_name": UNASSIGN_SUBMIT,
+            "assign_name": ASSIGN_SUBMIT,
+        }
+
+    def _assign(self, request: HttpRequest, instance: WorkflowInstance) -> None:
+        """Claim, unassign or assign from the instance page; the engine checks who may."""
+        user: Any
+        if CLAIM_SUBMIT in request.POST:
+            user = request.user
+        elif UNASSIGN_SUBMIT in request.POST:
+            user = None
+        else:
+            try:
+                user = (
+                    get_user_model()
+                    ._default_manager.filter(pk=request.POST.get("assignee", ""))
+                    .first()
+                )
+            except (ValueError, ValidationError):  # not a key of the user model
+                user = None
+            if user is None:
+                self.message_user(request, _("Choose a user to assign."), messages.ERROR)
+                return
+        try:
+            engine.assign_workflow_instance(instance, user, actor=request.user)
+        except StepsError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return
+        summary = (
+            _("Assigned to %(user)s.") % {"user": user} if user is not None else _("Unassigned.")
+        )
+        self.log_change(request, instance, summary)
+        self.message_user(request, summary, messages.SUCCESS)
 
     def _set_status(
         self, request: HttpRequest, instance: WorkflowInstance, form: SetStatusForm

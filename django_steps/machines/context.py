@@ -14,7 +14,7 @@ fills it from the database, the testing helpers from plain values.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..cel.variables import RESERVED_NAMES
@@ -23,7 +23,16 @@ from ..exceptions import ContextError
 #: The keys of ``actor``.
 ACTOR_KEYS = ("id", "username", "groups", "is_staff", "is_superuser")
 #: The keys of ``instance``.
-INSTANCE_KEYS = ("id", "step", "status", "started_at", "step_entered_at", "due_at")
+INSTANCE_KEYS = (
+    "id",
+    "step",
+    "status",
+    "started_at",
+    "step_entered_at",
+    "due_at",
+    "actors",
+    "assignee",
+)
 
 __all__ = [
     "ACTOR_KEYS",
@@ -40,13 +49,18 @@ class Surroundings:
 
     ``object`` is a mapping of the object's declared fields, ``actor`` a mapping with
     :data:`ACTOR_KEYS` or ``None``, ``instance`` a mapping of the instance's stored
-    values (``id``, ``started_at``, ``step_entered_at``, ``due_at``; the step and status come from
-    the machine state). Each may instead be a function of no arguments building it: it
-    is then called when a condition first reads the name, and only once. ``now`` is
+    values (``id``, ``started_at``, ``step_entered_at``, ``due_at``, ``actors``,
+    ``assignee``; the step and status come from the machine state). Each may instead be
+    a function of no arguments building it: it is then called when a condition first
+    reads the name, and only once. ``now`` is
     the time of the change (default: the time the context is built).
+
+    ``has_perm`` answers whether the actor holds a Django permission; ``None`` means
+    there is no actor, so every status rule refuses. ``system`` says the actor is
+    :data:`~django_steps.actors.SYSTEM`, which passes every status rule.
     """
 
-    __slots__ = ("_built", "_given", "now")
+    __slots__ = ("_built", "_given", "has_perm", "now", "system")
 
     def __init__(
         self,
@@ -55,10 +69,18 @@ class Surroundings:
         actor: Any = None,
         instance: Any = None,
         now: datetime.datetime | None = None,
+        has_perm: Callable[[str], bool] | None = None,
+        system: bool = False,
     ):
         self._given = {"object": object, "actor": actor, "instance": instance}
         self._built: dict[str, Any] = {}
         self.now = now
+        self.has_perm = has_perm
+        self.system = system
+
+    def permits(self, permission: str) -> bool:
+        """Whether the actor holds ``permission`` (never, without ``has_perm``)."""
+        return self.has_perm is not None and bool(self.has_perm(permission))
 
     def value(self, name: str) -> Any:
         """The value of ``object``, ``actor`` or ``instance``, built on first use if lazy."""
@@ -125,6 +147,8 @@ def condition_context(
             "started_at": stored.get("started_at"),
             "step_entered_at": stored.get("step_entered_at"),
             "due_at": stored.get("due_at"),
+            "actors": dict(stored.get("actors") or {}),
+            "assignee": stored.get("assignee"),
         }
     if "now" in reads:
         context["now"] = given.now or datetime.datetime.now(datetime.timezone.utc)

@@ -41,7 +41,9 @@ class DefinitionField:
     field of the model row, ``key`` the key in the export format; ``kind`` (``str``,
     ``bool`` or ``int``; ``timedelta`` for a step's ``due_after``) and ``default`` are
     the type and value when the key is left out. The ``name`` of each item is not
-    listed: it is ``name`` everywhere and is what rows are matched by.
+    listed: it is ``name`` everywhere and is what rows are matched by. With
+    ``omit_default`` the key is written to an export only when the value differs from
+    ``default``, so files written before the field existed re-export unchanged.
     """
 
     attribute: str
@@ -49,6 +51,7 @@ class DefinitionField:
     key: str
     kind: type
     default: Any
+    omit_default: bool = False
 
 
 STEP_FIELDS = (
@@ -65,6 +68,10 @@ STATUS_FIELDS = (
     DefinitionField("is_completion", "is_completion_status", "completion", bool, False),
     DefinitionField("is_cancellation", "is_cancellation_status", "cancellation", bool, False),
     DefinitionField("is_on_hold", "is_on_hold_status", "on_hold", bool, False),
+    DefinitionField("permission", "permission", "permission", str, "", omit_default=True),
+    DefinitionField(
+        "actor_condition", "actor_condition", "actor_condition", str, "", omit_default=True
+    ),
 )
 """The fields of a status."""
 
@@ -121,6 +128,15 @@ class StatusDefinition:
     is_on_hold: bool = False
     description: str = ""
     id: Any = None
+    #: The Django permission (``"app_label.codename"``) an actor needs to set it.
+    permission: str = ""
+    #: A CEL expression the actor must satisfy to set it.
+    actor_condition: str = ""
+
+    @property
+    def has_rule(self) -> bool:
+        """Whether setting this status needs an actor allowed by a permission or condition."""
+        return bool(self.permission or self.actor_condition.strip())
 
     @property
     def kind(self) -> str:
@@ -152,6 +168,8 @@ class StepDefinition:
     id: Any = None
     due_after: timedelta | None = None
     timeout_status: str | None = None
+    #: The name of the auth group responsible for instances at this step (``""``: none).
+    assignee_group: str = ""
 
     def status(self, name: str) -> StatusDefinition | None:
         """The status called ``name``, or ``None``."""
@@ -264,8 +282,9 @@ class WorkflowDefinition:
     def to_dict(self) -> dict[str, Any]:
         """The definition as plain data (the export format; ids are left out).
 
-        A step's ``due_after`` (in seconds) and ``timeout_status`` appear only when
-        set, so files of steps without deadlines read as they always have.
+        A step's ``due_after`` (in seconds), ``timeout_status`` and ``assignee_group``,
+        and a status's ``permission`` and ``actor_condition``, appear only when set, so
+        files of workflows without them read as they always have.
         """
         return {
             "name": self.name,
@@ -277,6 +296,7 @@ class WorkflowDefinition:
                     "name": step.name,
                     **_export_values(STEP_FIELDS, step),
                     **_deadline_dict(step),
+                    **({"assignee_group": step.assignee_group} if step.assignee_group else {}),
                     "statuses": [
                         {"name": status.name, **_export_values(STATUS_FIELDS, status)}
                         for status in step.statuses
@@ -355,6 +375,7 @@ _STEP_KEYS = {
     "name",
     "statuses",
     *(f.key for f in STEP_DEADLINE_FIELDS),
+    "assignee_group",
     *(f.key for f in STEP_FIELDS),
 }
 _STATUS_KEYS = {"name", *(f.key for f in STATUS_FIELDS)}
@@ -362,7 +383,8 @@ _TRANSITION_KEYS = {"name", *(f.key for f in TRANSITION_STEPS + TRANSITION_FIELD
 
 
 def _export_values(fields: Sequence[DefinitionField], item: Any) -> dict[str, Any]:
-    return {f.key: getattr(item, f.attribute) for f in fields}
+    values = ((f, getattr(item, f.attribute)) for f in fields)
+    return {f.key: value for f, value in values if not (f.omit_default and value == f.default)}
 
 
 def _reject_unknown(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -436,6 +458,7 @@ def _step_from_dict(data: Mapping[str, Any], where: str) -> StepDefinition:
     )
     return StepDefinition(
         name=name,
+        assignee_group=_optional_str(data, "assignee_group", where),
         statuses=statuses,
         due_after=_duration(data, "due_after", where),
         timeout_status=_optional_str(data, "timeout_status", where) or None,

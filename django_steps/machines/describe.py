@@ -22,6 +22,7 @@ from ..exceptions import (
 from .compiler import WorkflowMachine
 from .context import Surroundings
 from .definition import StatusDefinition, StepDefinition, TransitionDefinition, WorkflowDefinition
+from .explain import RuleCheck, rule_checks
 from .lifecycle import ChangeKind, Lifecycle
 from .runner import MachineState, Outcome, WorkflowRunner
 
@@ -57,11 +58,17 @@ class StepDescription:
             for flag, on in (("initial", self.step.is_initial), ("final", self.step.is_final))
             if on
         ]
+        if self.step.assignee_group:
+            flags.append(f"group {self.step.assignee_group}")
         lines = [f"{self.name}" + (f" ({', '.join(flags)})" if flags else "")]
         for status in self.statuses:
             marks = ["default"] if status.is_default else []
             if status.kind != "plain":
                 marks.append(status.kind.replace("_", "-"))
+            if status.permission:
+                marks.append(f"permission {status.permission}")
+            if status.actor_condition.strip():
+                marks.append(f"actor condition {' '.join(status.actor_condition.split())}")
             lines.append(f"  status {status.name}" + (f" [{', '.join(marks)}]" if marks else ""))
         for position, transition in enumerate(self.transitions, start=1):
             condition = transition.condition.strip() or "(always)"
@@ -162,6 +169,8 @@ class StateDescription:
     can_hold: Permission
     can_resume: Permission
     can_cancel: Permission
+    #: For each status of the step, whether the actor passes its rule and why not.
+    rules: tuple[RuleCheck, ...] = ()
 
     @property
     def allowed_statuses(self) -> list[str]:
@@ -178,6 +187,9 @@ class StateDescription:
             f"Resume: {self.can_resume}",
             f"Cancel: {self.can_cancel}",
         ]
+        guarded = [check for check in self.rules if check.rule]
+        if guarded:
+            lines += ["Status rules for this actor:", *(f"  {check}" for check in guarded)]
         return "\n".join(lines)
 
 
@@ -198,15 +210,20 @@ def describe_state(
         statuses=tuple(
             _status_option(runner, state, step, status, surroundings) for status in step.statuses
         ),
-        can_hold=_permission(runner.hold, state),
-        can_resume=_permission(runner.resume, state),
-        can_cancel=_permission(runner.cancel, state),
+        can_hold=_permission(runner.hold, state, surroundings),
+        can_resume=_permission(runner.resume, state, surroundings),
+        can_cancel=_permission(runner.cancel, state, surroundings),
+        rules=rule_checks(runner, state, surroundings),
     )
 
 
-def _permission(operation: Callable[[MachineState], Outcome], state: MachineState) -> Permission:
+def _permission(
+    operation: Callable[[MachineState, Surroundings | None], Outcome],
+    state: MachineState,
+    surroundings: Surroundings | None,
+) -> Permission:
     try:
-        operation(replace(state))
+        operation(replace(state), surroundings)
     except StepsError as error:
         return Permission(False, str(error))
     return Permission(True)

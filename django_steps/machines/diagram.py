@@ -3,7 +3,9 @@
 The structure comes from python-statemachine's diagram extractor
 (:func:`statemachine.contrib.diagram.extract.extract`) run on the compiled machine
 class, or on a machine bound to an instance's state so the current step is
-highlighted. Transitions are relabelled with their CEL condition, their position in
+highlighted. A step's node also names its due time and timeout status, its assignee
+group and, after a lock mark, its statuses guarded by a permission or an actor
+condition. Transitions are relabelled with their CEL condition, their position in
 the order tried and their priority. Holding, resuming and cancelling are not drawn:
 they change an instance's status, never its step, and are no machine transitions.
 
@@ -26,7 +28,7 @@ from statemachine.contrib.diagram.model import DiagramGraph, DiagramTransition, 
 from statemachine.contrib.diagram.renderers.mermaid import MermaidRenderer
 
 from ..exceptions import DiagramError
-from .definition import TransitionDefinition, transition_name
+from .definition import StepDefinition, TransitionDefinition, transition_name
 from .lifecycle import Lifecycle
 from .runner import MachineState, WorkflowRunner
 
@@ -109,6 +111,8 @@ def diagram_graph(runner: WorkflowRunner, state: MachineState | None = None) -> 
         step = definition.step(names.get(item.id, ""))
         if step is not None and step.due_after is not None and step.timeout_status:
             name = f"{name}\ndue after {duration_text(step.due_after)}: {step.timeout_status}"
+        if step is not None:
+            name += "".join(f"\n{line}" for line in rule_lines(step))
         if item.is_active and state is not None:
             details = [state.status or ""]
             lifecycle = state.lifecycle.value.replace("_", " ")
@@ -128,6 +132,18 @@ def duration_text(duration: timedelta) -> str:
         if count:
             parts.append(f"{count} {'day' if unit == 'days' and count == 1 else unit}")
     return " ".join(parts) or "0 s"
+
+
+def rule_lines(step: StepDefinition) -> list[str]:
+    """The lines a step's node carries about who acts there: its assignee group and its
+    statuses with a rule, after a lock mark (``"🔒 Approved, Checked"``)."""
+    lines = []
+    if step.assignee_group:
+        lines.append(f"group: {step.assignee_group}")
+    guarded = [status.name for status in step.statuses if status.has_rule]
+    if guarded:
+        lines.append(f"\N{LOCK} {', '.join(guarded)}")
+    return lines
 
 
 def transition_label(transition: TransitionDefinition, position: int, count: int) -> str:

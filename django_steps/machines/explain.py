@@ -71,6 +71,49 @@ class ConditionCheck:
 
 
 @dataclass(frozen=True)
+class RuleCheck:
+    """Whether the actor passes the rule of one status of the step.
+
+    ``rule`` is what the status asks (``"permission app.codename"``,
+    ``"actor_condition <text>"`` or both, ``""`` when it has no rule), ``reason`` why
+    the actor fails it (``""`` when allowed).
+    """
+
+    status: str
+    rule: str
+    allowed: bool
+    reason: str = ""
+
+    def __str__(self) -> str:
+        if not self.rule:
+            return f"{self.status}: no rule"
+        verdict = "allowed" if self.allowed else f"refused: {self.reason}"
+        return f"{self.status}: {self.rule} -> {verdict}"
+
+
+def rule_checks(
+    runner: WorkflowRunner, state: MachineState, surroundings: Surroundings | None
+) -> tuple[RuleCheck, ...]:
+    """The :class:`RuleCheck` of each status of the current step, in step order."""
+    step = runner.step_of(state)
+    checks = []
+    for status in step.statuses:
+        rule = " and ".join(
+            part
+            for part in (
+                f"permission {status.permission}" if status.permission else "",
+                f"actor_condition {status.actor_condition}"
+                if status.actor_condition.strip()
+                else "",
+            )
+            if part
+        )
+        refusal = runner.rule_refusal(state, status, surroundings)
+        checks.append(RuleCheck(status.name, rule, refusal is None, refusal[1] if refusal else ""))
+    return tuple(checks)
+
+
+@dataclass(frozen=True)
 class Explanation:
     """What setting ``status`` at ``step`` with ``context`` would do, and why.
 
@@ -90,6 +133,8 @@ class Explanation:
     changes: tuple[Change, ...]
     refused: str | None = None
     refused_by: type[StepsError] | None = None
+    #: For each status of the step, whether the actor passes its rule and why not.
+    rules: tuple[RuleCheck, ...] = ()
 
     @property
     def allowed(self) -> bool:
@@ -180,6 +225,9 @@ class Explanation:
         else:
             lines.append("The step has no outgoing transitions.")
         lines.append(self.verdict)
+        guarded = [check for check in self.rules if check.rule]
+        if guarded:
+            lines += ["Status rules for this actor:", *(f"  {check}" for check in guarded)]
         return "\n".join(lines)
 
 
@@ -253,6 +301,7 @@ def explain_status(
         changes=changes,
         refused=refused,
         refused_by=refused_by,
+        rules=rule_checks(runner, state, surroundings),
     )
 
 

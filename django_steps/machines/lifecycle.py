@@ -38,6 +38,7 @@ class ChangeKind(str, enum.Enum):
     RESUMED = "resumed"
     CANCELLED = "cancelled"
     COMPLETED = "completed"
+    ASSIGNED = "assigned"
 
     @property
     def label(self) -> str:

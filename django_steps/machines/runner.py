@@ -18,15 +18,17 @@ from typing import Any
 
 from statemachine.exceptions import TransitionNotAllowed
 
-from ..cel import DEFAULT_LIMITS, CelLimits, convert_context
+from ..cel import DEFAULT_LIMITS, CelLimits, CompiledCondition, compile_condition, convert_context
 from ..cel.variables import RESERVED_NAMES, check_declared_context, reserved_names_read
 from ..exceptions import (
     ConditionEvaluationError,
+    ContextError,
     DefinitionError,
     InstanceFinished,
     InvalidStatus,
     NoTransitionAvailable,
     OperationNotAllowed,
+    PermissionDenied,
     TransitionConditionError,
 )
 from .compiler import COMPLETE, Evaluation, StepBinding, WorkflowMachine, compile_workflow
@@ -99,6 +101,15 @@ class Outcome:
     def kinds(self) -> list[ChangeKind]:
         return [change.kind for change in self.changes]
 
+    @property
+    def acted_at(self) -> str | None:
+        """The step the operation was made at (``None`` for a start or no change): where
+        ``instance.actors`` records the actor. The step a transition enters, and its
+        completion when it is final, are the engine's doing, not the actor's."""
+        if not self.changes or self.changes[0].kind is ChangeKind.STARTED:
+            return None
+        return self.changes[0].from_step
+
 
 class WorkflowRunner:
     """Apply the workflow rules of one definition to machine states.
@@ -133,6 +144,22 @@ class WorkflowRunner:
                 names = reserved_names_read(transition.condition)
                 reads[transition.from_step] = reads.get(transition.from_step, frozenset()) | names
         self.reads: Mapping[str, frozenset[str]] = reads
+        # Each status's actor condition, compiled (validation has checked it compiles),
+        # and the steps with a status rule: their changes always get surroundings.
+        rules: dict[tuple[str, str], tuple[CompiledCondition, frozenset[str]]] = {}
+        guarded: set[str] = set()
+        for step in self.definition.steps:
+            for status in step.statuses:
+                if status.has_rule:
+                    guarded.add(step.name)
+                if status.actor_condition.strip():
+                    rules[step.name, status.name] = (
+                        compile_condition(status.actor_condition, backend=backend, limits=limits),
+                        reserved_names_read(status.actor_condition),
+                    )
+        self._actor_conditions = rules
+        #: The steps with a status that has a ``permission`` or ``actor_condition``.
+        self.guarded: frozenset[str] = frozenset(guarded)
         # One idle machine per thread for completing steps (see _borrow_machine).
         self._idle = threading.local()
 
@@ -208,6 +235,106 @@ class WorkflowRunner:
             )
         return convert_context(context, backend=self.backend, limits=self.limits)
 
+    def rule_refusal(
+        self,
+        state: MachineState,
+        status: StatusDefinition,
+        surroundings: Surroundings | None,
+        context: Mapping[str, Any] | None = None,
+    ) -> tuple[str, str] | None:
+        """Why the actor may not set ``status`` at the current step: ``(rule, reason)``.
+
+        ``None`` when the status has no rule, the actor is ``SYSTEM`` or the actor
+        passes it: it holds the ``permission`` and the ``actor_condition`` is true.
+        A rule with no actor refuses, and so does an ``actor_condition`` that cannot be
+        evaluated (fail closed). ``rule`` is ``"permission <name>"`` or
+        ``"actor_condition <text>"``.
+        """
+        if not status.has_rule or (surroundings is not None and surroundings.system):
+            return None
+        first_rule = (
+            f"permission {status.permission}"
+            if status.permission
+            else f"actor_condition {status.actor_condition}"
+        )
+        # An actor comes with a way to ask for its permissions; checking for one builds
+        # nothing (the actor's values, and their groups query, only for a condition).
+        if surroundings is None or surroundings.has_perm is None:
+            return first_rule, "no actor was given, and the status has a rule"
+        if status.permission and not surroundings.permits(status.permission):
+            return first_rule, f"the actor does not have the permission {status.permission!r}"
+        compiled = self._actor_conditions.get((state.step or "", status.name))
+        if compiled is None:
+            return None
+        program, reads = compiled
+        rule = f"actor_condition {status.actor_condition}"
+        try:
+            values = condition_context(
+                context if isinstance(context, Mapping) else None,
+                reads=reads | {"actor"},
+                status=status.name,
+                step=state.step,
+                current_status=state.status,
+                surroundings=surroundings,
+            )
+            result = program.evaluate(
+                convert_context(values, backend=self.backend, limits=self.limits)
+            )
+        except (ConditionEvaluationError, ContextError) as error:
+            return rule, f"the actor condition could not be evaluated ({error}), so it refuses"
+        if not result:
+            return rule, "the actor condition is false for this actor"
+        return None
+
+    def check_rule(
+        self,
+        state: MachineState,
+        step: StepDefinition,
+        status: StatusDefinition,
+        surroundings: Surroundings | None,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Raise :class:`~django_steps.exceptions.PermissionDenied` if the actor may not
+        set ``status`` (see :meth:`rule_refusal`)."""
+        refusal = self.rule_refusal(state, status, surroundings, context)
+        if refusal is None:
+            return
+        rule, reason = refusal
+        raise PermissionDenied(
+            f"Workflow {self.definition.name!r}: status {status.name!r} of step {step.name!r} "
+            f"cannot be set by this actor: {reason} (rule: {rule}). Nothing was changed.",
+            step=step.name,
+            status=status.name,
+            rule=rule,
+            reason=reason,
+        )
+
+    def status_options(
+        self, state: MachineState, surroundings: Surroundings | None = None
+    ) -> list[tuple[StatusDefinition, str]]:
+        """Each status of the current step, in step order, with why it cannot be set now.
+
+        The reason is ``""`` for a status the actor may set now: the instance is
+        running (on hold, only a cancellation status), it is not the current status,
+        the step has it and its rule lets the actor through (:meth:`rule_refusal`).
+        Transition conditions are not tried: a completion status may still be refused
+        by them when it is set.
+        """
+        if state.lifecycle.is_finished or state.step is None:
+            return []
+        step = self.step_of(state)
+        options = []
+        for status in step.statuses:
+            if status.name == state.status:
+                reason = "it is the current status"
+            elif state.lifecycle is Lifecycle.ON_HOLD and not status.is_cancellation:
+                reason = "the instance is on hold; only a cancellation status can be set"
+            else:
+                refusal = self.rule_refusal(state, status, surroundings)
+                reason = f"{refusal[1]} (rule: {refusal[0]})" if refusal else ""
+            options.append((status, reason))
+        return options
+
     def set_status(
         self,
         state: MachineState,
@@ -248,9 +375,10 @@ class WorkflowRunner:
                 operation="set_status",
             )
         if status.is_on_hold:
-            return self.hold(state)
+            return self.hold(state, surroundings)
         if status.is_cancellation:
-            return self.cancel(state)
+            return self.cancel(state, surroundings)
+        self.check_rule(state, step, status, surroundings, context)
         if self.definition.context_variables:
             context = check_declared_context(
                 self.definition.context_variables, context, workflow=self.definition.name
@@ -265,8 +393,8 @@ class WorkflowRunner:
             state.lifecycle = Lifecycle.COMPLETED
         return outcome
 
-    def hold(self, state: MachineState) -> Outcome:
-        """Put a running instance on hold with its step's on-hold status."""
+    def hold(self, state: MachineState, surroundings: Surroundings | None = None) -> Outcome:
+        """Put a running instance on hold with its step's on-hold status (and its rule)."""
         self._require_unfinished(state, "put on hold")
         step = self.step_of(state)
         if state.lifecycle is Lifecycle.ON_HOLD:
@@ -282,6 +410,7 @@ class WorkflowRunner:
                 "so it cannot be put on hold.",
                 operation="hold",
             )
+        self.check_rule(state, step, status, surroundings)
         outcome = Outcome(
             [Change(ChangeKind.HELD, step.name, state.status, step.name, status.name)]
         )
@@ -290,8 +419,12 @@ class WorkflowRunner:
         state.lifecycle = Lifecycle.ON_HOLD
         return outcome
 
-    def resume(self, state: MachineState) -> Outcome:
-        """Return an on-hold instance to the status it had before (or the default)."""
+    def resume(self, state: MachineState, surroundings: Surroundings | None = None) -> Outcome:
+        """Return an on-hold instance to the status it had before (or the default).
+
+        Leaving hold takes the rule of the step's on-hold status: who may put the
+        instance on hold may resume it.
+        """
         self._require_unfinished(state, "resume")
         step = self.step_of(state)
         if state.lifecycle is not Lifecycle.ON_HOLD:
@@ -300,6 +433,9 @@ class WorkflowRunner:
                 f"(step {step.name!r}, status {state.status!r}).",
                 operation="resume",
             )
+        on_hold = step.on_hold_status
+        if on_hold is not None:
+            self.check_rule(state, step, on_hold, surroundings)
         previous = step.status(state.status_before_hold or "")
         if previous is None or previous.is_on_hold:
             previous = self.default_status(step)
@@ -311,8 +447,8 @@ class WorkflowRunner:
         state.lifecycle = Lifecycle.RUNNING
         return outcome
 
-    def cancel(self, state: MachineState) -> Outcome:
-        """Cancel an unfinished instance with its step's cancellation status."""
+    def cancel(self, state: MachineState, surroundings: Surroundings | None = None) -> Outcome:
+        """Cancel an unfinished instance with its step's cancellation status (and its rule)."""
         self._require_unfinished(state, "cancel")
         step = self.step_of(state)
         status = step.cancellation_status
@@ -322,6 +458,7 @@ class WorkflowRunner:
                 "status, so it cannot be cancelled.",
                 operation="cancel",
             )
+        self.check_rule(state, step, status, surroundings)
         outcome = Outcome(
             [Change(ChangeKind.CANCELLED, step.name, state.status, step.name, status.name)]
         )

@@ -322,6 +322,18 @@ def condition_issues(
     ] + issues
 
 
+def is_permission_name(permission: str) -> bool:
+    """Whether ``permission`` has the form ``app_label.codename`` (one dot, no spaces)."""
+    app_label, dot, codename = permission.partition(".")
+    return bool(
+        dot
+        and app_label
+        and codename
+        and "." not in codename
+        and not any(character.isspace() for character in permission)
+    )
+
+
 def completion_status_names(step: StepDefinition) -> list[str]:
     """The names of ``step``'s completion statuses: the values ``status`` has in its conditions."""
     return [status.name for status in step.statuses if status.is_completion]
@@ -554,6 +566,8 @@ class _Validator:
                     step=step.name,
                     field="is_default_status",
                 )
+        for status in step.statuses:
+            self.check_rule(step, status)
         has_completion = any(status.is_completion for status in step.statuses)
         if step.is_final and not has_completion:
             self.add(
@@ -650,6 +664,47 @@ class _Validator:
                 step.name,
                 id=step.id,
                 field="timeout_status",
+            )
+
+    def check_rule(self, step: StepDefinition, status: StatusDefinition) -> None:
+        """A status's ``permission`` is ``app_label.codename``; its ``actor_condition``
+        compiles and reads only names conditions may read (the permission's existence
+        is checked against the database by :func:`django_steps.validation`)."""
+        status_where = f"step {step.name!r}, status {status.name!r}"
+        if status.permission and not is_permission_name(status.permission):
+            self.add(
+                ERROR,
+                "invalid_permission",
+                f"{status_where}: permission {status.permission!r} is not a permission name; "
+                "write it as app_label.codename, e.g. purchasing.approve_order.",
+                "status",
+                status.name,
+                id=status.id,
+                step=step.name,
+                field="permission",
+            )
+        if not status.actor_condition.strip():
+            return
+        where = f"{status_where}: actor condition {_shorten(status.actor_condition)!r}"
+        for issue in condition_issues(
+            status.actor_condition,
+            declared=self.definition.context_variables,
+            backend=self.backend,
+            limits=self.limits,
+            object_fields=self.object_fields,
+            statuses=[status.name],
+        ):
+            self.add(
+                ERROR,
+                issue.code,
+                f"{where}: {issue.message}",
+                "status",
+                status.name,
+                id=status.id,
+                step=step.name,
+                field="actor_condition",
+                line=issue.line,
+                column=issue.column,
             )
 
     # --- transitions ------------------------------------------------------------------

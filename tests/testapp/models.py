@@ -53,3 +53,16 @@ class Expense(models.Model):
 
     def workflow_context(self) -> dict[str, object]:
         return {"amount": self.amount, "category": self.category}
+
+
+class Order(models.Model):
+    """The purchase order of the "Permissions and assignment" docs page."""
+
+    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    team = models.CharField(max_length=50, blank=True)
+
+    def __str__(self) -> str:
+        return f"Order {self.pk}"
+
+    def workflow_context(self) -> dict[str, object]:
+        return {"amount": self.amount, "team": self.team}
