@@ -50,8 +50,10 @@ from __future__ import annotations
 from django.dispatch import Signal
 
 __all__ = [
+    "workflow_assigned",
     "workflow_cancelled",
     "workflow_completed",
+    "workflow_due",
     "workflow_held",
     "workflow_resumed",
     "workflow_started",

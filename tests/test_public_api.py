@@ -31,7 +31,6 @@ PUBLIC = [
     "django_steps.forms",
     "django_steps.introspection",
     "django_steps.machines",
-    "django_steps.machines.actors",
     "django_steps.machines.context",
     "django_steps.machines.deadlines",
     "django_steps.machines.definition",

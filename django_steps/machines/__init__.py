@@ -8,7 +8,7 @@ nothing of django-steps above it: only :mod:`django_steps.cel` and
 
 Public modules: this package (the names in ``__all__``), :mod:`.definition`,
 :mod:`.lifecycle`, :mod:`.runner`, :mod:`.context` (what conditions see),
-:mod:`.deadlines` (when an instance is due), :mod:`.actors` (the system actor),
+:mod:`.deadlines` (when an instance is due),
 :mod:`.serialization`, :mod:`.validation`, :mod:`.explain`, :mod:`.describe` and
 :mod:`.diagram`. Internal: :mod:`.compiler` and
 :mod:`.flat_engine` (use :func:`compile_workflow` and :class:`WorkflowRunner`).
