@@ -21,8 +21,9 @@ from django.apps import apps
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import transaction
-from django.db.models import Field, Model, Q
+from django.db.models import Field, IntegerField, Model, Q
 
 from ._engine.loading import definition_from_db
 from .exceptions import DefinitionError, DefinitionInUse, WorkflowNotFound
@@ -200,6 +201,10 @@ def _transition_name_clashes(definition: WorkflowDefinition) -> list[str]:
     ]
 
 
+#: The range of an integer every supported database can store.
+_SIGNED_64_BITS = (MinValueValidator(-(2**63)), MaxValueValidator(2**63 - 1))
+
+
 def _database_limit_problems(definition: WorkflowDefinition) -> list[str]:
     """What the database (or the models' validators) would refuse, per row and field.
 
@@ -231,6 +236,10 @@ def _database_limit_problems(definition: WorkflowDefinition) -> list[str]:
                 continue
             try:
                 field.run_validators(value)
+                if isinstance(field, IntegerField):
+                    # Django adds range validators per database; on SQLite only from 5.0.
+                    for validator in _SIGNED_64_BITS:
+                        validator(value)
             except ValidationError as error:
                 messages += [f"{prefix}: {field_name}: {text}" for text in error.messages]
     if "\\u0000" in json.dumps(definition.context_variables, default=str):
